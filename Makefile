@@ -1,0 +1,46 @@
+# landexplorer: the same commands locally and in CI.
+#   make demo   - install everything into .venv, load the Trafford demo data, serve the map
+#   make test   - install what the tests need (Python, npm, Debian packages) and run them
+#   make lint   - ruff, ruff format --check, mypy on the package
+#   make bench  - benchmarks against the peers of ../shared/bench (figures in docs/benchmarks.md)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: install system-deps demo test lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+demo: install
+	$(VENV)/bin/landexplorer demo
+	@if $(VENV)/bin/landexplorer serve --help >/dev/null 2>&1; then \
+	  $(VENV)/bin/landexplorer serve; fi
+
+test: install system-deps
+	$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check landexplorer tests
+	$(VENV)/bin/ruff format --check landexplorer tests
+	$(VENV)/bin/mypy landexplorer
+
+format: install
+	$(VENV)/bin/ruff check --fix landexplorer tests
+	$(VENV)/bin/ruff format landexplorer tests
+
+bench: install system-deps
+	bash bench/run.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

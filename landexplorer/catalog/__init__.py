@@ -1,0 +1,35 @@
+"""The layer catalogue and the stores behind it."""
+
+from __future__ import annotations
+
+from landexplorer.catalog.base import FID, GEOMETRY, BBox, Filter, Query, Store
+from landexplorer.catalog.model import IngestReport, LayerEntry, check_layer_id, slugify
+from landexplorer.settings import Settings
+
+__all__ = [
+    "FID",
+    "GEOMETRY",
+    "BBox",
+    "Filter",
+    "IngestReport",
+    "LayerEntry",
+    "Query",
+    "Store",
+    "check_layer_id",
+    "open_store",
+    "slugify",
+]
+
+
+def open_store(settings: Settings) -> Store:
+    """The store the settings ask for: PostGIS for a ``postgresql://`` URL, else the GeoPackage."""
+    if settings.database_url:
+        from landexplorer.errors import InputError
+
+        raise InputError(
+            "Keeping the catalogue in PostgreSQL is not available in this version yet; "
+            "unset LANDEXPLORER_DATABASE_URL to use the GeoPackage catalogue."
+        )
+    from landexplorer.catalog.gpkg import GeoPackageStore
+
+    return GeoPackageStore(settings.catalog_path, settings.raster_dir)

@@ -1,0 +1,138 @@
+"""The catalogue/store interface.
+
+One interface, several implementations: the embedded GeoPackage store (default) and a
+PostGIS store. Everything above the catalogue (analysis, tiles, api) talks to a
+``Store`` and never to a file or a database directly.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from landexplorer.catalog.model import LayerEntry
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+BBox = tuple[float, float, float, float]
+
+#: Name of the geometry column in every Arrow table a store returns (WKB, EPSG:4326).
+GEOMETRY = "geometry"
+#: Name of the feature id column in every Arrow table a store returns.
+FID = "fid"
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One safe comparison on a catalogued column: ``column op value``.
+
+    Columns are checked against the layer's catalogue entry and values are always bound
+    as parameters, never spliced into SQL.
+    """
+
+    column: str
+    op: str  # "=", "<>", "<", "<=", ">", ">=", "like", "in", "between", "isnull", "notnull"
+    value: Any = None
+
+
+@dataclass
+class Query:
+    """What to read from a layer. Coordinates of ``bbox`` are EPSG:4326 lon/lat."""
+
+    bbox: BBox | None = None
+    columns: Sequence[str] | None = None  # None: every column
+    filters: Sequence[Filter] = field(default_factory=tuple)
+    limit: int | None = None
+    offset: int = 0
+    fids: Sequence[int] | None = None
+
+
+class Store(ABC):
+    """A catalogue of layers and the storage behind it."""
+
+    #: "gpkg" or "postgis"
+    backend: str = ""
+
+    # ----- catalogue -------------------------------------------------------------------
+    @abstractmethod
+    def list_layers(self) -> list[LayerEntry]:
+        """Every layer, in id order."""
+
+    @abstractmethod
+    def get(self, layer_id: str) -> LayerEntry:
+        """One layer's entry; raises ``LayerNotFound``."""
+
+    def exists(self, layer_id: str) -> bool:
+        from landexplorer.errors import LayerNotFound
+
+        try:
+            self.get(layer_id)
+        except LayerNotFound:
+            return False
+        return True
+
+    @abstractmethod
+    def update_metadata(self, layer_id: str, **fields: Any) -> LayerEntry:
+        """Change descriptive fields (title, licence, visibility, ...) without a new version."""
+
+    @abstractmethod
+    def delete(self, layer_id: str) -> None:
+        """Remove a layer and its data."""
+
+    # ----- writing ------------------------------------------------------------------------
+    @abstractmethod
+    def write_vector(
+        self,
+        entry: LayerEntry,
+        schema: pa.Schema,
+        batches: Iterable[pa.RecordBatch],
+        *,
+        replace: bool = False,
+    ) -> LayerEntry:
+        """Store a new layer, or a new version of one, atomically.
+
+        ``batches`` carry a WKB ``geometry`` column in EPSG:4326 plus attribute columns.
+        The iterator may fill in ``entry`` (counts, bbox, report) as it goes: it is read
+        again after the last batch. Either the whole version becomes visible in one step,
+        or (on any exception, Ctrl-C included) the catalogue is left as it was.
+        """
+
+    @abstractmethod
+    def write_raster(self, entry: LayerEntry, cog_path: Path, *, replace: bool = False) -> LayerEntry:
+        """Take ownership of a finished COG file and catalogue it atomically."""
+
+    @abstractmethod
+    def raster_path(self, entry: LayerEntry) -> Path:
+        """The COG file behind a raster layer."""
+
+    # ----- reading ------------------------------------------------------------------------
+    @abstractmethod
+    def read_arrow(self, layer_id: str, query: Query | None = None) -> pa.Table:
+        """Features as an Arrow table: ``fid``, the requested columns, WKB ``geometry``."""
+
+    @abstractmethod
+    def count(self, layer_id: str, query: Query | None = None) -> int:
+        """How many features match (ignores limit/offset)."""
+
+    def read_frame(self, layer_id: str, query: Query | None = None) -> gpd.GeoDataFrame:
+        """Features as a GeoDataFrame in EPSG:4326, indexed by ``fid``."""
+        import geopandas as gpd
+        import shapely
+
+        table = self.read_arrow(layer_id, query)
+        frame = table.drop_columns([GEOMETRY]).to_pandas()
+        geoms = shapely.from_wkb(table.column(GEOMETRY).to_numpy(zero_copy_only=False))
+        gdf = gpd.GeoDataFrame(frame, geometry=geoms, crs="EPSG:4326")
+        return gdf.set_index(FID)
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+ProgressCallback = Callable[[int], None]

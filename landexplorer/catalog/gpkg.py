@@ -1,0 +1,571 @@
+"""The embedded store: one GeoPackage holds the catalogue and every vector layer.
+
+Layout inside the file:
+
+* ``landexplorer_layers`` - the catalogue, one row per layer (registered in
+  ``gpkg_contents`` as an attributes table, so QGIS shows it too);
+* ``<id>_v<version>`` - one feature table per layer version, written by GDAL with an
+  R-tree spatial index, geometry column ``geom`` in EPSG:4326;
+* ``landexplorer_staging`` - tables being written or retired. A table listed here is
+  not (or no longer) part of the catalogue; whatever is left in it after a crash or a
+  Ctrl-C is removed the next time the store is opened.
+
+A new version becomes visible in the single transaction that repoints the catalogue
+row, so readers see either the old version or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import shapely
+
+from landexplorer.catalog.base import FID, GEOMETRY, Query, Store
+from landexplorer.catalog.model import Column, LayerEntry, check_layer_id
+from landexplorer.catalog.sql import compile_filters, quote_ident
+from landexplorer.errors import InputError, LandExplorerError, LayerExists, LayerNotFound, StoreBusy
+
+CATALOG_TABLE = "landexplorer_layers"
+STAGING_TABLE = "landexplorer_staging"
+GEOM_COLUMN = "geom"
+_BUSY_TIMEOUT_S = 15.0
+_ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
+
+_ARROW_TO_COLUMN = (
+    (pa.types.is_boolean, "boolean"),
+    (pa.types.is_integer, "integer"),
+    (pa.types.is_floating, "number"),
+    (pa.types.is_decimal, "number"),
+    (pa.types.is_timestamp, "datetime"),
+    (pa.types.is_date, "date"),
+    (pa.types.is_binary, "binary"),
+    (pa.types.is_large_binary, "binary"),
+)
+_COLUMN_TO_ARROW: dict[str, pa.DataType] = {
+    "boolean": pa.bool_(),
+    "integer": pa.int64(),
+    "number": pa.float64(),
+    "string": pa.string(),
+    "date": pa.string(),
+    "datetime": pa.string(),
+    "binary": pa.binary(),
+}
+
+
+def column_type(arrow_type: pa.DataType) -> str:
+    """The catalogue's name for an Arrow type."""
+    for test, name in _ARROW_TO_COLUMN:
+        if test(arrow_type):
+            return name
+    return "string"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def gpkg_to_wkb(blob: bytes) -> bytes:
+    """Strip the GeoPackage header (and envelope) from a geometry blob, leaving ISO WKB."""
+    flags = blob[3]
+    return blob[8 + _ENVELOPE_BYTES.get((flags >> 1) & 7, 0) :]
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS gpkg_spatial_ref_sys (
+  srs_name TEXT NOT NULL, srs_id INTEGER NOT NULL PRIMARY KEY, organization TEXT NOT NULL,
+  organization_coordsys_id INTEGER NOT NULL, definition TEXT NOT NULL, description TEXT);
+CREATE TABLE IF NOT EXISTS gpkg_contents (
+  table_name TEXT NOT NULL PRIMARY KEY, data_type TEXT NOT NULL, identifier TEXT UNIQUE,
+  description TEXT DEFAULT '', last_change DATETIME NOT NULL DEFAULT
+  (strftime('%Y-%m-%dT%H:%M:%fZ','now')), min_x DOUBLE, min_y DOUBLE, max_x DOUBLE,
+  max_y DOUBLE, srs_id INTEGER,
+  CONSTRAINT fk_gc_r_srs_id FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys(srs_id));
+CREATE TABLE IF NOT EXISTS gpkg_geometry_columns (
+  table_name TEXT NOT NULL, column_name TEXT NOT NULL, geometry_type_name TEXT NOT NULL,
+  srs_id INTEGER NOT NULL, z TINYINT NOT NULL, m TINYINT NOT NULL,
+  CONSTRAINT pk_geom_cols PRIMARY KEY (table_name, column_name),
+  CONSTRAINT uk_gc_table_name UNIQUE (table_name),
+  CONSTRAINT fk_gc_tn FOREIGN KEY (table_name) REFERENCES gpkg_contents(table_name),
+  CONSTRAINT fk_gc_srs FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys (srs_id));
+CREATE TABLE IF NOT EXISTS {CATALOG_TABLE} (
+  fid INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, title TEXT NOT NULL,
+  kind TEXT NOT NULL, data_type TEXT NOT NULL, visibility TEXT NOT NULL,
+  licence TEXT NOT NULL, attribution TEXT NOT NULL, version INTEGER NOT NULL,
+  feature_count INTEGER NOT NULL, storage TEXT NOT NULL, updated TEXT NOT NULL,
+  entry TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {STAGING_TABLE} (
+  name TEXT PRIMARY KEY, what TEXT NOT NULL, since TEXT NOT NULL);
+"""
+
+_WGS84_WKT = (
+    'GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,'
+    'AUTHORITY["EPSG","7030"]],AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0,'
+    'AUTHORITY["EPSG","8901"]],UNIT["degree",0.0174532925199433,AUTHORITY["EPSG","9122"]],'
+    'AXIS["Latitude",NORTH],AXIS["Longitude",EAST],AUTHORITY["EPSG","4326"]]'
+)
+
+
+class GeoPackageStore(Store):
+    """The catalogue and its layers in one GeoPackage file (plus COG files beside it)."""
+
+    backend = "gpkg"
+
+    def __init__(self, path: Path, raster_dir: Path | None = None) -> None:
+        self.path = Path(path)
+        self.raster_dir = Path(raster_dir) if raster_dir else self.path.parent / "rasters"
+        self._local = threading.local()
+        self._init_lock = threading.Lock()
+        self._ensure_file()
+        self.cleanup()
+
+    # ----- connections ---------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True
+            )
+            conn.create_function("le_intersects", 5, _sql_intersects, deterministic=True)
+            self._local.conn = conn
+            self._local.cache = (None, {})
+        return conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that turns SQLite's 'database is locked' into a clear StoreBusy."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                raise StoreBusy(
+                    "The catalogue is busy saving another change. Please try again in a moment."
+                ) from exc
+            raise
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+        self._local.cache = (None, {})
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _ensure_file(self) -> None:
+        with self._init_lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fresh = not self.path.exists() or self.path.stat().st_size == 0
+            conn = self._conn()
+            if fresh:
+                conn.execute("PRAGMA application_id = 1196444487")  # 'GPKG'
+                conn.execute("PRAGMA user_version = 10300")  # GeoPackage 1.3
+            conn.executescript(_SCHEMA)
+            if fresh:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO gpkg_spatial_ref_sys VALUES (?,?,?,?,?,?)",
+                    [
+                        ("Undefined cartesian SRS", -1, "NONE", -1, "undefined", None),
+                        ("Undefined geographic SRS", 0, "NONE", 0, "undefined", None),
+                        ("WGS 84 geodetic", 4326, "EPSG", 4326, _WGS84_WKT, "longitude/latitude"),
+                    ],
+                )
+            conn.execute(
+                "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, "
+                "description) VALUES (?, 'attributes', ?, ?)",
+                (CATALOG_TABLE, CATALOG_TABLE, "landexplorer layer catalogue"),
+            )
+
+    # ----- catalogue ----------------------------------------------------------------------
+    def _entries(self) -> dict[str, LayerEntry]:
+        conn = self._conn()
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        cached_version, cached = self._local.cache
+        if cached_version == version:
+            return cached  # type: ignore[no-any-return]
+        try:
+            rows = conn.execute(f"SELECT entry FROM {CATALOG_TABLE} ORDER BY id").fetchall()
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                raise StoreBusy("The catalogue is busy. Please try again in a moment.") from exc
+            raise
+        entries = {}
+        for (text,) in rows:
+            entry = LayerEntry.from_dict(json.loads(text))
+            entries[entry.id] = entry
+        self._local.cache = (version, entries)
+        return entries
+
+    def list_layers(self) -> list[LayerEntry]:
+        return list(self._entries().values())
+
+    def get(self, layer_id: str) -> LayerEntry:
+        entry = self._entries().get(layer_id)
+        if entry is None:
+            raise LayerNotFound(f"There is no layer called '{layer_id}' in the catalogue.")
+        return entry
+
+    def _save_entry(self, conn: sqlite3.Connection, entry: LayerEntry) -> None:
+        conn.execute(
+            f"INSERT INTO {CATALOG_TABLE} (id, title, kind, data_type, visibility, licence, "
+            "attribution, version, feature_count, storage, updated, entry) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+            "title=excluded.title, kind=excluded.kind, data_type=excluded.data_type, "
+            "visibility=excluded.visibility, licence=excluded.licence, "
+            "attribution=excluded.attribution, version=excluded.version, "
+            "feature_count=excluded.feature_count, storage=excluded.storage, "
+            "updated=excluded.updated, entry=excluded.entry",
+            (
+                entry.id,
+                entry.title,
+                entry.kind,
+                entry.data_type,
+                entry.visibility,
+                entry.licence,
+                entry.attribution,
+                entry.version,
+                entry.feature_count,
+                entry.storage,
+                entry.updated,
+                json.dumps(entry.to_dict()),
+            ),
+        )
+
+    def update_metadata(self, layer_id: str, **fields: Any) -> LayerEntry:
+        allowed = {"title", "description", "kind", "owner", "visibility", "licence", "attribution"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise InputError(f"These layer details cannot be changed here: {sorted(unknown)}.")
+        with self._write() as conn:
+            entry = self._read_entry(conn, layer_id)
+            for key, value in fields.items():
+                setattr(entry, key, value)
+            entry.updated = now_iso()
+            self._save_entry(conn, entry)
+        return entry
+
+    def _read_entry(self, conn: sqlite3.Connection, layer_id: str) -> LayerEntry:
+        row = conn.execute(f"SELECT entry FROM {CATALOG_TABLE} WHERE id = ?", (layer_id,)).fetchone()
+        if row is None:
+            raise LayerNotFound(f"There is no layer called '{layer_id}' in the catalogue.")
+        return LayerEntry.from_dict(json.loads(row[0]))
+
+    def delete(self, layer_id: str) -> None:
+        with self._write() as conn:
+            entry = self._read_entry(conn, layer_id)
+            conn.execute(f"DELETE FROM {CATALOG_TABLE} WHERE id = ?", (layer_id,))
+            conn.execute(
+                f"INSERT OR REPLACE INTO {STAGING_TABLE} VALUES (?, ?, ?)",
+                (entry.storage, "retired", now_iso()),
+            )
+        self._discard(entry.storage)
+
+    # ----- staging and clean-up -----------------------------------------------------------
+    def _stage(self, name: str, what: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO {STAGING_TABLE} VALUES (?, ?, ?)", (name, what, now_iso())
+            )
+
+    def _discard(self, name: str) -> None:
+        """Remove a staged or retired table (or raster file) and its staging row."""
+        try:
+            with self._write() as conn:
+                if name.endswith(".tif"):
+                    with contextlib.suppress(FileNotFoundError):
+                        (self.raster_dir.parent / name).unlink()
+                else:
+                    _drop_feature_table(conn, name)
+                conn.execute(f"DELETE FROM {STAGING_TABLE} WHERE name = ?", (name,))
+        except StoreBusy:
+            pass  # left staged; the next cleanup() removes it
+
+    def cleanup(self) -> int:
+        """Remove whatever an interrupted write or an old version left behind."""
+        conn = self._conn()
+        names = [r[0] for r in conn.execute(f"SELECT name FROM {STAGING_TABLE}").fetchall()]
+        in_use = {e.storage for e in self._entries().values()}
+        removed = 0
+        for name in names:
+            if name in in_use:
+                with self._write() as wconn:
+                    wconn.execute(f"DELETE FROM {STAGING_TABLE} WHERE name = ?", (name,))
+                continue
+            self._discard(name)
+            removed += 1
+        return removed
+
+    def _next_version(self, entry: LayerEntry, replace: bool) -> LayerEntry | None:
+        check_layer_id(entry.id)
+        try:
+            old = self.get(entry.id)
+        except LayerNotFound:
+            return None
+        if not replace:
+            raise LayerExists(
+                f"A layer called '{entry.id}' already exists. Use --replace to store this file "
+                "as its new version, or choose another id with --id."
+            )
+        return old
+
+    def _commit_version(self, entry: LayerEntry, old: LayerEntry | None) -> LayerEntry:
+        stamp = now_iso()
+        with self._write() as conn:
+            current = conn.execute(
+                f"SELECT version, entry FROM {CATALOG_TABLE} WHERE id = ?", (entry.id,)
+            ).fetchone()
+            if old is None and current is not None:
+                raise LayerExists(f"A layer called '{entry.id}' was added meanwhile.")
+            if current is not None:
+                previous = LayerEntry.from_dict(json.loads(current[1]))
+                entry.created = previous.created
+                conn.execute(
+                    f"INSERT OR REPLACE INTO {STAGING_TABLE} VALUES (?, ?, ?)",
+                    (previous.storage, "retired", stamp),
+                )
+            else:
+                entry.created = stamp
+            entry.updated = stamp
+            self._save_entry(conn, entry)
+            conn.execute(f"DELETE FROM {STAGING_TABLE} WHERE name = ?", (entry.storage,))
+        if old is not None and old.storage != entry.storage:
+            self._discard(old.storage)
+        return entry
+
+    # ----- writing ------------------------------------------------------------------------
+    def write_vector(
+        self,
+        entry: LayerEntry,
+        schema: pa.Schema,
+        batches: Iterable[pa.RecordBatch],
+        *,
+        replace: bool = False,
+    ) -> LayerEntry:
+        import pyogrio
+
+        old = self._next_version(entry, replace)
+        entry.version = (old.version + 1) if old else 1
+        entry.data_type = "vector"
+        table = f"{entry.id}_v{entry.version}"
+        entry.storage = table
+        # A table of that name can only be an orphan of an earlier failed attempt.
+        self._discard(table)
+        self._stage(table, "writing")
+
+        failure: list[BaseException] = []
+
+        def guarded() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from batches
+            except BaseException as exc:  # re-raised below, whatever it was
+                failure.append(exc)
+                raise
+
+        reader = pa.RecordBatchReader.from_batches(schema, guarded())
+        try:
+            pyogrio.write_arrow(
+                reader,
+                self.path,
+                layer=table,
+                driver="GPKG",
+                geometry_name=GEOMETRY,
+                geometry_type=entry.geometry_type or "Unknown",
+                crs="EPSG:4326",
+                layer_options={"GEOMETRY_NAME": GEOM_COLUMN, "FID": FID, "SPATIAL_INDEX": "YES"},
+                append=False,
+            )
+            if failure:
+                raise failure[0]
+            entry.columns = [
+                Column(f.name, column_type(f.type)) for f in schema if f.name != GEOMETRY
+            ]
+            self._set_contents_metadata(entry)
+            return self._commit_version(entry, old)
+        except BaseException as exc:
+            self._discard(table)
+            if failure and exc is not failure[0]:
+                raise failure[0] from None
+            if isinstance(exc, LandExplorerError | KeyboardInterrupt | SystemExit):
+                raise
+            raise LandExplorerError(
+                "The layer could not be saved into the catalogue; nothing was changed.",
+                detail=repr(exc),
+            ) from exc
+
+    def _set_contents_metadata(self, entry: LayerEntry) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE gpkg_contents SET identifier = ?, description = ? WHERE table_name = ?",
+                (f"{entry.title} [{entry.storage}]", entry.description, entry.storage),
+            )
+
+    def write_raster(self, entry: LayerEntry, cog_path: Path, *, replace: bool = False) -> LayerEntry:
+        old = self._next_version(entry, replace)
+        entry.version = (old.version + 1) if old else 1
+        entry.data_type = "raster"
+        self.raster_dir.mkdir(parents=True, exist_ok=True)
+        target = self.raster_dir / f"{entry.id}_v{entry.version}.tif"
+        entry.storage = f"{self.raster_dir.name}/{target.name}"
+        self._discard(entry.storage)
+        self._stage(entry.storage, "writing")
+        try:
+            if Path(cog_path).resolve().parent == self.raster_dir.resolve():
+                os.replace(cog_path, target)
+            else:
+                shutil.copyfile(cog_path, target)
+            return self._commit_version(entry, old)
+        except BaseException:
+            self._discard(entry.storage)
+            raise
+
+    def raster_path(self, entry: LayerEntry) -> Path:
+        return self.raster_dir.parent / entry.storage
+
+    # ----- reading ------------------------------------------------------------------------
+    def _vector(self, layer_id: str) -> LayerEntry:
+        entry = self.get(layer_id)
+        if entry.data_type != "vector":
+            raise InputError(f"'{layer_id}' is a raster layer; it has no features to read.")
+        return entry
+
+    def _where(self, entry: LayerEntry, query: Query) -> tuple[str, str, list[Any]]:
+        """FROM/JOIN and WHERE clauses and their parameters for a query."""
+        table = quote_ident(entry.storage)
+        source = f"{table} AS t"
+        clauses, params = compile_filters(query.filters, entry.column_names())
+        if query.bbox is not None:
+            x0, y0, x1, y1 = _check_bbox(query.bbox)
+            rtree = quote_ident(f"rtree_{entry.storage}_{GEOM_COLUMN}")
+            source += f" JOIN {rtree} AS r ON t.{FID} = r.id"
+            clauses.insert(0, "r.maxx >= ? AND r.minx <= ? AND r.maxy >= ? AND r.miny <= ?")
+            clauses.insert(
+                1,
+                "((r.minx >= ? AND r.maxx <= ? AND r.miny >= ? AND r.maxy <= ?) "
+                f"OR le_intersects(t.{GEOM_COLUMN}, ?, ?, ?, ?))",
+            )
+            params = [x0, x1, y0, y1, x0, x1, y0, y1, x0, y0, x1, y1, *params]
+        if query.fids is not None:
+            fids = [int(f) for f in query.fids]
+            clauses.append(f"t.{FID} IN ({', '.join('?' * len(fids))})" if fids else "0 = 1")
+            params.extend(fids)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        return source, where, params
+
+    def read_arrow(self, layer_id: str, query: Query | None = None) -> pa.Table:
+        query = query or Query()
+        entry = self._vector(layer_id)
+        names = list(query.columns) if query.columns is not None else entry.column_names()
+        types = {c.name: c.type for c in entry.columns}
+        for name in names:
+            if name not in types:
+                raise InputError(f"Layer '{layer_id}' has no column called '{name}'.")
+        source, where, params = self._where(entry, query)
+        cols = ", ".join([f"t.{FID}", *(f"t.{quote_ident(n)}" for n in names), f"t.{GEOM_COLUMN}"])
+        sql = f"SELECT {cols} FROM {source}{where} ORDER BY t.{FID}"
+        if query.limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params = [*params, int(query.limit), int(query.offset)]
+        elif query.offset:
+            sql += " LIMIT -1 OFFSET ?"
+            params = [*params, int(query.offset)]
+        rows = self._fetch(sql, params)
+        columns = list(zip(*rows, strict=True)) if rows else [()] * (len(names) + 2)
+        arrays: dict[str, pa.Array] = {FID: pa.array(columns[0], type=pa.int64())}
+        for i, name in enumerate(names, start=1):
+            arrays[name] = pa.array(columns[i], type=_COLUMN_TO_ARROW[types[name]])
+        arrays[GEOMETRY] = pa.array([gpkg_to_wkb(b) for b in columns[-1]], type=pa.binary())
+        return pa.table(arrays)
+
+    def _fetch(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        deadline = time.monotonic() + _BUSY_TIMEOUT_S
+        while True:
+            try:
+                return self._conn().execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise StoreBusy("The catalogue is busy. Please try again in a moment.") from exc
+                time.sleep(0.05)
+
+    def count(self, layer_id: str, query: Query | None = None) -> int:
+        query = query or Query()
+        entry = self._vector(layer_id)
+        if query.bbox is None and not query.filters and query.fids is None:
+            return entry.feature_count
+        source, where, params = self._where(entry, query)
+        return int(self._fetch(f"SELECT count(*) FROM {source}{where}", params)[0][0])
+
+    def table_name(self, layer_id: str) -> str:
+        """The feature table of a layer's current version (for GDAL-level readers)."""
+        return self._vector(layer_id).storage
+
+
+def _check_bbox(bbox: Iterable[float]) -> tuple[float, float, float, float]:
+    values = [float(v) for v in bbox]
+    if len(values) != 4 or not all(np.isfinite(values)):
+        raise InputError("A bounding box needs four numbers: west, south, east, north.")
+    x0, y0, x1, y1 = values
+    if x0 > x1 or y0 > y1:
+        raise InputError(
+            "The bounding box is upside down: give west, south, east, north "
+            "(the first two smaller than the last two)."
+        )
+    return x0, y0, x1, y1
+
+
+def _sql_intersects(blob: bytes | None, x0: float, y0: float, x1: float, y1: float) -> int:
+    """SQLite function: does a GeoPackage geometry intersect a box (exact, not envelope)?"""
+    if blob is None:
+        return 0
+    geom = shapely.from_wkb(gpkg_to_wkb(blob))
+    return int(shapely.intersects(geom, shapely.box(x0, y0, x1, y1)))
+
+
+def _drop_feature_table(conn: sqlite3.Connection, table: str) -> None:
+    """Remove a feature table and every GeoPackage registration of it."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).fetchone()
+    rtree = f"rtree_{table}_{GEOM_COLUMN}"
+    for name in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (table,)
+    ).fetchall():
+        conn.execute(f"DROP TRIGGER IF EXISTS {quote_ident(name[0])}")
+    conn.execute(f"DROP TABLE IF EXISTS {quote_ident(rtree)}")
+    if exists:
+        conn.execute(f"DROP TABLE {quote_ident(table)}")
+    for meta in ("gpkg_extensions", "gpkg_geometry_columns", "gpkg_ogr_contents", "gpkg_contents"):
+        has = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (meta,)
+        ).fetchone()
+        if has:
+            conn.execute(f"DELETE FROM {meta} WHERE lower(table_name) = lower(?)", (table,))
+    for meta in ("gpkg_data_columns", "gpkg_metadata_reference"):
+        has = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (meta,)
+        ).fetchone()
+        if has:
+            conn.execute(f"DELETE FROM {meta} WHERE lower(table_name) = lower(?)", (table,))

@@ -1,0 +1,248 @@
+"""``landexplorer ingest``, ``landexplorer layers ...`` and ``landexplorer demo``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from landexplorer.catalog.model import LayerEntry
+from landexplorer.cli.app import app, err, layers_app, out, print_json, state
+from landexplorer.layers.ingest import IngestOptions, ingest
+
+
+class _Rate:
+    """Progress display: features stored so far and features per second."""
+
+    def __init__(self, label: str) -> None:
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=None),
+            TextColumn("{task.completed:,.0f} features"),
+            TextColumn("[cyan]{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        )
+        self.started = time.perf_counter()
+        self.task = self.progress.add_task(label, total=None, rate="")
+
+    def __enter__(self) -> _Rate:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def __call__(self, done: int) -> None:
+        elapsed = max(time.perf_counter() - self.started, 1e-6)
+        self.progress.update(self.task, completed=done, rate=f"{done / elapsed:,.0f}/s")
+
+
+def _fmt_bbox(entry: LayerEntry) -> str:
+    if not entry.bbox:
+        return "-"
+    return ", ".join(f"{v:.4f}" for v in entry.bbox)
+
+
+def _show(entry: LayerEntry) -> None:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("id", entry.id),
+        ("title", entry.title),
+        ("kind", f"{entry.kind} ({entry.data_type})"),
+        ("visibility", entry.visibility + ("" if entry.licence else " (no licence yet)")),
+        ("licence", entry.licence or "-"),
+        ("attribution", entry.attribution or "-"),
+        ("source", entry.source or "-"),
+        ("source CRS", entry.source_crs or "-"),
+        ("version", str(entry.version)),
+        ("updated", entry.updated),
+        ("bbox (lon/lat)", _fmt_bbox(entry)),
+        ("checksum", entry.checksum),
+    ]
+    if entry.data_type == "vector":
+        rows.insert(3, ("features", f"{entry.feature_count:,} {entry.geometry_type}"))
+        rows.append(("columns", ", ".join(f"{c.name} ({c.type})" for c in entry.columns) or "-"))
+    else:
+        r = entry.raster
+        rows.insert(
+            3,
+            ("raster", f"{r.get('width')} x {r.get('height')} cells, {r.get('bands')} band(s), "
+             f"{r.get('dtype')}, {r.get('resolution', ['?'])[0]} m"),
+        )
+    if entry.description:
+        rows.insert(2, ("description", entry.description))
+    for key, value in rows:
+        table.add_row(key, str(value))
+    out.print(table)
+    lines = entry.report.summary() if entry.data_type == "vector" else entry.report.notes
+    if lines:
+        out.print("[bold]ingest report[/]")
+        for line in lines:
+            out.print(f"  - {line}")
+
+
+def _listing(entries: list[LayerEntry]) -> Table:
+    table = Table(title=f"{len(entries)} layer(s)", title_justify="left")
+    for col in ("id", "title", "kind", "type", "features", "licence", "version", "visibility"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        what = e.geometry_type if e.data_type == "vector" else "raster"
+        count = f"{e.feature_count:,}" if e.data_type == "vector" else "-"
+        table.add_row(e.id, e.title, e.kind, what, count, e.licence or "-", str(e.version),
+                      e.visibility)
+    return table
+
+
+@app.command("ingest")
+def ingest_command(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="The file to load (several only for tiles of one raster)."),
+    ],
+    layer_id: Annotated[str | None, typer.Option("--id", help="Layer id (default: from the file name).")] = None,
+    title: Annotated[str | None, typer.Option(help="Title shown on the map.")] = None,
+    description: Annotated[str, typer.Option(help="A sentence about the data.")] = "",
+    kind: Annotated[str, typer.Option(help="community, open or reference.")] = "community",
+    licence: Annotated[str, typer.Option("--licence", "--license", help="e.g. OGL-UK-3.0, CC-BY-4.0.")] = "",
+    attribution: Annotated[str, typer.Option(help="Credit line shown with the data.")] = "",
+    source: Annotated[str | None, typer.Option(help="Where the data came from.")] = None,
+    owner: Annotated[str, typer.Option(help="Who looks after this layer.")] = "",
+    visibility: Annotated[str | None, typer.Option(help="public, private or hidden.")] = None,
+    crs: Annotated[str | None, typer.Option(help="Coordinate system of the file, e.g. EPSG:27700.")] = None,
+    x: Annotated[str | None, typer.Option("--x", help="CSV column holding x / longitude / easting.")] = None,
+    y: Annotated[str | None, typer.Option("--y", help="CSV column holding y / latitude / northing.")] = None,
+    wkt: Annotated[str | None, typer.Option(help="CSV column holding WKT shapes.")] = None,
+    layer: Annotated[str | None, typer.Option(help="Layer inside a GeoPackage (default: all).")] = None,
+    replace: Annotated[bool, typer.Option(help="Store as a new version of an existing layer.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the catalogue entry as JSON.")] = False,
+) -> None:
+    """Load a file into the catalogue: CSV, GeoJSON, KML, zipped shapefile, GeoPackage,
+    FlatGeobuf, GeoParquet, GeoTIFF or ASCII grid (zips of grid tiles are joined)."""
+    assert state.settings is not None
+    options = IngestOptions(
+        id=layer_id, title=title, description=description, kind=kind, licence=licence,
+        attribution=attribution, source=source, owner=owner, visibility=visibility, crs=crs,
+        x=x, y=y, wkt=wkt, layer=layer, replace=replace, batch_size=state.settings.batch_size,
+    )
+    store = state.store()
+    with _Rate(f"Loading {paths[0].name}") as progress:
+        entries = ingest(store, paths, options, progress=progress)
+    if as_json:
+        print_json([e.to_dict() for e in entries])
+        return
+    for entry in entries:
+        out.print(f"[green]Stored[/] layer [bold]{entry.id}[/] (version {entry.version}) "
+                  f"in {store.backend} catalogue.")
+        _show(entry)
+        if not entry.licence:
+            out.print("[yellow]This layer has no licence yet, so it stays private. Set one with "
+                      f"`landexplorer layers set {entry.id} --licence ...`.[/]")
+
+
+@layers_app.command("list")
+def list_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List every layer in the catalogue."""
+    entries = state.store().list_layers()
+    if as_json:
+        print_json([e.to_dict() for e in entries])
+        return
+    if not entries:
+        out.print("The catalogue is empty. Load a file with `landexplorer ingest FILE`, "
+                  "or the demo data with `landexplorer demo`.")
+        return
+    out.print(_listing(entries))
+
+
+@layers_app.command("show")
+def show_command(
+    layer_id: Annotated[str, typer.Argument(help="The layer's id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show one layer's catalogue entry and ingest report."""
+    entry = state.store().get(layer_id)
+    if as_json:
+        print_json(entry.to_dict())
+    else:
+        _show(entry)
+
+
+@layers_app.command("delete")
+def delete_command(
+    layer_id: Annotated[str, typer.Argument(help="The layer's id.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a layer and its data."""
+    store = state.store()
+    entry = store.get(layer_id)
+    if not yes and not typer.confirm(f"Delete '{entry.title}' ({entry.id})?", default=False):
+        err.print("Nothing was deleted.")
+        raise typer.Exit(1)
+    store.delete(layer_id)
+    out.print(f"Deleted layer [bold]{layer_id}[/].")
+
+
+@layers_app.command("set")
+def set_command(
+    layer_id: Annotated[str, typer.Argument(help="The layer's id.")],
+    title: Annotated[str | None, typer.Option()] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    kind: Annotated[str | None, typer.Option()] = None,
+    licence: Annotated[str | None, typer.Option("--licence", "--license")] = None,
+    attribution: Annotated[str | None, typer.Option()] = None,
+    owner: Annotated[str | None, typer.Option()] = None,
+    visibility: Annotated[str | None, typer.Option(help="public, private or hidden.")] = None,
+) -> None:
+    """Change a layer's details (title, licence, visibility, ...) without a new version."""
+    from landexplorer.catalog.model import KINDS, VISIBILITIES
+    from landexplorer.errors import InputError
+
+    changes = {k: v for k, v in {
+        "title": title, "description": description, "kind": kind, "licence": licence,
+        "attribution": attribution, "owner": owner, "visibility": visibility,
+    }.items() if v is not None}
+    if not changes:
+        raise InputError("Say what to change, for example --licence OGL-UK-3.0.")
+    if kind is not None and kind not in KINDS:
+        raise InputError(f"The kind must be one of {', '.join(KINDS)}.")
+    if visibility is not None and visibility not in VISIBILITIES:
+        raise InputError(f"The visibility must be one of {', '.join(VISIBILITIES)}.")
+    entry = state.store().update_metadata(layer_id, **changes)
+    _show(entry)
+
+
+@app.command("demo")
+def demo_command(
+    replace: Annotated[bool, typer.Option(help="Load every demo layer again.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Load the Trafford demo data (real open data) into the catalogue and list it."""
+    from landexplorer.layers.demo import DemoLayer, load_demo
+
+    assert state.settings is not None
+    store = state.store()
+
+    def said(layer: DemoLayer, entry: LayerEntry | None) -> None:
+        if entry is None:
+            err.print(f"  {layer.id}: already loaded")
+        else:
+            what = (f"{entry.feature_count:,} features" if entry.data_type == "vector"
+                    else "raster")
+            err.print(f"  {layer.id}: loaded ({what}, {entry.report.seconds:.2f} s)")
+
+    err.print(f"Loading the demo into {state.settings.catalog_path} ...")
+    entries = load_demo(store, state.settings, replace=replace, on_layer=said)
+    if as_json:
+        print_json([e.to_dict() for e in entries])
+    else:
+        out.print(_listing(store.list_layers()))

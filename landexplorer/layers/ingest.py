@@ -1,0 +1,237 @@
+"""Ingestion: from a file on disk to a catalogued layer, streamed, checked and atomic."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from landexplorer.catalog.base import Store
+from landexplorer.catalog.model import (
+    KINDS,
+    VISIBILITIES,
+    IngestReport,
+    LayerEntry,
+    check_layer_id,
+    slugify,
+)
+from landexplorer.errors import EmptyInput, InputError, LayerExists
+from landexplorer.layers.crs import crs_name
+from landexplorer.layers.normalize import Normalizer
+from landexplorer.layers.raster import build_cog
+from landexplorer.layers.readers import (
+    ReadOptions,
+    SchemaDrift,
+    VectorSource,
+    is_raster_path,
+    open_vector,
+)
+
+#: Called with the number of features stored so far.
+Progress = Callable[[int], None]
+
+
+@dataclass
+class IngestOptions:
+    """Everything a steward or volunteer may say about a file they load."""
+
+    id: str | None = None
+    title: str | None = None
+    description: str = ""
+    kind: str = "community"
+    licence: str = ""
+    attribution: str = ""
+    source: str | None = None
+    owner: str = ""
+    visibility: str | None = None  # default: public when licensed, else private
+    crs: str | None = None
+    x: str | None = None
+    y: str | None = None
+    wkt: str | None = None
+    layer: str | None = None
+    replace: bool = False
+    batch_size: int = 65_536
+    extra_notes: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        if self.kind not in KINDS:
+            raise InputError(f"The kind must be one of {', '.join(KINDS)}, not '{self.kind}'.")
+        if self.visibility is not None and self.visibility not in VISIBILITIES:
+            raise InputError(
+                f"The visibility must be one of {', '.join(VISIBILITIES)}, not '{self.visibility}'."
+            )
+
+
+def file_checksum(paths: Sequence[Path]) -> str:
+    """SHA-256 of the input file(s), so a later load of the same data can be recognised."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with path.open("rb") as fh:
+            while chunk := fh.read(4 * 1024 * 1024):
+                digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def _title_from(path: Path) -> str:
+    stem = path.name.split(".")[0]
+    return stem.replace("_", " ").replace("-", " ").strip().capitalize() or "Untitled layer"
+
+
+def ingest(
+    store: Store,
+    paths: Path | Sequence[Path],
+    options: IngestOptions | None = None,
+    progress: Progress | None = None,
+) -> list[LayerEntry]:
+    """Load a file (or, for raster tiles, several files) into the catalogue.
+
+    Returns one entry per layer stored: a GeoPackage with several layers and no
+    ``layer`` option gives several. On any error nothing is stored and the
+    catalogue (including an earlier version of the layer) is left as it was.
+
+    >>> ingest(store, Path("orchards.csv"), IngestOptions(licence="OGL-UK-3.0"))  # doctest: +SKIP
+    """
+    options = options or IngestOptions()
+    options.check()
+    path_list = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
+    if not path_list:
+        raise InputError("Give at least one file to load.")
+    if len(path_list) > 1 or is_raster_path(path_list[0]):
+        if not all(is_raster_path(p) for p in path_list):
+            raise InputError("Several files can be loaded together only as tiles of one raster.")
+        return [_ingest_raster(store, path_list, options)]
+    return _ingest_vector(store, path_list[0], options, progress)
+
+
+def _base_entry(path: Path, options: IngestOptions, suffix: str = "") -> LayerEntry:
+    layer_id = options.id or slugify(path.name.split(".")[0])
+    if suffix:
+        layer_id = slugify(f"{layer_id}_{suffix}")
+    visibility = options.visibility or ("public" if options.licence else "private")
+    return LayerEntry(
+        id=layer_id,
+        title=(options.title or _title_from(path)) + (f" ({suffix})" if suffix else ""),
+        description=options.description,
+        kind=options.kind,
+        owner=options.owner,
+        visibility=visibility,
+        licence=options.licence,
+        attribution=options.attribution,
+        source=options.source or path.name,
+    )
+
+
+def _refuse_existing(store: Store, layer_id: str, options: IngestOptions) -> None:
+    check_layer_id(layer_id)
+    if not options.replace and store.exists(layer_id):
+        raise LayerExists(
+            f"A layer called '{layer_id}' already exists. Use --replace to store this file as "
+            "its new version, or choose another id with --id."
+        )
+
+
+def _ingest_raster(store: Store, paths: list[Path], options: IngestOptions) -> LayerEntry:
+    started = time.perf_counter()
+    entry = _base_entry(paths[0], options)
+    _refuse_existing(store, entry.id, options)
+    out_dir = getattr(store, "raster_dir", Path(".")) or Path(".")
+    cog, description, notes = build_cog(paths, out_dir, options.crs)
+    try:
+        entry.bbox = description.pop("bbox")
+        entry.raster = description
+        entry.source_crs = description["crs"]
+        entry.geometry_type = ""
+        entry.checksum = file_checksum(paths)
+        entry.report = IngestReport(notes=notes + options.extra_notes)
+        entry.report.seconds = round(time.perf_counter() - started, 3)
+        return store.write_raster(entry, cog, replace=options.replace)
+    finally:
+        cog.unlink(missing_ok=True)
+
+
+def _ingest_vector(
+    store: Store, path: Path, options: IngestOptions, progress: Progress | None
+) -> list[LayerEntry]:
+    read_options = ReadOptions(
+        crs=options.crs,
+        x=options.x,
+        y=options.y,
+        wkt=options.wkt,
+        layer=options.layer,
+        batch_size=options.batch_size,
+    )
+    checksum = file_checksum([path])
+    results = []
+    for attempt in range(20):
+        try:
+            sources = open_vector(path, read_options)
+            many = len(sources) > 1
+            entries = [
+                _base_entry(path, options, suffix=(src.layer or "") if many else "")
+                for src in sources
+            ]
+            for entry in entries:
+                _refuse_existing(store, entry.id, options)  # before reading anything
+            for src, entry in zip(sources, entries, strict=True):
+                entry.checksum = checksum
+                results.append(_write_source(store, src, entry, options, progress))
+            return results
+        except SchemaDrift as drift:
+            read_options.string_columns.add(drift.column)
+            results.clear()
+            if attempt == 19:
+                raise InputError(f"'{path.name}' has columns whose type keeps changing.") from None
+    return results
+
+
+def _write_source(
+    store: Store,
+    source: VectorSource,
+    entry: LayerEntry,
+    options: IngestOptions,
+    progress: Progress | None,
+) -> LayerEntry:
+    started = time.perf_counter()
+    report = IngestReport()
+    report.assumed.extend(source.assumed)
+    normalizer = Normalizer(source, report)
+    raw = source.batches()
+
+    def normalized() -> Iterator[pa.RecordBatch]:
+        for batch in raw:
+            out = normalizer(batch)
+            if out is not None and out.num_rows:
+                if progress is not None:
+                    progress(report.features_stored)
+                yield out
+
+    stream = normalized()
+    first = next(stream, None)
+    if first is None:
+        if report.rows_read == 0:
+            raise EmptyInput(f"'{source.name}' has no features in it: there is nothing to load.")
+        raise EmptyInput(
+            f"None of the {report.rows_read:,} rows of '{source.name}' has a usable geometry "
+            "(all were empty or had no coordinates); nothing was loaded."
+        )
+    schema = first.schema
+    entry.geometry_type = normalizer.geometry_type
+
+    def everything() -> Iterator[pa.RecordBatch]:
+        yield first
+        yield from stream
+        # the stream is done: the store reads these when it commits the version
+        entry.feature_count = report.features_stored
+        entry.bbox = tuple(float(v) for v in normalizer.bounds)  # type: ignore[assignment]
+        entry.source_crs = crs_name(normalizer.crs) if normalizer.crs is not None else ""
+        report.notes.extend(source.notes + options.extra_notes)
+        if normalizer.had_z:
+            report.notes.append("Heights (Z values) in the geometries were left out.")
+        report.seconds = round(time.perf_counter() - started, 3)
+        entry.report = report
+
+    return store.write_vector(entry, schema, everything(), replace=options.replace)

@@ -1,0 +1,353 @@
+"""Normalisation: every batch leaves here valid, in EPSG:4326, with safe column names.
+
+What is done, and counted in the layer's ingest report:
+
+* geometries that are null, empty or unreadable are dropped;
+* the layer keeps one geometry family (points, lines or polygons): the family is what
+  the file declares, or what most of the first batch holds; parts of another family
+  (a stray line inside a GeometryCollection of polygons) are dropped;
+* invalid geometries are repaired with ``make_valid`` keeping the family;
+* lines and polygons are stored as Multi* so one layer has one geometry type;
+* coordinates are reprojected to EPSG:4326 (lon/lat), and refused when they cannot be
+  right for the declared CRS;
+* a file with no CRS is accepted only when its coordinates can only be lon/lat;
+* column names become lower-case ``a-z0-9_``; values are kept, with Arrow types the
+  GeoPackage can store.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pyarrow as pa
+import shapely
+from pyproj import CRS
+
+from landexplorer.catalog.base import GEOMETRY
+from landexplorer.catalog.model import IngestReport
+from landexplorer.errors import CRSError, EmptyInput
+from landexplorer.layers.crs import (
+    check_source_bounds,
+    crs_name,
+    is_wgs84,
+    looks_geographic,
+    parse_crs,
+    transformer_to_wgs84,
+)
+from landexplorer.layers.readers import RawBatch, VectorSource
+
+POINT, LINE, POLYGON = "point", "line", "polygon"
+_FAMILY_OF_TYPE_ID = {0: POINT, 4: POINT, 1: LINE, 2: LINE, 5: LINE, 3: POLYGON, 6: POLYGON}
+_FAMILY_TYPE_IDS = {POINT: (0, 4), LINE: (1, 2, 5), POLYGON: (3, 6)}
+_RESERVED = {"fid", "geom", "geometry", "ogc_fid", "rowid", "oid"}
+
+
+def family_of(declared: str) -> str | None:
+    name = declared.lower().replace(" z", "").replace("3d ", "").replace(" m", "")
+    if name in ("point", "multipoint"):
+        return POINT
+    if name in ("linestring", "multilinestring"):
+        return LINE
+    if name in ("polygon", "multipolygon"):
+        return POLYGON
+    return None
+
+
+def safe_column_names(names: list[str]) -> dict[str, str]:
+    """Map each column name to a safe, unique, lower-case ``a-z0-9_`` name."""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for name in names:
+        safe = re.sub(r"[^0-9a-z_]+", "_", name.strip().lower()).strip("_")
+        safe = re.sub(r"_+", "_", safe) or "column"
+        if safe[0].isdigit():
+            safe = "c_" + safe
+        if safe in _RESERVED:
+            safe = safe + "_1"
+        safe = safe[:60]
+        candidate, n = safe, 2
+        while candidate in used:
+            candidate, n = f"{safe}_{n}", n + 1
+        used.add(candidate)
+        out[name] = candidate
+    return out
+
+
+def _storable(field: pa.Field) -> pa.DataType:
+    t = field.type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_large_string(t) or pa.types.is_null(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t):
+        return pa.binary()
+    if pa.types.is_decimal(t):
+        return pa.float64()
+    if pa.types.is_unsigned_integer(t):
+        return pa.int64()
+    if pa.types.is_time(t) or pa.types.is_duration(t):
+        return pa.string()
+    if pa.types.is_nested(t):
+        return pa.string()
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return t
+    if pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t):
+        return t
+    if pa.types.is_string(t) or pa.types.is_binary(t):
+        return t
+    return pa.string()
+
+
+def _convert(array: pa.Array, target: pa.DataType) -> pa.Array:
+    if array.type == target:
+        return array
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+        if array.type == target:
+            return array
+    if pa.types.is_nested(array.type):
+        values = [None if v is None else json.dumps(v, default=str) for v in array.to_pylist()]
+        return pa.array(values, type=pa.string())
+    if pa.types.is_null(array.type):
+        return pa.nulls(len(array), type=target)
+    return array.cast(target, safe=False)
+
+
+class Normalizer:
+    """Turns a source's raw batches into storable batches, filling in the report and bbox."""
+
+    def __init__(self, source: VectorSource, report: IngestReport) -> None:
+        self.source = source
+        self.report = report
+        self.crs: CRS | None = source.crs
+        self.family = family_of(source.geometry_type)
+        self.multi_points = source.geometry_type.lower().startswith("multipoint")
+        self.columns: dict[str, str] | None = None
+        self.schema: pa.Schema | None = None
+        self.bounds = [np.inf, np.inf, -np.inf, -np.inf]
+        self.had_z = False
+
+    # ----- decisions made on the first batch ------------------------------------------------
+    @property
+    def geometry_type(self) -> str:
+        if self.family == POINT:
+            return "MultiPoint" if self.multi_points else "Point"
+        if self.family == LINE:
+            return "MultiLineString"
+        return "MultiPolygon"
+
+    def _decide_crs(self, bounds: tuple[float, float, float, float]) -> CRS:
+        if self.crs is not None:
+            return self.crs
+        if not all(np.isfinite(bounds)):
+            raise EmptyInput(f"'{self.source.name}' has no usable coordinates.")
+        if looks_geographic(bounds):
+            self.crs = parse_crs("EPSG:4326")
+            self.report.assumed.append(
+                f"'{self.source.name}' does not say which coordinate system it uses; its "
+                "coordinates can only be longitudes and latitudes, so WGS84 (EPSG:4326) "
+                "was assumed."
+            )
+            return self.crs
+        x0, y0, x1, y1 = bounds
+        raise CRSError(
+            f"'{self.source.name}' does not say which coordinate system its coordinates are "
+            f"in, and they ({x0:,.0f}, {y0:,.0f} to {x1:,.0f}, {y1:,.0f}) are not longitudes "
+            "and latitudes. Load it again naming the system, for example --crs EPSG:27700 "
+            "for British National Grid."
+        )
+
+    def _decide_family(self, geoms: np.ndarray) -> None:
+        if self.family is not None:
+            return
+        parts = shapely.get_parts(geoms)
+        ids = shapely.get_type_id(parts)
+        counts = {fam: int(np.isin(ids, tids).sum()) for fam, tids in _FAMILY_TYPE_IDS.items()}
+        if not any(counts.values()):
+            raise EmptyInput(f"'{self.source.name}' has no points, lines or polygons in it.")
+        self.family = max(counts, key=lambda k: counts[k])
+        if self.family == POINT:
+            self.multi_points = bool((shapely.get_type_id(geoms) == 4).any())
+
+    def _attributes(self, attrs: pa.RecordBatch) -> pa.RecordBatch:
+        if self.columns is None:
+            self.columns = safe_column_names(attrs.schema.names)
+            self.report.renamed_columns.update(
+                {k: v for k, v in self.columns.items() if k != v}
+            )
+            self._types = {f.name: _storable(f) for f in attrs.schema}
+        arrays = []
+        names = []
+        for name in attrs.schema.names:
+            target = self._types.get(name, pa.string())
+            arrays.append(_convert(attrs.column(name), target))
+            names.append(self.columns.get(name) or safe_column_names([name])[name])
+        return pa.RecordBatch.from_arrays(arrays, names=names)
+
+    # ----- per batch ------------------------------------------------------------------------
+    def __call__(self, raw: RawBatch) -> pa.RecordBatch | None:
+        self.report.rows_read += raw.attributes.num_rows
+        if raw.x is not None and raw.y is not None:
+            return self._points(raw)
+        return self._geometries(raw)
+
+    def _finish(self, attrs: pa.RecordBatch, wkb: pa.Array, bounds: np.ndarray) -> pa.RecordBatch:
+        out = self._attributes(attrs)
+        out = out.append_column(GEOMETRY, wkb)
+        if self.schema is None:
+            self.schema = out.schema
+        elif out.schema != self.schema:
+            out = pa.RecordBatch.from_arrays(
+                [_convert(out.column(i), f.type) for i, f in enumerate(self.schema)],
+                schema=self.schema,
+            )
+        self.bounds = [
+            min(self.bounds[0], bounds[0]),
+            min(self.bounds[1], bounds[1]),
+            max(self.bounds[2], bounds[2]),
+            max(self.bounds[3], bounds[3]),
+        ]
+        self.report.features_stored += out.num_rows
+        return out
+
+    def _points(self, raw: RawBatch) -> pa.RecordBatch | None:
+        assert raw.x is not None and raw.y is not None
+        x = np.asarray(raw.x, dtype=np.float64)
+        y = np.asarray(raw.y, dtype=np.float64)
+        ok = np.isfinite(x) & np.isfinite(y)
+        attrs = raw.attributes
+        if not ok.all():
+            self.report.dropped_no_coordinates += int((~ok).sum())
+            x, y = x[ok], y[ok]
+            attrs = attrs.filter(pa.array(ok))
+        if self.family is None:
+            self.family = POINT
+        if len(x) == 0:
+            return None
+        bounds = (float(x.min()), float(y.min()), float(x.max()), float(y.max()))
+        crs = self._decide_crs(bounds)
+        check_source_bounds(crs, bounds, f"'{self.source.name}'")
+        if not is_wgs84(crs):
+            x, y = transformer_to_wgs84(crs.to_wkt()).transform(x, y)
+            x, y = np.asarray(x), np.asarray(y)
+        wkb = point_wkb(x, y)
+        return self._finish(
+            attrs, wkb, np.array([x.min(), y.min(), x.max(), y.max()], dtype=np.float64)
+        )
+
+    def _geometries(self, raw: RawBatch) -> pa.RecordBatch | None:
+        assert raw.wkb is not None
+        attrs = raw.attributes
+        values = raw.wkb.to_numpy(zero_copy_only=False)
+        geoms = shapely.from_wkb(values, on_invalid="ignore")
+        if shapely.has_z(geoms).any():
+            self.had_z = True
+            geoms = shapely.force_2d(geoms)
+        keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+        if not keep.all():
+            self.report.dropped_empty += int((~keep).sum())
+            geoms, attrs = geoms[keep], attrs.filter(pa.array(keep))
+        if len(geoms) == 0:
+            return None
+        self._decide_family(geoms)
+        geoms, attrs = self._keep_family(geoms, attrs)
+        if len(geoms) == 0:
+            return None
+        invalid = ~shapely.is_valid(geoms)
+        if invalid.any():
+            self.report.repaired += int(invalid.sum())
+            fixed = shapely.make_valid(geoms[invalid], method="structure", keep_collapsed=False)
+            geoms[invalid] = fixed
+            geoms, attrs = self._keep_family(geoms, attrs, count_parts=False)
+            if len(geoms) == 0:
+                return None
+        bounds = tuple(float(v) for v in shapely.total_bounds(geoms))
+        crs = self._decide_crs(bounds)  # type: ignore[arg-type]
+        check_source_bounds(crs, bounds, f"'{self.source.name}'")  # type: ignore[arg-type]
+        if not is_wgs84(crs):
+            transformer = transformer_to_wgs84(crs.to_wkt())
+            geoms = shapely.transform(
+                geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+            )
+        geoms = self._promote(geoms)
+        wkb = pa.array(shapely.to_wkb(geoms, flavor="iso"), type=pa.binary())
+        return self._finish(attrs, wkb, shapely.total_bounds(geoms))
+
+    def _keep_family(
+        self, geoms: np.ndarray, attrs: pa.RecordBatch, count_parts: bool = True
+    ) -> tuple[np.ndarray, pa.RecordBatch]:
+        assert self.family is not None
+        wanted = _FAMILY_TYPE_IDS[self.family]
+        ids = shapely.get_type_id(geoms)
+        mixed = ~np.isin(ids, wanted)
+        if not mixed.any():
+            return geoms, attrs
+        rows = np.flatnonzero(mixed)
+        parts, index = shapely.get_parts(geoms[rows], return_index=True)
+        # one more level: a collection may hold multi-geometries
+        parts, inner = shapely.get_parts(parts, return_index=True)
+        index = index[inner]
+        single_id = {POINT: 0, LINE: 1, POLYGON: 3}[self.family]
+        part_ids = shapely.get_type_id(parts)
+        good = (part_ids == single_id) & ~shapely.is_empty(parts)
+        if count_parts:
+            self.report.dropped_parts += int((~good).sum())
+        rebuilt = np.full(len(rows), None, dtype=object)
+        if good.any():
+            parts, index = parts[good], index[good]
+            build = {POINT: shapely.multipoints, LINE: shapely.multilinestrings,
+                     POLYGON: shapely.multipolygons}[self.family]
+            merged = np.asarray(build(parts, indices=index))
+            present = np.unique(index)
+            rebuilt[present] = merged[present]
+        geoms = geoms.copy()
+        geoms[rows] = rebuilt
+        keep = ~shapely.is_missing(geoms)
+        if not keep.all():
+            self.report.dropped_empty += int((~keep).sum())
+            geoms, attrs = geoms[keep], attrs.filter(pa.array(keep))
+        return geoms, attrs
+
+    def _promote(self, geoms: np.ndarray) -> np.ndarray:
+        ids = shapely.get_type_id(geoms)
+        if self.family == POLYGON:
+            single = ids == 3
+            if single.any():
+                geoms[single] = shapely.multipolygons(geoms[single][:, None].tolist())
+        elif self.family == LINE:
+            single = ids != 5
+            if single.any():
+                geoms[single] = [shapely.MultiLineString([g]) for g in geoms[single]]
+        elif self.family == POINT:
+            if self.multi_points:
+                single = ids == 0
+                if single.any():
+                    geoms[single] = [shapely.MultiPoint([g]) for g in geoms[single]]
+            else:
+                multi = ids == 4
+                if multi.any():
+                    counts = shapely.get_num_geometries(geoms[multi])
+                    self.report.dropped_parts += int((counts - 1).clip(min=0).sum())
+                    geoms[multi] = shapely.get_geometry(geoms[multi], 0)
+        return geoms
+
+
+def point_wkb(x: np.ndarray, y: np.ndarray) -> pa.Array:
+    """ISO WKB points built straight from coordinate arrays (no per-point Python objects)."""
+    n = len(x)
+    record = np.dtype([("order", "u1"), ("type", "<u4"), ("x", "<f8"), ("y", "<f8")])
+    buf = np.empty(n, dtype=record)
+    buf["order"] = 1
+    buf["type"] = 1
+    buf["x"] = x
+    buf["y"] = y
+    offsets = np.arange(0, (n + 1) * 21, 21, dtype=np.int32)
+    return pa.Array.from_buffers(
+        pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf.view(np.uint8))]
+    )
+
+
+def describe_crs(crs: CRS | None) -> str:
+    return crs_name(crs) if crs is not None else ""

@@ -1,0 +1,76 @@
+"""The one settings object.
+
+Built once at the edge (the CLI or ``create_app``) and passed down; nothing else in
+the package reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The real-data bundle that sits beside a checkout of the project; used as the
+#: demo mirror when it exists and nothing else is configured.
+_SHARED_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+
+
+class Settings(BaseSettings):
+    """Everything landexplorer can be configured with (environment prefix ``LANDEXPLORER_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LANDEXPLORER_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), description="Folder holding the catalogue.")
+    catalog_file: str = Field(
+        default="landexplorer.gpkg", description="GeoPackage file name inside data_dir."
+    )
+    database_url: str | None = Field(
+        default=None, description="postgresql://... to keep the catalogue in PostGIS instead."
+    )
+    demo_manifest: Path | None = Field(
+        default=None, description="Demo manifest (defaults to the one shipped in data/)."
+    )
+    demo_mirror: Path | None = Field(
+        default=None, description="Local folder holding the demo files when there is no network."
+    )
+    demo_cache: Path | None = Field(
+        default=None, description="Where downloaded demo files are kept (default data_dir/cache)."
+    )
+    batch_size: int = Field(default=65_536, ge=1_000, le=1_000_000)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65_535)
+    write_token: str | None = Field(
+        default=None, description="Bearer token required for uploads and deletes over HTTP."
+    )
+    max_upload_mb: int = Field(default=200, ge=1)
+    cors_origins: list[str] = Field(default_factory=list)
+    basemap: str = Field(
+        default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        description="Tile URL template for the web map's basemap, or 'none'.",
+    )
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def catalog_path(self) -> Path:
+        """The GeoPackage that holds the catalogue and every vector layer."""
+        return self.data_dir / self.catalog_file
+
+    @property
+    def raster_dir(self) -> Path:
+        """Where raster layers are stored as Cloud-Optimised GeoTIFFs."""
+        return self.data_dir / "rasters"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.demo_cache or (self.data_dir / "cache")
+
+    def resolved_demo_mirror(self) -> Path | None:
+        """The demo mirror: the configured one, else the shared bundle beside the checkout."""
+        if self.demo_mirror is not None:
+            return self.demo_mirror.expanduser()
+        return _SHARED_MIRROR if _SHARED_MIRROR.is_dir() else None
