@@ -1,0 +1,60 @@
+"""The FastAPI application factory.
+
+``create_app(settings)`` builds the store once (``app.state.store``), registers the one
+error map and includes the routers. Each router is one resource; the work happens in the
+other packages (catalog, layers, analysis, tiles).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from landexplorer.api.errors import register_error_handlers
+from landexplorer.catalog import open_store
+from landexplorer.settings import Settings
+
+TITLE = "Land Explorer"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the HTTP application for one catalogue."""
+    settings = settings or Settings()
+    store = open_store(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = FastAPI(
+        title=TITLE,
+        description="Community land data beside open flood, soil and designation layers "
+        "(OGC API - Features, tiles, analysis).",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    register_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=["ETag", "Content-Crs", "Link", "Location"],
+        )
+
+    # ---- Routers are included HERE, one line each. Add yours (e.g. tiles) to this list.
+    from landexplorer.api.routers import landing
+
+    routers = [
+        landing.router,
+    ]
+    for router in routers:
+        app.include_router(router)
+    return app
