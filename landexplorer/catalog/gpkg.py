@@ -143,6 +143,7 @@ class GeoPackageStore(Store):
                 self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True
             )
             conn.create_function("le_intersects", 5, _sql_intersects, deterministic=True)
+            conn.create_function("le_intersects_wkb", 2, _sql_intersects_wkb, deterministic=True)
             self._local.conn = conn
             self._local.cache = (None, {})
         return conn
@@ -454,7 +455,8 @@ class GeoPackageStore(Store):
         """FROM/JOIN and WHERE clauses and their parameters for a query."""
         table = quote_ident(entry.storage)
         source = f"{table} AS t"
-        clauses, params = compile_filters(query.filters, entry.column_names())
+        spatial = _spatial_for(quote_ident(f"rtree_{entry.storage}_{GEOM_COLUMN}"))
+        clauses, params = compile_filters(query.filters, entry.column_names(), spatial=spatial)
         if query.bbox is not None:
             x0, y0, x1, y1 = _check_bbox(query.bbox)
             rtree = quote_ident(f"rtree_{entry.storage}_{GEOM_COLUMN}")
@@ -542,6 +544,39 @@ def _sql_intersects(blob: bytes | None, x0: float, y0: float, x1: float, y1: flo
         return 0
     geom = shapely.from_wkb(gpkg_to_wkb(blob))
     return int(shapely.intersects(geom, shapely.box(x0, y0, x1, y1)))
+
+
+def _spatial_for(rtree: str) -> Any:
+    """A spatial-filter compiler for one table: R-tree envelope candidates, then the exact test."""
+
+    def compile_spatial(op: str, wkb: bytes) -> tuple[str, list[Any]]:
+        if op != "intersects":
+            raise InputError(f"The spatial test '{op}' is not available.")
+        x0, y0, x1, y1 = shapely.from_wkb(wkb).bounds
+        return (
+            f"(t.{FID} IN (SELECT id FROM {rtree} WHERE maxx >= ? AND minx <= ? AND maxy >= ? "
+            f"AND miny <= ?) AND le_intersects_wkb(t.{GEOM_COLUMN}, ?))",
+            [x0, x1, y0, y1, wkb],
+        )
+
+    return compile_spatial
+
+
+_PREPARED: dict[bytes, Any] = {}
+
+
+def _sql_intersects_wkb(blob: bytes | None, wkb: bytes) -> int:
+    """SQLite function: does a GeoPackage geometry intersect a WKB geometry (exact)?"""
+    if blob is None:
+        return 0
+    other = _PREPARED.get(wkb)
+    if other is None:
+        if len(_PREPARED) > 64:  # a small cache of prepared query geometries
+            _PREPARED.clear()
+        other = shapely.from_wkb(wkb)
+        shapely.prepare(other)
+        _PREPARED[wkb] = other
+    return int(shapely.intersects(other, shapely.from_wkb(gpkg_to_wkb(blob))))
 
 
 def _drop_feature_table(conn: sqlite3.Connection, table: str) -> None:

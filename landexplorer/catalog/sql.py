@@ -6,13 +6,22 @@ quoted here; values are always bound parameters.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from landexplorer.catalog.base import Filter
 from landexplorer.errors import InputError
 
 _COMPARISONS = {"=", "<>", "!=", "<", "<=", ">", ">="}
+
+#: Boolean combinations: ``Filter("", "and"|"or", (f1, f2, ...))`` and ``Filter("", "not", (f,))``.
+BOOLEAN_OPS = {"and", "or", "not"}
+#: Spatial tests on the geometry column: ``Filter("geometry", "intersects", wkb_bytes)``
+#: (EPSG:4326 lon/lat WKB). Each store compiles them with its own ``spatial`` hook.
+SPATIAL_OPS = {"intersects"}
+
+#: A store's hook turning (op, WKB) into an SQL condition and its parameters.
+SpatialCompiler = Callable[[str, bytes], tuple[str, list[Any]]]
 
 
 def quote_ident(name: str) -> str:
@@ -23,23 +32,45 @@ def quote_ident(name: str) -> str:
 
 
 def compile_filters(
-    filters: Iterable[Filter], allowed: Sequence[str], placeholder: str = "?"
+    filters: Iterable[Filter],
+    allowed: Sequence[str],
+    placeholder: str = "?",
+    spatial: SpatialCompiler | None = None,
 ) -> tuple[list[str], list[Any]]:
     """Turn filters into SQL conditions (joined by AND by the caller) and their parameters.
 
     ``allowed`` is the layer's catalogued column names; anything else is refused.
+    Boolean filters (``and``/``or``/``not``) nest; spatial filters need ``spatial``.
     """
     allowed_set = set(allowed)
     clauses: list[str] = []
     params: list[Any] = []
     for f in filters:
+        op = f.op.lower()
+        if op in BOOLEAN_OPS:
+            parts: list[str] = []
+            for child in f.value:
+                sub, sub_params = compile_filters([child], allowed, placeholder, spatial)
+                parts.append(sub[0])
+                params.extend(sub_params)
+            if op == "not":
+                clauses.append(f"(NOT {parts[0]})")
+            else:
+                clauses.append("(" + f" {op.upper()} ".join(parts) + ")" if parts else "1 = 1")
+            continue
+        if op in SPATIAL_OPS:
+            if spatial is None:
+                raise InputError("Spatial filters are not available for this catalogue.")
+            clause, spatial_params = spatial(op, f.value)
+            clauses.append(clause)
+            params.extend(spatial_params)
+            continue
         if f.column not in allowed_set:
             raise InputError(
                 f"This layer has no column called '{f.column}'. "
                 f"Its columns are: {', '.join(sorted(allowed_set)) or 'none'}."
             )
         col = quote_ident(f.column)
-        op = f.op.lower()
         if op in _COMPARISONS:
             clauses.append(f"{col} {'<>' if op == '!=' else op} {placeholder}")
             params.append(f.value)

@@ -1,0 +1,51 @@
+"""``/collections``, ``/collections/{id}``, its queryables and its schema."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from landexplorer.api.deps import Collection, StoreDep, VectorCollection, visible
+from landexplorer.api.metadata import JSON, SCHEMA_JSON, collection_doc, json_schema
+from landexplorer.api.responses import JSONResponse
+from landexplorer.api.routers.landing import base_url
+
+router = APIRouter(tags=["Collections"])
+
+
+@router.api_route("/collections", methods=["GET", "HEAD"], summary="The collections")
+def list_collections(request: Request, store: StoreDep) -> JSONResponse:
+    """Every layer the caller may see (anonymous callers: public, licensed layers)."""
+    root = base_url(request)
+    docs = [collection_doc(e, root) for e in store.list_layers() if visible(e, request)]
+    return JSONResponse(
+        {
+            "links": [{"rel": "self", "type": JSON, "href": f"{root}/collections"}],
+            "collections": docs,
+        }
+    )
+
+
+@router.api_route("/collections/{collectionId}", methods=["GET", "HEAD"], summary="One collection")
+def get_collection(request: Request, entry: Collection) -> JSONResponse:
+    """A collection's description: extent, CRS, links to items, queryables and licence."""
+    return JSONResponse(collection_doc(entry, base_url(request)))
+
+
+@router.api_route(
+    "/collections/{collectionId}/queryables",
+    methods=["GET", "HEAD"],
+    summary="Properties usable in filters",
+)
+def queryables(request: Request, entry: VectorCollection) -> JSONResponse:
+    """The collection's queryables as JSON Schema (OGC API - Features Part 3)."""
+    body = json_schema(entry, base_url(request), queryables=True)
+    return JSONResponse(body, media_type=SCHEMA_JSON)
+
+
+@router.api_route(
+    "/collections/{collectionId}/schema", methods=["GET", "HEAD"], summary="Feature schema"
+)
+def schema(request: Request, entry: VectorCollection) -> JSONResponse:
+    """The schema of the collection's features as JSON Schema."""
+    body = json_schema(entry, base_url(request), queryables=False)
+    return JSONResponse(body, media_type=SCHEMA_JSON)

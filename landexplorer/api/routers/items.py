@@ -1,0 +1,125 @@
+"""``/collections/{id}/items`` and ``/collections/{id}/items/{featureId}`` (OGC API - Features)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Path, Request
+from starlette.responses import Response
+
+from landexplorer.api import geojson
+from landexplorer.api.caching import cache_headers, etag_for, not_modified
+from landexplorer.api.crs import normalize
+from landexplorer.api.deps import StoreDep, VectorCollection
+from landexplorer.api.errors import ApiError
+from landexplorer.api.metadata import GEOJSON, JSON, licence_links, licence_members
+from landexplorer.api.params import ItemsParams
+from landexplorer.api.routers.landing import base_url
+from landexplorer.catalog import Query
+
+router = APIRouter(tags=["Features"])
+
+
+def media_type(request: Request) -> str:
+    """``f=json`` / ``f=geojson`` or the Accept header; GeoJSON when nothing is asked."""
+    f = request.query_params.get("f")
+    if f in ("json", "application/json"):
+        return JSON
+    if f in ("geojson", "application/geo+json"):
+        return GEOJSON
+    if f is not None:
+        raise ApiError(400, "bad-request", f"f='{f}' is not offered here; use f=geojson or f=json.")
+    accept = request.headers.get("accept", "")
+    if "application/geo+json" in accept or "application/json" not in accept:
+        return GEOJSON
+    return JSON
+
+
+def _page_link(request: Request, rel: str, offset: int, media: str) -> dict[str, Any]:
+    params = dict(request.query_params)
+    params["offset"] = str(offset)
+    href = f"{base_url(request)}{request.url.path}?{urlencode(params)}"
+    return {"rel": rel, "type": media, "href": href}
+
+
+@router.api_route(
+    "/collections/{collectionId}/items",
+    methods=["GET", "HEAD"],
+    summary="Features of a collection",
+    response_class=Response,
+    responses={200: {"content": {GEOJSON: {}, JSON: {}}}},
+)
+def items(request: Request, entry: VectorCollection, store: StoreDep, p: ItemsParams) -> Response:
+    """Features filtered by bbox, CQL2 and property values, a page at a time."""
+    media = media_type(request)
+    etag = etag_for(entry, request, media)
+    cached = not_modified(request, etag)
+    if cached is not None:
+        return cached
+    table = store.read_arrow(entry.id, p.query)
+    returned = table.num_rows
+    if p.offset == 0 and returned < p.limit:
+        matched = returned  # everything fitted in the first page: no count needed
+    else:
+        matched = store.count(entry.id, Query(bbox=p.query.bbox, filters=p.query.filters))
+    self_link = {"rel": "self", "type": media, "href": str(request.url)}
+    links = [self_link]
+    if p.offset + returned < matched:
+        links.append(_page_link(request, "next", p.offset + p.limit, media))
+    if p.offset > 0:
+        links.append(_page_link(request, "prev", max(0, p.offset - p.limit), media))
+    links += licence_links(entry)
+    body = geojson.feature_collection(
+        table,
+        crs_uri=p.crs,
+        extra={
+            "numberMatched": matched,
+            "numberReturned": returned,
+            "timeStamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            **licence_members(entry),
+        },
+        links=links,
+    )
+    headers = cache_headers(entry, etag)
+    headers["Content-Crs"] = f"<{p.crs}>"
+    return Response(body, media_type=media, headers=headers)
+
+
+@router.api_route(
+    "/collections/{collectionId}/items/{featureId}",
+    methods=["GET", "HEAD"],
+    summary="One feature",
+    response_class=Response,
+    responses={200: {"content": {GEOJSON: {}, JSON: {}}}},
+)
+def item(
+    request: Request,
+    entry: VectorCollection,
+    store: StoreDep,
+    raw: Annotated[str, Path(alias="featureId", max_length=200)],
+    crs: str | None = None,
+) -> Response:
+    """One feature by its id."""
+    media = media_type(request)
+    uri = normalize(crs)
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(404, "not-found", f"There is no feature with that id in '{entry.id}'.")
+    etag = etag_for(entry, request, media)
+    cached = not_modified(request, etag)
+    if cached is not None:
+        return cached
+    table = store.read_arrow(entry.id, Query(fids=[int(raw)]))
+    if table.num_rows == 0:
+        raise ApiError(404, "not-found", f"There is no feature {raw} in '{entry.id}'.")
+    root = base_url(request)
+    links = [
+        {"rel": "self", "type": media, "href": str(request.url)},
+        {"rel": "collection", "type": JSON, "href": f"{root}/collections/{entry.id}"},
+        *licence_links(entry),
+    ]
+    body = geojson.feature(table, crs_uri=uri, extra={"links": links, **licence_members(entry)})
+    headers = cache_headers(entry, etag)
+    headers["Content-Crs"] = f"<{uri}>"
+    return Response(body, media_type=media, headers=headers)
