@@ -25,8 +25,8 @@ system-deps:
 
 demo: install
 	$(VENV)/bin/landexplorer demo
-	@if $(VENV)/bin/landexplorer serve --help >/dev/null 2>&1; then \
-	  $(VENV)/bin/landexplorer serve; fi
+	@echo "The demo catalogue is served at http://127.0.0.1:8000/ (OGC API - Features at /collections; Ctrl-C stops)"
+	$(VENV)/bin/landexplorer serve
 
 test: install system-deps
 	$(PY) -m pytest -ra $(PYTEST_ARGS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from landexplorer.cli import layers_cmd  # noqa: F401 - registers commands
+from landexplorer.cli import serve_cmd  # noqa: F401 - registers commands
 from landexplorer.cli.app import app, err, state
 from landexplorer.errors import LandExplorerError
 

@@ -1,0 +1,17 @@
+"""Entry point for ASGI servers: ``uvicorn --factory landexplorer.api.asgi:app_from_env``.
+
+Worker processes build their own app from the settings in the environment
+(``LANDEXPLORER_*``), which ``landexplorer serve`` sets before starting them.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from landexplorer.api.app import create_app
+from landexplorer.settings import Settings
+
+
+def app_from_env() -> FastAPI:
+    """An app for the settings found in the environment."""
+    return create_app(Settings())
