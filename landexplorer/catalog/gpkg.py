@@ -178,25 +178,24 @@ class GeoPackageStore(Store):
     def _ensure_file(self) -> None:
         with self._init_lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fresh = not self.path.exists() or self.path.stat().st_size == 0
             conn = self._conn()
-            if fresh:
+            # An interrupted first open may have left a file without these: set them always.
+            if conn.execute("PRAGMA application_id").fetchone()[0] != 1196444487:
                 conn.execute("PRAGMA application_id = 1196444487")  # 'GPKG'
+            if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
                 conn.execute("PRAGMA user_version = 10300")  # GeoPackage 1.3
-            conn.executescript(_SCHEMA)
-            if fresh:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO gpkg_spatial_ref_sys VALUES (?,?,?,?,?,?)",
-                    [
-                        ("Undefined cartesian SRS", -1, "NONE", -1, "undefined", None),
-                        ("Undefined geographic SRS", 0, "NONE", 0, "undefined", None),
-                        ("WGS 84 geodetic", 4326, "EPSG", 4326, _WGS84_WKT, "longitude/latitude"),
-                    ],
-                )
-            conn.execute(
+            # one transaction: a first open cut short leaves no half-made catalogue
+            conn.executescript(
+                "BEGIN;"
+                + _SCHEMA
+                + "INSERT OR IGNORE INTO gpkg_spatial_ref_sys VALUES "
+                "('Undefined cartesian SRS', -1, 'NONE', -1, 'undefined', NULL), "
+                "('Undefined geographic SRS', 0, 'NONE', 0, 'undefined', NULL), "
+                f"('WGS 84 geodetic', 4326, 'EPSG', 4326, '{_WGS84_WKT}', 'longitude/latitude');"
                 "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, "
-                "description) VALUES (?, 'attributes', ?, ?)",
-                (CATALOG_TABLE, CATALOG_TABLE, "landexplorer layer catalogue"),
+                f"description) VALUES ('{CATALOG_TABLE}', 'attributes', '{CATALOG_TABLE}', "
+                "'landexplorer layer catalogue');"
+                "COMMIT;"
             )
 
     # ----- catalogue ----------------------------------------------------------------------
@@ -408,8 +407,8 @@ class GeoPackageStore(Store):
             self._discard(table)
             if failure and exc is not failure[0]:
                 raise failure[0] from None
-            if isinstance(exc, LandExplorerError | KeyboardInterrupt | SystemExit):
-                raise
+            if isinstance(exc, LandExplorerError) or not isinstance(exc, Exception):
+                raise  # our own errors, and interruptions (Ctrl-C), pass through unchanged
             raise LandExplorerError(
                 "The layer could not be saved into the catalogue; nothing was changed.",
                 detail=repr(exc),

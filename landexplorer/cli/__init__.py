@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+from types import FrameType
 
 from landexplorer.cli import layers_cmd  # noqa: F401 - registers commands
+from landexplorer.cli import migrate_cmd  # noqa: F401 - registers commands
 from landexplorer.cli import serve_cmd  # noqa: F401 - registers commands
 from landexplorer.cli.app import app, err, state
 from landexplorer.errors import LandExplorerError
 
 
+class Interrupted(BaseException):
+    """Ctrl-C. Not a KeyboardInterrupt, so that nothing between here and the writer turns it
+    into something else; every writer cleans up on any BaseException."""
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user mistakes end with a plain explanation and a non-zero exit, no traceback."""
+    previous = signal.signal(signal.SIGINT, _interrupt)
     try:
         app(args=argv, standalone_mode=False)
+    except Interrupted:
+        err.print("Stopped. Nothing was changed in the catalogue.")
+        return 130
     except LandExplorerError as exc:
         err.print(f"[bold red]Error:[/] {exc.public}")
         if state.debug and exc.detail:
             err.print(f"[dim]{exc.detail}[/]")
         return 1
-    except KeyboardInterrupt:
-        err.print("Stopped. Nothing was changed in the catalogue.")
-        return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence for users
         # typer ships its own click: recognise its usage errors, exits and aborts by shape
         name = type(exc).__name__
@@ -42,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             "details, and please report it."
         )
         return 2
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -33,7 +34,7 @@ def inspect_zip(path: Path) -> ZipContents:
             "downloaded. Please make the zip again and retry.",
             detail=str(exc),
         ) from exc
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error, ValueError) as exc:
         raise InputError(
             f"'{path.name}' could not be read as a zip file; it may be damaged.", detail=str(exc)
         ) from exc

@@ -243,6 +243,13 @@ def _csv_header(path: Path) -> tuple[list[str], str]:
     return [c.strip().strip('"') for c in first.split(delimiter)], delimiter
 
 
+def _row_bytes(path: Path) -> int:
+    """Average length of a row in the first 64 KiB of a CSV file."""
+    with path.open("rb") as fh:
+        sample = fh.read(65_536)
+    return max(8, len(sample) // max(1, sample.count(b"\n")))
+
+
 def _open_csv(path: Path, options: ReadOptions) -> VectorSource:
     import pyarrow.csv as pacsv
 
@@ -301,7 +308,9 @@ def _open_csv(path: Path, options: ReadOptions) -> VectorSource:
             **({wkt_col: pa.string()} if wkt_col else {}),
         },
     )
-    read = pacsv.ReadOptions(block_size=4 * 1024 * 1024, encoding="utf8")
+    # pyarrow reads CSV in blocks of bytes: size them so a block holds about batch_size rows
+    block = max(64 * 1024, min(64 * 1024 * 1024, options.batch_size * _row_bytes(path)))
+    read = pacsv.ReadOptions(block_size=block, encoding="utf8")
     parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False)
 
     def batches() -> Iterator[RawBatch]:
