@@ -21,21 +21,33 @@ from landexplorer.settings import Settings
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
 
-def get_settings(request: Request) -> Settings:
+def settings_of(request: Request) -> Settings:
     """The app's settings."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_store(request: Request) -> Store:
+def store_of(request: Request) -> Store:
     """The app's store (built once by ``create_app``)."""
     store: Store = request.app.state.store
     return store
 
 
+# Dependencies are async on purpose: FastAPI runs sync dependencies in the thread pool,
+# one hop each, which costs more than these lookups themselves.
+async def get_settings(request: Request) -> Settings:
+    """The app's settings (dependency)."""
+    return settings_of(request)
+
+
+async def get_store(request: Request) -> Store:
+    """The app's store (dependency)."""
+    return store_of(request)
+
+
 def is_writer(request: Request) -> bool:
     """Does the request carry the write token from the settings?"""
-    token = get_settings(request).write_token
+    token = settings_of(request).write_token
     header = request.headers.get("authorization", "")
     if not token or not header.lower().startswith("bearer "):
         return False
@@ -44,7 +56,7 @@ def is_writer(request: Request) -> bool:
 
 def require_writer(request: Request) -> None:
     """Refuse a write without the bearer token."""
-    if not get_settings(request).write_token:
+    if not settings_of(request).write_token:
         raise PermissionDenied(
             "Changing layers over the web is switched off on this server "
             "(no write token is configured)."
@@ -65,7 +77,7 @@ def not_found(collection_id: str) -> ApiError:
     return ApiError(404, "not-found", f"There is no collection called '{shown}'.")
 
 
-def get_collection(
+async def get_collection(
     request: Request,
     collection_id: Annotated[str, Path(alias="collectionId", max_length=200)],
 ) -> LayerEntry:
@@ -73,7 +85,7 @@ def get_collection(
     if not _ID.match(collection_id):
         raise not_found(collection_id)
     try:
-        entry = get_store(request).get(collection_id)
+        entry = store_of(request).get(collection_id)
     except LayerNotFound:
         raise not_found(collection_id) from None
     if not visible(entry, request):
@@ -81,7 +93,9 @@ def get_collection(
     return entry
 
 
-def get_vector_collection(entry: Annotated[LayerEntry, Depends(get_collection)]) -> LayerEntry:
+async def get_vector_collection(
+    entry: Annotated[LayerEntry, Depends(get_collection)],
+) -> LayerEntry:
     """A collection that has features (raster layers have tiles only)."""
     if entry.data_type != "vector":
         raise ApiError(

@@ -87,7 +87,7 @@ def _coerce(entry: LayerEntry, name: str, value: str) -> Any:
     return value
 
 
-def items_request(
+async def items_request(
     request: Request,
     entry: VectorCollection,
     bbox: Annotated[str | None, Q(description="west,south,east,north")] = None,
