@@ -100,6 +100,11 @@ def ingest(
     path_list = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
     if not path_list:
         raise InputError("Give at least one file to load.")
+    for path in path_list:
+        if not path.exists():
+            raise InputError(f"There is no file at '{path}'.")
+        if path.is_dir():
+            raise InputError(f"'{path}' is a folder; give the path of one file.")
     if len(path_list) > 1 or is_raster_path(path_list[0]):
         if not all(is_raster_path(p) for p in path_list):
             raise InputError("Several files can be loaded together only as tiles of one raster.")
