@@ -50,12 +50,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     # ---- Routers are included HERE, one line each. Add yours (e.g. tiles) to this list.
-    from landexplorer.api.routers import collections, items, landing
+    from landexplorer.api.routers import collections, items, landing, tiles
 
     routers = [
         landing.router,
         collections.router,
         items.router,
+        tiles.router,
     ]
     for router in routers:
         app.include_router(router)

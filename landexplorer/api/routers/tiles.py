@@ -1,0 +1,232 @@
+"""Tiles (OGC API - Tiles paths, an XYZ alias and TileJSON) for every collection.
+
+Vector layers give Mapbox Vector Tiles, raster layers PNG. A cached tile is answered on
+the event loop without a thread hop; a tile drawn for the first time is drawn in the
+thread pool. Work happens in ``landexplorer.tiles``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from landexplorer.api.caching import not_modified
+from landexplorer.api.deps import Collection, settings_of, store_of
+from landexplorer.api.errors import ApiError
+from landexplorer.api.responses import JSONResponse
+from landexplorer.api.routers.landing import base_url
+from landexplorer.catalog import LayerEntry
+from landexplorer.tiles import TileService
+from landexplorer.tiles.cache import TileKey
+from landexplorer.tiles.tilejson import tilejson, zoom_range
+
+router = APIRouter(tags=["Tiles"])
+
+MVT = "application/vnd.mapbox-vector-tile"
+PNG = "image/png"
+TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
+CACHE_CONTROL = "public, max-age=300"
+
+Z = Annotated[int, Path(ge=0, le=24, description="Zoom level (tile matrix).")]
+X = Annotated[int, Path(ge=0, description="Tile column.")]
+Y = Annotated[int, Path(ge=0, description="Tile row (from the top).")]
+Properties = Annotated[
+    str | None,
+    Query(description="Comma-separated columns to put in vector tiles (default: all)."),
+]
+Colormap = Annotated[
+    str | None, Query(description="Colour ramp of raster tiles: terrain, viridis, greys, blues.")
+]
+Rescale = Annotated[
+    str | None,
+    Query(description="Value range of the colour ramp, 'low,high' (default: data range)."),
+]
+
+
+def tiles_of(request: Request) -> TileService:
+    """The app's tile service, made on first use (cache folder beside the catalogue)."""
+    service: TileService | None = getattr(request.app.state, "tiles", None)
+    if service is None:
+        cache_dir = settings_of(request).data_dir / "tilecache"
+        service = TileService(store_of(request), cache_dir)
+        request.app.state.tiles = service
+    return service
+
+
+def _parse_rescale(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ApiError(
+            400, "bad-request", "rescale needs two numbers, the lower first, e.g. rescale=0,100."
+        ) from None
+    return low, high
+
+
+def _etag(key: TileKey) -> str:
+    return f'"{key.layer_id}-{key.version}-{key.variant}-{key.z}-{key.x}-{key.y}"'
+
+
+def _tile_response(data: bytes, media: str, etag: str) -> Response:
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+    if not data:
+        return Response(status_code=204, headers=headers)
+    return Response(data, media_type=media, headers=headers)
+
+
+async def _tile(
+    request: Request,
+    entry: LayerEntry,
+    z: int,
+    x: int,
+    y: int,
+    properties: str | None,
+    colormap: str | None,
+    rescale: str | None,
+    want: str | None = None,
+) -> Response:
+    service = tiles_of(request)
+    if want is not None and want != entry.data_type:
+        service.check_type(entry, want)
+    if entry.data_type == "vector":
+        names = [p.strip() for p in properties.split(",") if p.strip()] if properties else None
+        key, props = service.vector_request(entry, z, x, y, names)
+        media = MVT
+    else:
+        key, ramp, value_range = service.raster_request(
+            entry, z, x, y, colormap, _parse_rescale(rescale)
+        )
+        media = PNG
+    etag = _etag(key)
+    unchanged = not_modified(request, etag)
+    if unchanged is not None:
+        return unchanged
+    data = service.cached(key)
+    if data is None:
+        if entry.data_type == "vector":
+            data = await run_in_threadpool(service.render_vector, entry, key, props)
+        else:
+            data = await run_in_threadpool(service.render_raster, entry, key, ramp, value_range)
+    return _tile_response(data, media, etag)
+
+
+@router.api_route(
+    "/collections/{collectionId}/tiles/WebMercatorQuad/{z}/{x}/{y}",
+    methods=["GET", "HEAD"],
+    summary="A tile of a collection (MVT for vector layers, PNG for rasters)",
+    operation_id="getCollectionTile",
+    responses={200: {"content": {MVT: {}, PNG: {}}}, 204: {"description": "Empty tile"}},
+)
+async def collection_tile(
+    request: Request,
+    entry: Collection,
+    z: Z,
+    x: X,
+    y: Y,
+    properties: Properties = None,
+    colormap: Colormap = None,
+    rescale: Rescale = None,
+) -> Response:
+    """One WebMercatorQuad tile; 204 when no feature touches it."""
+    return await _tile(request, entry, z, x, y, properties, colormap, rescale)
+
+
+@router.api_route(
+    "/tiles/{collectionId}/{z}/{x}/{y}.{fmt}",
+    methods=["GET", "HEAD"],
+    summary="A tile by the short XYZ address (.mvt or .pbf for vector layers, .png for rasters)",
+    operation_id="getXyzTile",
+    responses={200: {"content": {MVT: {}, PNG: {}}}, 204: {"description": "Empty tile"}},
+)
+async def xyz_tile(
+    request: Request,
+    entry: Collection,
+    z: Z,
+    x: X,
+    y: Y,
+    fmt: Annotated[str, Path(pattern="^(mvt|pbf|png)$", description="mvt, pbf or png")],
+    properties: Properties = None,
+    colormap: Colormap = None,
+    rescale: Rescale = None,
+) -> Response:
+    """The same tile as the OGC address, for map libraries that expect {z}/{x}/{y}.ext."""
+    want = "raster" if fmt == "png" else "vector"
+    return await _tile(request, entry, z, x, y, properties, colormap, rescale, want)
+
+
+def _tile_url(request: Request, entry: LayerEntry) -> str:
+    ext = "png" if entry.data_type == "raster" else "mvt"
+    return f"{base_url(request)}/tiles/{entry.id}/{{z}}/{{x}}/{{y}}.{ext}"
+
+
+@router.api_route(
+    "/collections/{collectionId}/tiles/WebMercatorQuad/tilejson.json",
+    methods=["GET", "HEAD"],
+    summary="TileJSON 3.0 for a collection's tiles",
+    operation_id="getCollectionTileJSON",
+)
+async def collection_tilejson(request: Request, entry: Collection) -> JSONResponse:
+    """TileJSON 3.0.0: tile URL, zoom range, bounds, attribution, vector_layers."""
+    return JSONResponse(tilejson(entry, _tile_url(request, entry)))
+
+
+@router.api_route(
+    "/tiles/{collectionId}/tilejson.json",
+    methods=["GET", "HEAD"],
+    summary="TileJSON 3.0 (short address)",
+    operation_id="getTileJSON",
+)
+async def short_tilejson(request: Request, entry: Collection) -> JSONResponse:
+    """The same TileJSON as the OGC address."""
+    return JSONResponse(tilejson(entry, _tile_url(request, entry)))
+
+
+def _tileset(request: Request, entry: LayerEntry) -> dict[str, Any]:
+    root = f"{base_url(request)}/collections/{entry.id}/tiles/WebMercatorQuad"
+    media = PNG if entry.data_type == "raster" else MVT
+    minzoom, maxzoom = zoom_range(entry)
+    return {
+        "title": f"{entry.title} (WebMercatorQuad)",
+        "dataType": "map" if entry.data_type == "raster" else "vector",
+        "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
+        "tileMatrixSetURI": TMS_URI,
+        "tileMatrixSetLimits": [{"tileMatrix": str(z)} for z in range(minzoom, maxzoom + 1)],
+        "links": [
+            {"rel": "self", "type": "application/json", "href": root},
+            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme", "href": TMS_URI},
+            {
+                "rel": "item",
+                "type": media,
+                "templated": True,
+                "href": root + "/{tileMatrix}/{tileCol}/{tileRow}",
+            },
+            {"rel": "describedby", "type": "application/json", "href": root + "/tilejson.json"},
+        ],
+    }
+
+
+@router.api_route(
+    "/collections/{collectionId}/tiles",
+    methods=["GET", "HEAD"],
+    summary="Tilesets of a collection (OGC API - Tiles)",
+    operation_id="getCollectionTilesets",
+)
+async def tilesets(request: Request, entry: Collection) -> JSONResponse:
+    """The one tileset (WebMercatorQuad) this collection offers."""
+    return JSONResponse({"tilesets": [_tileset(request, entry)]})
+
+
+@router.api_route(
+    "/collections/{collectionId}/tiles/WebMercatorQuad",
+    methods=["GET", "HEAD"],
+    summary="Tileset metadata (OGC API - Tiles)",
+    operation_id="getCollectionTileset",
+)
+async def tileset(request: Request, entry: Collection) -> JSONResponse:
+    """Tileset metadata with the tile URL template."""
+    return JSONResponse(_tileset(request, entry))

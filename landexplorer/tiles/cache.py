@@ -1,0 +1,124 @@
+"""The tile cache, keyed by layer id and version.
+
+Two tiers: a bounded in-memory LRU per process, and files under the cache folder shared
+by every worker process (and kept across restarts). The layer version is part of every
+key, so a replaced layer is served from new keys at once; files of older versions are
+removed when a newer version is first drawn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class TileKey:
+    """What identifies one cached tile. ``variant`` names the rendering options."""
+
+    layer_id: str
+    version: int
+    variant: str
+    z: int
+    x: int
+    y: int
+    ext: str
+
+
+class TileCache:
+    """Memory LRU (``max_bytes``) in front of a folder of tile files (``root``, optional)."""
+
+    def __init__(self, root: Path | None, max_bytes: int = 128 * 2**20) -> None:
+        self.root = root
+        self.max_bytes = max_bytes
+        self._mem: OrderedDict[TileKey, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+        self._versions: dict[str, int] = {}
+        self.hits = self.misses = 0
+
+    def _path(self, key: TileKey) -> Path:
+        assert self.root is not None
+        return (
+            self.root
+            / key.layer_id
+            / f"v{key.version}"
+            / key.variant
+            / str(key.z)
+            / str(key.x)
+            / f"{key.y}.{key.ext}"
+        )
+
+    def get(self, key: TileKey) -> bytes | None:
+        """The cached tile (b"" for a known-empty tile) or None."""
+        data = self._mem.get(key)
+        if data is not None:
+            with contextlib.suppress(KeyError):
+                self._mem.move_to_end(key)
+            self.hits += 1
+            return data
+        if self.root is not None:
+            try:
+                data = self._path(key).read_bytes()
+            except OSError:
+                data = None
+            if data is not None:
+                self._remember(key, data)
+                self.hits += 1
+                return data
+        self.misses += 1
+        return None
+
+    def put(self, key: TileKey, data: bytes) -> None:
+        """Keep a tile in memory and (atomically) on disk."""
+        self._remember(key, data)
+        if self.root is None:
+            return
+        self._retire_older(key.layer_id, key.version)
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, tmp = tempfile.mkstemp(prefix=".t-", dir=path.parent)
+            with os.fdopen(handle, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a cache that cannot write still serves from memory
+
+    def _remember(self, key: TileKey, data: bytes) -> None:
+        with self._lock:
+            old = self._mem.pop(key, None)
+            if old is not None:
+                self._size -= len(old)
+            self._mem[key] = data
+            self._size += len(data)
+            while self._size > self.max_bytes and self._mem:
+                _, dropped = self._mem.popitem(last=False)
+                self._size -= len(dropped)
+
+    def _retire_older(self, layer_id: str, version: int) -> None:
+        """Remove cached files of versions older than ``version`` (once per version seen)."""
+        if self._versions.get(layer_id) == version or self.root is None:
+            return
+        self._versions[layer_id] = version
+        folder = self.root / layer_id
+        if not folder.is_dir():
+            return
+        for child in folder.iterdir():
+            old = child.name.startswith("v") and child.name[1:].isdigit()
+            if old and int(child.name[1:]) < version:
+                shutil.rmtree(child, ignore_errors=True)
+
+    def forget_layer(self, layer_id: str) -> None:
+        """Drop everything cached for a layer (it was deleted)."""
+        with self._lock:
+            for key in [k for k in self._mem if k.layer_id == layer_id]:
+                self._size -= len(self._mem.pop(key))
+        if self.root is not None:
+            shutil.rmtree(self.root / layer_id, ignore_errors=True)

@@ -1,0 +1,151 @@
+"""Tiles for the catalogue: the entry point the API uses.
+
+``TileService`` turns (layer id, z, x, y) into tile bytes through the cache: the layer's
+current version is looked up in the catalogue on every request (a cheap, cached read),
+so a replaced layer is drawn from new cache keys at once, in every worker, without a
+restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from landexplorer.catalog.base import Store
+from landexplorer.catalog.model import LayerEntry
+from landexplorer.errors import InputError, LayerNotFound
+from landexplorer.tiles import colormap, grid
+from landexplorer.tiles.cache import TileCache, TileKey
+from landexplorer.tiles.raster import RasterSources, render_png
+from landexplorer.tiles.vector import TileOptions, check_properties, render_vector_tile
+
+
+def _variant(prefix: str, *parts: object) -> str:
+    if not any(p is not None for p in parts):
+        return prefix
+    text = repr(parts).encode()
+    return f"{prefix}-{hashlib.sha1(text).hexdigest()[:12]}"
+
+
+class TileService:
+    """Vector and raster tiles of catalogue layers, cached by layer version."""
+
+    def __init__(self, store: Store, cache_dir: Path | None, max_memory_mb: int = 128) -> None:
+        self.store = store
+        self.cache = TileCache(cache_dir, max_bytes=max_memory_mb * 2**20)
+        self.rasters = RasterSources(cache_dir or Path(".landexplorer-tiles"))
+
+    # ----- lookups ---------------------------------------------------------------------------
+    def layer(self, layer_id: str) -> LayerEntry:
+        """A layer anybody may see: public and licensed (others do not exist to viewers)."""
+        entry = self.store.get(layer_id)
+        if not entry.is_public:
+            raise LayerNotFound(f"There is no layer called '{layer_id}' in the catalogue.")
+        return entry
+
+    @staticmethod
+    def check_type(entry: LayerEntry, data_type: str) -> None:
+        """Refuse vector tiles of a raster layer and PNG tiles of a vector layer."""
+        if entry.data_type != data_type:
+            layer_id = entry.id
+            kind = "vector (features)" if entry.data_type == "vector" else "raster (grid)"
+            raise InputError(
+                f"'{layer_id}' is a {kind} layer; ask for its "
+                + ("vector tiles (.mvt)." if entry.data_type == "vector" else "PNG tiles (.png).")
+            )
+
+    @staticmethod
+    def check_tile(z: int, x: int, y: int) -> None:
+        """Refuse tiles outside the WebMercatorQuad grid (a 404: no such tile)."""
+        try:
+            grid.check_tile(z, x, y)
+        except ValueError as exc:
+            raise LayerNotFound(f"There is no such tile: {exc}.") from exc
+
+    # ----- vector ---------------------------------------------------------------------------
+    def vector_request(
+        self, entry: LayerEntry, z: int, x: int, y: int, properties: Sequence[str] | None = None
+    ) -> tuple[TileKey, tuple[str, ...] | None]:
+        """Check a tile request for a vector layer; returns the cache key and the properties."""
+        self.check_tile(z, x, y)
+        self.check_type(entry, "vector")
+        props = check_properties(entry, properties)
+        key = TileKey(entry.id, entry.version, _variant("mvt", props), z, x, y, "mvt")
+        return key, props
+
+    def cached(self, key: TileKey) -> bytes | None:
+        """A cached tile (b"" for an empty one) or None."""
+        return self.cache.get(key)
+
+    def render_vector(
+        self, entry: LayerEntry, key: TileKey, props: tuple[str, ...] | None
+    ) -> bytes:
+        """Draw the tile for ``key`` and keep it in the cache."""
+        data = render_vector_tile(
+            self.store, entry, key.z, key.x, key.y, TileOptions(properties=props)
+        )
+        self.cache.put(key, data)
+        return data
+
+    def vector_tile(
+        self, layer_id: str, z: int, x: int, y: int, properties: Sequence[str] | None = None
+    ) -> bytes:
+        """MVT bytes of one tile (b"" when empty), from the cache or drawn now."""
+        entry = self.layer(layer_id)
+        key, props = self.vector_request(entry, z, x, y, properties)
+        data = self.cache.get(key)
+        return data if data is not None else self.render_vector(entry, key, props)
+
+    # ----- raster ---------------------------------------------------------------------------
+    @staticmethod
+    def default_rescale(entry: LayerEntry) -> tuple[float, float]:
+        """The layer's value range (from ingest statistics): the default colour stretch."""
+        stats = (entry.raster or {}).get("stats") or {}
+        low, high = stats.get("min"), stats.get("max")
+        if low is None or high is None:
+            return 0.0, 1.0
+        return float(low), float(high)
+
+    def raster_request(
+        self,
+        entry: LayerEntry,
+        z: int,
+        x: int,
+        y: int,
+        ramp: str | None = None,
+        rescale: tuple[float, float] | None = None,
+    ) -> tuple[TileKey, str, tuple[float, float]]:
+        """Check a raster tile request; returns the cache key, ramp and value range."""
+        self.check_tile(z, x, y)
+        self.check_type(entry, "raster")
+        ramp_name = ramp or colormap.DEFAULT_RAMP
+        colormap.palette(ramp_name)  # refuses unknown names in plain words
+        if rescale is not None and not rescale[0] < rescale[1]:
+            raise InputError("rescale needs two numbers, the lower first, e.g. rescale=0,100.")
+        key = TileKey(entry.id, entry.version, _variant("png", ramp, rescale), z, x, y, "png")
+        return key, ramp_name, rescale or self.default_rescale(entry)
+
+    def render_raster(
+        self, entry: LayerEntry, key: TileKey, ramp: str, value_range: tuple[float, float]
+    ) -> bytes:
+        """Draw the PNG for ``key`` (warping the raster on its first use) and keep it."""
+        source = self.rasters.get(entry.id, entry.version, self.store.raster_path(entry))
+        data = render_png(source, key.z, key.x, key.y, value_range[0], value_range[1], ramp)
+        self.cache.put(key, data)
+        return data
+
+    def raster_tile(
+        self,
+        layer_id: str,
+        z: int,
+        x: int,
+        y: int,
+        ramp: str | None = None,
+        rescale: tuple[float, float] | None = None,
+    ) -> bytes:
+        """PNG bytes of one raster tile, from the cache or drawn now."""
+        entry = self.layer(layer_id)
+        key, ramp_name, value_range = self.raster_request(entry, z, x, y, ramp, rescale)
+        data = self.cache.get(key)
+        return data if data is not None else self.render_raster(entry, key, ramp_name, value_range)

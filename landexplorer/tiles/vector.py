@@ -1,0 +1,102 @@
+"""Vector tiles for one catalogue layer: read, project, clip, simplify, encode.
+
+Features are read through the ``Store`` (R-tree bbox query), projected straight to tile
+units, clipped to the tile plus a buffer, simplified with a tolerance fixed in tile units
+(so it grows with each zoom out: about 0.6 m at z14, 38 m at z8) and encoded by
+``landexplorer.tiles.mvt``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+from landexplorer.catalog.base import FID, GEOMETRY, Query, Store
+from landexplorer.catalog.model import LayerEntry
+from landexplorer.errors import InputError
+from landexplorer.tiles import grid, mvt
+
+#: Douglas-Peucker tolerance in tile units (1/4096 of a tile): below what a screen shows.
+SIMPLIFY_UNITS = 1.0
+
+
+@dataclass(frozen=True)
+class TileOptions:
+    """How vector tiles are cut: extent and buffer in tile units, which properties."""
+
+    extent: int = 4096
+    buffer: int = 256
+    properties: tuple[str, ...] | None = None  # None: every column of the layer
+
+
+def check_properties(entry: LayerEntry, names: Sequence[str] | None) -> tuple[str, ...] | None:
+    """Validate requested property names against the layer's catalogued columns."""
+    if names is None:
+        return None
+    known = entry.column_names()
+    unknown = [n for n in names if n not in known and n != FID]
+    if unknown:
+        raise InputError(
+            f"Layer '{entry.id}' has no column called '{unknown[0]}'. "
+            f"Its columns are: {', '.join(known) or 'none'}."
+        )
+    return tuple(n for n in names if n != FID)
+
+
+def _to_tile_units(geoms: np.ndarray, z: int, x: int, y: int, extent: int) -> np.ndarray:
+    return shapely.transform(geoms, lambda c: grid.lonlat_to_tile_units(c, z, x, y, extent))
+
+
+def render_vector_tile(
+    store: Store, entry: LayerEntry, z: int, x: int, y: int, options: TileOptions | None = None
+) -> bytes:
+    """The MVT bytes of one tile of a vector layer (b"" when no feature touches it)."""
+    options = options or TileOptions()
+    grid.check_tile(z, x, y)
+    extent, buffer = options.extent, options.buffer
+    # features touching the tile itself (as PostGIS' ST_AsMVT queries do); the buffer only
+    # keeps their outlines running past the edge so renderers draw no seams
+    bbox = grid.tile_bounds_lonlat(z, x, y)
+    columns = list(options.properties) if options.properties is not None else None
+    table = store.read_arrow(entry.id, Query(bbox=bbox, columns=columns))
+    if table.num_rows == 0:
+        return b""
+    wkb = table.column(GEOMETRY).to_numpy(zero_copy_only=False)
+    geoms = _to_tile_units(shapely.from_wkb(wkb), z, x, y, extent)
+    lo, hi = -float(buffer), float(extent + buffer)
+    # only geometries crossing the buffered edge need clipping (clipping is the costly part)
+    b = shapely.bounds(geoms)
+    crossing = (b[:, 0] < lo) | (b[:, 1] < lo) | (b[:, 2] > hi) | (b[:, 3] > hi)
+    if crossing.any():
+        geoms[crossing] = shapely.clip_by_rect(geoms[crossing], lo, lo, hi, hi)
+    types = np.where(shapely.is_empty(geoms), -1, shapely.get_type_id(geoms))
+    poly = (types == 3) | (types == 6)
+    line = (types == 1) | (types == 5) | (types == 2)
+    point = (types == 0) | (types == 4)
+    other = types == 7  # collections left by clipping: keep their polygonal/linear parts
+    if other.any():
+        for i in np.flatnonzero(other):
+            parts = shapely.get_parts(geoms[i])
+            kinds = shapely.get_type_id(parts)
+            if (kinds == 3).any():
+                geoms[i], poly[i] = shapely.multipolygons(parts[kinds == 3]), True
+            elif (kinds == 1).any():
+                geoms[i], line[i] = shapely.multilinestrings(parts[kinds == 1]), True
+    rows = np.arange(len(geoms))
+    families = []
+    if poly.any():
+        simple = shapely.simplify(geoms[poly], SIMPLIFY_UNITS, preserve_topology=False)
+        families.append(mvt.encode_polygons(simple, rows[poly]))
+    if line.any():
+        simple = shapely.simplify(geoms[line], SIMPLIFY_UNITS, preserve_topology=False)
+        families.append(mvt.encode_lines(simple, rows[line]))
+    if point.any():
+        families.append(mvt.encode_points(geoms[point], rows[point]))
+    names = [n for n in table.column_names if n not in (FID, GEOMETRY)]
+    props = {n: table.column(n).to_pylist() for n in names}
+    ids = table.column(FID).to_numpy()
+    layer = mvt.encode_layer(entry.id, families, ids, props, extent)
+    return mvt.encode_tile([layer])
