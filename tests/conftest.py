@@ -11,9 +11,12 @@ import pytest
 
 from landexplorer.catalog import Store, open_store
 from landexplorer.settings import Settings
+from tests.pg import PgCluster, find_pg_bin, postgis_installed
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: The stores every ``store`` test runs against (LANDEXPLORER_TEST_STORES="gpkg" narrows it).
+STORE_BACKENDS = os.environ.get("LANDEXPLORER_TEST_STORES", "gpkg postgis").split()
 
 
 @pytest.fixture(scope="session")
@@ -27,14 +30,47 @@ def real_data() -> Path:
     return REAL_DATA
 
 
-@pytest.fixture
-def settings(tmp_path: Path, real_data: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", demo_mirror=real_data)
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL + PostGIS cluster on loopback, started on first use.
+    Not installed: skip locally, fail in CI (scripts/system-deps.sh installs it)."""
+    bin_dir = find_pg_bin()
+    if bin_dir is None or not postgis_installed():
+        message = "PostgreSQL 15 + PostGIS is not installed (scripts/system-deps.sh installs it)"
+        if IN_CI:
+            pytest.fail(message + " (required in CI)")
+        pytest.skip(message)
+    cluster = PgCluster(bin_dir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """Which store a test's ``store`` (and its ``settings``) use: every store test runs on both."""
+    return str(request.param)
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
+def settings(request: pytest.FixtureRequest, tmp_path: Path, real_data: Path) -> Settings:
+    """Settings of a fresh catalogue. In a test that takes ``store``, they point at that
+    store (a fresh PostGIS database for the postgis run), so an app or CLI built from them
+    sees the same catalogue."""
+    database_url = None
+    wants = "store_backend" in request.fixturenames
+    if wants and request.getfixturevalue("store_backend") == "postgis":
+        cluster: PgCluster = request.getfixturevalue("pg_cluster")
+        database_url = cluster.new_database()
+    return Settings(data_dir=tmp_path / "data", demo_mirror=real_data, database_url=database_url)
+
+
+@pytest.fixture
+def store(store_backend: str, settings: Settings) -> Iterator[Store]:
     s = open_store(settings)
+    assert s.backend == store_backend
     yield s
     s.close()
 

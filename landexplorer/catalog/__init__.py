@@ -24,12 +24,17 @@ __all__ = [
 def open_store(settings: Settings) -> Store:
     """The store the settings ask for: PostGIS for a ``postgresql://`` URL, else the GeoPackage."""
     if settings.database_url:
-        from landexplorer.errors import InputError
+        url = settings.database_url
+        if not url.startswith(("postgresql://", "postgres://")):
+            from landexplorer.errors import InputError
 
-        raise InputError(
-            "Keeping the catalogue in PostgreSQL is not available in this version yet; "
-            "unset LANDEXPLORER_DATABASE_URL to use the GeoPackage catalogue."
-        )
+            raise InputError(
+                "LANDEXPLORER_DATABASE_URL must start with postgresql:// "
+                "(for example postgresql://user@localhost/landexplorer)."
+            )
+        from landexplorer.catalog.postgis import PostGISStore
+
+        return PostGISStore(url, settings.raster_dir)
     from landexplorer.catalog.gpkg import GeoPackageStore
 
     return GeoPackageStore(settings.catalog_path, settings.raster_dir)

@@ -41,7 +41,9 @@ from landexplorer.layers.readers import RawBatch, VectorSource
 POINT, LINE, POLYGON = "point", "line", "polygon"
 _FAMILY_OF_TYPE_ID = {0: POINT, 4: POINT, 1: LINE, 2: LINE, 5: LINE, 3: POLYGON, 6: POLYGON}
 _FAMILY_TYPE_IDS = {POINT: (0, 4), LINE: (1, 2, 5), POLYGON: (3, 6)}
-_RESERVED = {"fid", "geom", "geometry", "ogc_fid", "rowid", "oid"}
+# PostgreSQL's system columns too, so that every layer can move to the PostGIS store.
+_PG_SYSTEM = {"ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"}
+_RESERVED = {"fid", "geom", "geometry", "ogc_fid", "rowid", "oid"} | _PG_SYSTEM
 
 
 def family_of(declared: str) -> str | None:

@@ -1,0 +1,636 @@
+"""The PostGIS store: the same catalogue on PostgreSQL, for groups that outgrow one file.
+
+Layout in the database (schema ``public`` unless the URL's search_path says otherwise):
+
+* ``landexplorer_migrations`` - which schema migrations have been applied;
+* ``landexplorer_layers`` - the catalogue, one row per layer, the full entry as JSONB;
+* ``<id>_v<version>`` - one table per layer version: ``fid bigint`` primary key, the
+  attribute columns, ``geom geometry(Geometry, 4326)`` with a GiST index;
+* ``landexplorer_staging`` - tables or raster files retired by a newer version or a delete
+  but not yet removed (a reader may still have been using them).
+
+A new version is created, filled (binary COPY), indexed and made current in ONE
+transaction: PostgreSQL's DDL is transactional, so a failed or interrupted upload leaves
+nothing behind, and readers see the old version until the commit. Writers of the same
+layer queue on a transaction-scoped advisory lock. Rasters are COG files beside the
+catalogue, as in the GeoPackage store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from landexplorer.catalog.base import FID, GEOMETRY, Filter, Query, Store
+from landexplorer.catalog.gpkg import _COLUMN_TO_ARROW, _check_bbox, column_type, now_iso
+from landexplorer.catalog.model import Column, LayerEntry, check_layer_id
+from landexplorer.catalog.pgcopy import HEADER, TRAILER, encode_batch, pg_type
+from landexplorer.catalog.sql import compile_filters, quote_ident
+from landexplorer.errors import (
+    InputError,
+    LandExplorerError,
+    LayerExists,
+    LayerNotFound,
+    StoreBusy,
+)
+
+CATALOG_TABLE = "landexplorer_layers"
+STAGING_TABLE = "landexplorer_staging"
+MIGRATIONS_TABLE = "landexplorer_migrations"
+GEOM_COLUMN = "geom"
+#: Any constant: the advisory lock key that serialises schema migrations.
+_MIGRATION_LOCK = 0x6C616E64
+
+#: Schema migrations, applied in order, each once, in one transaction with its row in
+#: ``landexplorer_migrations``. Append new ones; never edit an applied one.
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "catalogue, staging",
+        f"""
+        CREATE EXTENSION IF NOT EXISTS postgis;
+        CREATE TABLE {CATALOG_TABLE} (
+          id text PRIMARY KEY, title text NOT NULL, kind text NOT NULL,
+          data_type text NOT NULL, visibility text NOT NULL, licence text NOT NULL,
+          attribution text NOT NULL, version integer NOT NULL,
+          feature_count bigint NOT NULL, storage text NOT NULL, updated text NOT NULL,
+          entry jsonb NOT NULL);
+        CREATE TABLE {STAGING_TABLE} (
+          name text PRIMARY KEY, what text NOT NULL, since text NOT NULL);
+        """,
+    ),
+]
+
+_UPDATABLE = {"title", "description", "kind", "owner", "visibility", "licence", "attribution"}
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - psycopg is a dependency
+        raise LandExplorerError(
+            "The PostgreSQL driver (psycopg) is not installed.", detail=repr(exc)
+        ) from exc
+    return psycopg
+
+
+def _not_found(layer_id: str) -> LayerNotFound:
+    return LayerNotFound(f"There is no layer called '{layer_id}' in the catalogue.")
+
+
+class PostGISStore(Store):
+    """The catalogue and its layers in a PostgreSQL database with PostGIS."""
+
+    backend = "postgis"
+
+    def __init__(self, url: str, raster_dir: Path) -> None:
+        self.url = url
+        self.raster_dir = Path(raster_dir)
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+        self._types: dict[str, dict[str, str]] = {}  # storage table -> column -> pg type
+        self.migrate()
+        self.cleanup()
+
+    # ----- connections ---------------------------------------------------------------------
+    def _conn(self) -> Any:
+        """This thread's connection (autocommit; transactions are explicit)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.broken:
+            psycopg = _psycopg()
+            try:
+                conn = psycopg.connect(self.url, autocommit=True, application_name="landexplorer")
+            except psycopg.OperationalError as exc:
+                raise LandExplorerError(
+                    "The catalogue database cannot be reached. Check that PostgreSQL is "
+                    "running and LANDEXPLORER_DATABASE_URL is right.",
+                    detail=_redact(str(exc)),
+                ) from exc
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                conn.close()
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """A transaction on this thread's connection; a dropped connection is replaced."""
+        conn = self._conn()
+        try:
+            with conn.transaction():
+                yield conn
+        except BaseException:
+            if conn.broken or conn.closed:
+                self._local.conn = None
+            raise
+
+    def _fetch(self, sql: str, params: Iterable[Any] = (), binary: bool = False) -> list[Any]:
+        with self._conn().cursor(binary=binary) as cur:
+            cur.execute(sql, list(params))
+            return list(cur.fetchall())
+
+    # ----- schema ----------------------------------------------------------------------------
+    def migrate(self) -> list[int]:
+        """Apply the schema migrations this database has not had yet; returns their numbers."""
+        psycopg = _psycopg()
+        applied: list[int] = []
+        try:
+            with self._transaction() as conn:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version integer PRIMARY "
+                    "KEY, description text NOT NULL, applied timestamptz NOT NULL DEFAULT now())"
+                )
+                done = {r[0] for r in conn.execute(f"SELECT version FROM {MIGRATIONS_TABLE}")}
+                for version, description, sql in MIGRATIONS:
+                    if version in done:
+                        continue
+                    conn.execute(sql)
+                    conn.execute(
+                        f"INSERT INTO {MIGRATIONS_TABLE} (version, description) VALUES (%s, %s)",
+                        (version, description),
+                    )
+                    applied.append(version)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise LandExplorerError(
+                "The database user may not create the catalogue tables or the PostGIS "
+                "extension. Ask the database administrator to run CREATE EXTENSION postgis "
+                "and grant CREATE on the schema.",
+                detail=str(exc),
+            ) from exc
+        return applied
+
+    def schema_version(self) -> int:
+        """The highest migration applied."""
+        row = self._fetch(f"SELECT coalesce(max(version), 0) FROM {MIGRATIONS_TABLE}")
+        return int(row[0][0])
+
+    # ----- catalogue ----------------------------------------------------------------------
+    def list_layers(self) -> list[LayerEntry]:
+        rows = self._fetch(f"SELECT entry FROM {CATALOG_TABLE} ORDER BY id")
+        return [LayerEntry.from_dict(r[0]) for r in rows]
+
+    def get(self, layer_id: str) -> LayerEntry:
+        rows = self._fetch(f"SELECT entry FROM {CATALOG_TABLE} WHERE id = %s", (layer_id,))
+        if not rows:
+            raise _not_found(layer_id)
+        return LayerEntry.from_dict(rows[0][0])
+
+    def _read_entry(self, conn: Any, layer_id: str, lock: bool = False) -> LayerEntry | None:
+        sql = f"SELECT entry FROM {CATALOG_TABLE} WHERE id = %s" + (" FOR UPDATE" if lock else "")
+        row = conn.execute(sql, (layer_id,)).fetchone()
+        return None if row is None else LayerEntry.from_dict(row[0])
+
+    def _save_entry(self, conn: Any, entry: LayerEntry) -> None:
+        from psycopg.types.json import Jsonb
+
+        conn.execute(
+            f"INSERT INTO {CATALOG_TABLE} (id, title, kind, data_type, visibility, licence, "
+            "attribution, version, feature_count, storage, updated, entry) "
+            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (id) DO UPDATE SET "
+            "title=excluded.title, kind=excluded.kind, data_type=excluded.data_type, "
+            "visibility=excluded.visibility, licence=excluded.licence, "
+            "attribution=excluded.attribution, version=excluded.version, "
+            "feature_count=excluded.feature_count, storage=excluded.storage, "
+            "updated=excluded.updated, entry=excluded.entry",
+            (
+                entry.id,
+                entry.title,
+                entry.kind,
+                entry.data_type,
+                entry.visibility,
+                entry.licence,
+                entry.attribution,
+                entry.version,
+                entry.feature_count,
+                entry.storage,
+                entry.updated,
+                Jsonb(entry.to_dict()),
+            ),
+        )
+
+    def update_metadata(self, layer_id: str, **fields: Any) -> LayerEntry:
+        unknown = set(fields) - _UPDATABLE
+        if unknown:
+            raise InputError(f"These layer details cannot be changed here: {sorted(unknown)}.")
+        with self._transaction() as conn:
+            entry = self._read_entry(conn, layer_id, lock=True)
+            if entry is None:
+                raise _not_found(layer_id)
+            for key, value in fields.items():
+                setattr(entry, key, value)
+            entry.updated = now_iso()
+            self._save_entry(conn, entry)
+        return entry
+
+    def delete(self, layer_id: str) -> None:
+        with self._transaction() as conn:
+            self._layer_lock(conn, layer_id)
+            entry = self._read_entry(conn, layer_id, lock=True)
+            if entry is None:
+                raise _not_found(layer_id)
+            conn.execute(f"DELETE FROM {CATALOG_TABLE} WHERE id = %s", (layer_id,))
+            self._retire(conn, entry.storage)
+        self._discard(entry.storage)
+
+    # ----- retired tables and files ------------------------------------------------------
+    def _retire(self, conn: Any, name: str) -> None:
+        conn.execute(
+            f"INSERT INTO {STAGING_TABLE} VALUES (%s, 'retired', %s) "
+            "ON CONFLICT (name) DO UPDATE SET what = excluded.what, since = excluded.since",
+            (name, now_iso()),
+        )
+
+    def _discard(self, name: str) -> None:
+        """Remove a retired table (or raster file); left for ``cleanup`` if a reader holds it."""
+        psycopg = _psycopg()
+        try:
+            with self._transaction() as conn:
+                # a reader still inside the old table must not stall the writer for long
+                conn.execute("SET LOCAL lock_timeout = '2s'")
+                in_use = conn.execute(
+                    f"SELECT 1 FROM {CATALOG_TABLE} WHERE storage = %s", (name,)
+                ).fetchone()
+                if not in_use:
+                    if name.endswith(".tif"):
+                        with contextlib.suppress(FileNotFoundError):
+                            (self.raster_dir.parent / name).unlink()
+                    else:
+                        conn.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")
+                conn.execute(f"DELETE FROM {STAGING_TABLE} WHERE name = %s", (name,))
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
+            pass  # still retired: the next cleanup() removes it
+        self._types.pop(name, None)
+
+    def cleanup(self) -> int:
+        """Remove tables and files that older versions or deleted layers left behind."""
+        names = [r[0] for r in self._fetch(f"SELECT name FROM {STAGING_TABLE}")]
+        for name in names:
+            self._discard(name)
+        return len(names)
+
+    # ----- writing ------------------------------------------------------------------------
+    @staticmethod
+    def _layer_lock(conn: Any, layer_id: str) -> None:
+        """Queue behind any other writer of this layer until our transaction ends."""
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("landexplorer:" + layer_id,))
+
+    def _begin_version(self, conn: Any, entry: LayerEntry, replace: bool) -> LayerEntry | None:
+        """Lock the layer, check the id, and work out the new version number."""
+        check_layer_id(entry.id)
+        self._layer_lock(conn, entry.id)
+        old = self._read_entry(conn, entry.id, lock=True)
+        if old is not None and not replace:
+            raise LayerExists(
+                f"A layer called '{entry.id}' already exists. Use --replace to store this file "
+                "as its new version, or choose another id with --id."
+            )
+        entry.version = (old.version + 1) if old else 1
+        return old
+
+    def _finish_version(self, conn: Any, entry: LayerEntry, old: LayerEntry | None) -> None:
+        stamp = now_iso()
+        entry.created = old.created if old else stamp
+        entry.updated = stamp
+        if old is not None and old.storage != entry.storage:
+            self._retire(conn, old.storage)
+        conn.execute(f"DELETE FROM {STAGING_TABLE} WHERE name = %s", (entry.storage,))
+        self._save_entry(conn, entry)
+
+    def write_vector(
+        self,
+        entry: LayerEntry,
+        schema: pa.Schema,
+        batches: Iterable[pa.RecordBatch],
+        *,
+        replace: bool = False,
+    ) -> LayerEntry:
+        return self._write_vector(entry, schema, batches, replace=replace, keep_version=False)
+
+    def import_vector(
+        self, entry: LayerEntry, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
+    ) -> LayerEntry:
+        """Store a layer copied from another catalogue, keeping its version number, times
+        and (when the batches carry a ``fid`` column) its feature ids."""
+        return self._write_vector(entry, schema, batches, replace=True, keep_version=True)
+
+    def _write_vector(
+        self,
+        entry: LayerEntry,
+        schema: pa.Schema,
+        batches: Iterable[pa.RecordBatch],
+        *,
+        replace: bool,
+        keep_version: bool,
+    ) -> LayerEntry:
+        entry.data_type = "vector"
+        psycopg = _psycopg()
+        created, updated, version = entry.created, entry.updated, entry.version
+        try:
+            with self._transaction() as conn:
+                old = self._begin_version(conn, entry, replace)
+                if keep_version:
+                    entry.version = version
+                entry.storage = f"{entry.id}_v{entry.version}"
+                if old is not None and old.storage == entry.storage:
+                    old = None  # re-importing the same version: the table is rebuilt in place
+                self._fill_table(conn, entry.storage, schema, batches)
+                names = [f.name for f in schema if f.name not in (GEOMETRY, FID)]
+                entry.columns = [Column(n, column_type(schema.field(n).type)) for n in names]
+                self._finish_version(conn, entry, old)
+                if keep_version and created:
+                    entry.created, entry.updated = created, updated or entry.updated
+                    self._save_entry(conn, entry)
+        except psycopg.Error as exc:
+            raise LandExplorerError(
+                "The layer could not be saved into the catalogue; nothing was changed.",
+                detail=repr(exc),
+            ) from exc
+        if old is not None and old.storage != entry.storage:
+            self._discard(old.storage)
+        return entry
+
+    @staticmethod
+    def _fill_table(
+        conn: Any, table: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
+    ) -> int:
+        """Create a version table, binary-COPY the batches in, then key and index it."""
+        names = [f.name for f in schema if f.name not in (GEOMETRY, FID)]
+        given_fids = FID in schema.names
+        qtable = quote_ident(table)
+        # only a retired table of a deleted layer can have this name
+        conn.execute(f"DROP TABLE IF EXISTS {qtable}")
+        columns = [f"{FID} bigint NOT NULL"]
+        columns += [f"{quote_ident(n)} {pg_type(schema.field(n).type)}" for n in names]
+        columns.append(f"{GEOM_COLUMN} geometry(Geometry, 4326)")
+        conn.execute(f"CREATE TABLE {qtable} ({', '.join(columns)})")
+        target = ", ".join([FID, *(quote_ident(n) for n in names), GEOM_COLUMN])
+        fid = 0
+        with conn.cursor().copy(f"COPY {qtable} ({target}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(HEADER)
+            for batch in batches:
+                n = batch.num_rows
+                if not n:
+                    continue
+                if given_fids:
+                    arrays = [batch.column(FID)]
+                else:
+                    arrays = [pa.array(range(fid + 1, fid + n + 1), type=pa.int64())]
+                arrays += [batch.column(name) for name in names]
+                arrays.append(batch.column(GEOMETRY))
+                copy.write(encode_batch(arrays))
+                fid += n
+            copy.write(TRAILER)
+        # key and index after the load: one sort instead of a million index updates
+        conn.execute(f"ALTER TABLE {qtable} ADD PRIMARY KEY ({FID})")
+        index = quote_ident(table + "_gix")
+        conn.execute(f"CREATE INDEX {index} ON {qtable} USING gist ({GEOM_COLUMN})")
+        conn.execute(f"ANALYZE {qtable}")
+        return fid
+
+    def write_raster(
+        self, entry: LayerEntry, cog_path: Path, *, replace: bool = False
+    ) -> LayerEntry:
+        return self._write_raster(entry, cog_path, replace=replace, keep_version=False)
+
+    def import_raster(self, entry: LayerEntry, cog_path: Path) -> LayerEntry:
+        """Catalogue a raster copied from another catalogue, keeping its version and times
+        (the COG is copied unless it already is the file this store would use)."""
+        return self._write_raster(entry, cog_path, replace=True, keep_version=True)
+
+    def _write_raster(
+        self, entry: LayerEntry, cog_path: Path, *, replace: bool, keep_version: bool
+    ) -> LayerEntry:
+        entry.data_type = "raster"
+        created, updated, version = entry.created, entry.updated, entry.version
+        self.raster_dir.mkdir(parents=True, exist_ok=True)
+        placed: Path | None = None
+        try:
+            with self._transaction() as conn:
+                old = self._begin_version(conn, entry, replace)
+                if keep_version:
+                    entry.version = version
+                target = self.raster_dir / f"{entry.id}_v{entry.version}.tif"
+                entry.storage = f"{self.raster_dir.name}/{target.name}"
+                if old is not None and old.storage == entry.storage:
+                    old = None
+                source = Path(cog_path).resolve()
+                if source != target.resolve():
+                    if source.parent == self.raster_dir.resolve():
+                        os.replace(source, target)
+                    else:
+                        shutil.copyfile(source, target)
+                    placed = target
+                self._finish_version(conn, entry, old)
+                if keep_version and created:
+                    entry.created, entry.updated = created, updated or entry.updated
+                    self._save_entry(conn, entry)
+        except BaseException:
+            if placed is not None:
+                placed.unlink(missing_ok=True)
+            raise
+        if old is not None and old.storage != entry.storage:
+            self._discard(old.storage)
+        return entry
+
+    def raster_path(self, entry: LayerEntry) -> Path:
+        return self.raster_dir.parent / entry.storage
+
+    # ----- reading ------------------------------------------------------------------------
+    def _vector(self, layer_id: str) -> LayerEntry:
+        entry = self.get(layer_id)
+        if entry.data_type != "vector":
+            raise InputError(f"'{layer_id}' is a raster layer; it has no features to read.")
+        return entry
+
+    def _pg_types(self, table: str) -> dict[str, str]:
+        """Column types of a version table (immutable, so cached)."""
+        types = self._types.get(table)
+        if types is None:
+            rows = self._fetch(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+                (quote_ident(table),),
+            )
+            types = {r[0]: r[1] for r in rows}
+            self._types[table] = types
+        return types
+
+    def where(self, entry: LayerEntry, query: Query, alias: str = "t") -> tuple[str, list[Any]]:
+        """The WHERE clause (with ``alias``) and its parameters for a query on a layer."""
+        types = {c.name: c.type for c in entry.columns}
+        filters = _coerce(query.filters, types)
+        geom = f"{alias}.{GEOM_COLUMN}"
+
+        def spatial(op: str, wkb: bytes) -> tuple[str, list[Any]]:
+            if op != "intersects":
+                raise InputError(f"The spatial test '{op}' is not available.")
+            return f"ST_Intersects({geom}, ST_GeomFromWKB(%s, 4326))", [bytes(wkb)]
+
+        clauses, params = compile_filters(filters, entry.column_names(), "%s", spatial=spatial)
+        if query.bbox is not None:
+            x0, y0, x1, y1 = _check_bbox(query.bbox)
+            clauses.insert(0, f"ST_Intersects({geom}, ST_MakeEnvelope(%s, %s, %s, %s, 4326))")
+            params = [x0, y0, x1, y1, *params]
+        if query.fids is not None:
+            clauses.append(f"{alias}.{FID} = ANY(%s)")
+            params.append([int(f) for f in query.fids])
+        return ((" WHERE " + " AND ".join(clauses)) if clauses else ""), params
+
+    def _retrying(self, layer_id: str, run: Any) -> Any:
+        """Run a read; if a new version retired the table meanwhile, read the new one."""
+        psycopg = _psycopg()
+        for attempt in range(3):
+            entry = self._vector(layer_id)
+            try:
+                return run(entry)
+            except psycopg.errors.UndefinedTable:
+                if attempt == 2:
+                    raise StoreBusy(
+                        "This layer is being replaced right now. Please try again in a moment."
+                    ) from None
+                time.sleep(0.05)
+        raise AssertionError("unreachable")
+
+    def read_arrow(self, layer_id: str, query: Query | None = None) -> pa.Table:
+        query = query or Query()
+
+        def run(entry: LayerEntry) -> pa.Table:
+            names = list(query.columns) if query.columns is not None else entry.column_names()
+            types = {c.name: c.type for c in entry.columns}
+            for name in names:
+                if name not in types:
+                    raise InputError(f"Layer '{layer_id}' has no column called '{name}'.")
+            pg_types = (
+                self._pg_types(entry.storage)
+                if any(types[n] in ("date", "datetime") for n in names)
+                else {}
+            )
+            where, params = self.where(entry, query)
+            cols = [f"t.{FID}", *(_select(n, types[n], pg_types.get(n)) for n in names)]
+            cols.append(f"ST_AsBinary(t.{GEOM_COLUMN})")
+            sql = f"SELECT {', '.join(cols)} FROM {quote_ident(entry.storage)} AS t{where}"
+            sql += f" ORDER BY t.{FID}"
+            if query.limit is not None:
+                sql += " LIMIT %s"
+                params.append(int(query.limit))
+            if query.offset:
+                sql += " OFFSET %s"
+                params.append(int(query.offset))
+            rows = self._fetch(sql, params, binary=True)
+            columns = list(zip(*rows, strict=True)) if rows else [()] * (len(names) + 2)
+            arrays: dict[str, pa.Array] = {FID: pa.array(columns[0], type=pa.int64())}
+            for i, name in enumerate(names, start=1):
+                arrays[name] = pa.array(columns[i], type=_COLUMN_TO_ARROW[types[name]])
+            arrays[GEOMETRY] = pa.array(columns[-1], type=pa.binary())
+            return pa.table(arrays)
+
+        return self._retrying(layer_id, run)  # type: ignore[no-any-return]
+
+    def count(self, layer_id: str, query: Query | None = None) -> int:
+        query = query or Query()
+
+        def run(entry: LayerEntry) -> int:
+            if query.bbox is None and not query.filters and query.fids is None:
+                return entry.feature_count
+            where, params = self.where(entry, query)
+            sql = f"SELECT count(*) FROM {quote_ident(entry.storage)} AS t{where}"
+            return int(self._fetch(sql, params)[0][0])
+
+        return self._retrying(layer_id, run)  # type: ignore[no-any-return]
+
+    def exact_count(self, layer_id: str) -> int:
+        """The rows really in the layer's table (``count`` trusts the catalogue)."""
+
+        def run(entry: LayerEntry) -> int:
+            sql = f"SELECT count(*) FROM {quote_ident(entry.storage)}"
+            return int(self._fetch(sql)[0][0])
+
+        return self._retrying(layer_id, run)  # type: ignore[no-any-return]
+
+    def table_name(self, layer_id: str) -> str:
+        """The table of a layer's current version (for SQL-level readers)."""
+        return self._vector(layer_id).storage
+
+
+def _select(name: str, kind: str, pg: str | None) -> str:
+    """A column as the GeoPackage store returns it (dates and times as ISO text)."""
+    col = f"t.{quote_ident(name)}"
+    if kind == "date" and pg == "date":
+        return f"to_char({col}, 'YYYY-MM-DD')"
+    if kind == "datetime" and pg and pg.startswith("timestamp with time zone"):
+        return f"to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+    if kind == "datetime" and pg and pg.startswith("timestamp"):
+        return f"to_char({col}, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS')"
+    if kind in ("date", "datetime"):
+        return f"{col}::text"
+    return col
+
+
+def _coerce(filters: Iterable[Filter], types: dict[str, str]) -> list[Filter]:
+    """Give filter values the Python type of their column, as PostgreSQL is strict about it.
+
+    SQLite compares a text column with the number 5 happily; PostgreSQL refuses, so a value
+    meant for a text column becomes text and one meant for a number becomes a number.
+    """
+    out: list[Filter] = []
+    for f in filters:
+        op = f.op.lower()
+        if op in ("and", "or", "not"):
+            out.append(Filter(f.column, f.op, tuple(_coerce(f.value, types))))
+            continue
+        kind = types.get(f.column)
+        if kind is None or op in ("isnull", "notnull", "intersects"):
+            out.append(f)
+            continue
+        value = f.value
+        if op in ("in", "between"):
+            value = [_coerce_value(v, kind) for v in value]
+        else:
+            value = _coerce_value(value, kind)
+        out.append(Filter(f.column, f.op, value))
+    return out
+
+
+def _coerce_value(value: Any, kind: str) -> Any:
+    if value is None:
+        return None
+    try:
+        if kind == "string":
+            return value if isinstance(value, str) else str(value)
+        if kind == "integer":
+            if isinstance(value, float) and not value.is_integer():
+                return value
+            return int(value)
+        if kind == "number":
+            return float(value)
+        if kind == "boolean" and isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "t")
+        if kind in ("date", "datetime"):
+            return str(value)
+    except (TypeError, ValueError):
+        raise InputError(f"'{value}' cannot be compared with a {kind} column.") from None
+    return value
+
+
+def _redact(text: str) -> str:
+    """Connection errors can echo the URL; never log a password."""
+    import re
+
+    return re.sub(r"(postgres(?:ql)?://[^:/@]*:)[^@]*@", r"\1***@", text)
