@@ -104,7 +104,9 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def write_raster(self, entry: LayerEntry, cog_path: Path, *, replace: bool = False) -> LayerEntry:
+    def write_raster(
+        self, entry: LayerEntry, cog_path: Path, *, replace: bool = False
+    ) -> LayerEntry:
         """Take ownership of a finished COG file and catalogue it atomically."""
 
     @abstractmethod

@@ -21,7 +21,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-layers_app = typer.Typer(help="List, show, change and delete catalogued layers.", no_args_is_help=True)
+layers_app = typer.Typer(
+    help="List, show, change and delete catalogued layers.", no_args_is_help=True
+)
 app.add_typer(layers_app, name="layers")
 
 out = Console(highlight=False)

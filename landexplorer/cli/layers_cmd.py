@@ -75,8 +75,11 @@ def _show(entry: LayerEntry) -> None:
         r = entry.raster
         rows.insert(
             3,
-            ("raster", f"{r.get('width')} x {r.get('height')} cells, {r.get('bands')} band(s), "
-             f"{r.get('dtype')}, {r.get('resolution', ['?'])[0]} m"),
+            (
+                "raster",
+                f"{r.get('width')} x {r.get('height')} cells, {r.get('bands')} band(s), "
+                f"{r.get('dtype')}, {r.get('resolution', ['?'])[0]} m",
+            ),
         )
     if entry.description:
         rows.insert(2, ("description", entry.description))
@@ -97,8 +100,9 @@ def _listing(entries: list[LayerEntry]) -> Table:
     for e in entries:
         what = e.geometry_type if e.data_type == "vector" else "raster"
         count = f"{e.feature_count:,}" if e.data_type == "vector" else "-"
-        table.add_row(e.id, e.title, e.kind, what, count, e.licence or "-", str(e.version),
-                      e.visibility)
+        table.add_row(
+            e.id, e.title, e.kind, what, count, e.licence or "-", str(e.version), e.visibility
+        )
     return table
 
 
@@ -108,30 +112,59 @@ def ingest_command(
         list[Path],
         typer.Argument(help="The file to load (several only for tiles of one raster)."),
     ],
-    layer_id: Annotated[str | None, typer.Option("--id", help="Layer id (default: from the file name).")] = None,
+    layer_id: Annotated[
+        str | None, typer.Option("--id", help="Layer id (default: from the file name).")
+    ] = None,
     title: Annotated[str | None, typer.Option(help="Title shown on the map.")] = None,
     description: Annotated[str, typer.Option(help="A sentence about the data.")] = "",
     kind: Annotated[str, typer.Option(help="community, open or reference.")] = "community",
-    licence: Annotated[str, typer.Option("--licence", "--license", help="e.g. OGL-UK-3.0, CC-BY-4.0.")] = "",
+    licence: Annotated[
+        str, typer.Option("--licence", "--license", help="e.g. OGL-UK-3.0, CC-BY-4.0.")
+    ] = "",
     attribution: Annotated[str, typer.Option(help="Credit line shown with the data.")] = "",
     source: Annotated[str | None, typer.Option(help="Where the data came from.")] = None,
     owner: Annotated[str, typer.Option(help="Who looks after this layer.")] = "",
     visibility: Annotated[str | None, typer.Option(help="public, private or hidden.")] = None,
-    crs: Annotated[str | None, typer.Option(help="Coordinate system of the file, e.g. EPSG:27700.")] = None,
-    x: Annotated[str | None, typer.Option("--x", help="CSV column holding x / longitude / easting.")] = None,
-    y: Annotated[str | None, typer.Option("--y", help="CSV column holding y / latitude / northing.")] = None,
+    crs: Annotated[
+        str | None, typer.Option(help="Coordinate system of the file, e.g. EPSG:27700.")
+    ] = None,
+    x: Annotated[
+        str | None, typer.Option("--x", help="CSV column holding x / longitude / easting.")
+    ] = None,
+    y: Annotated[
+        str | None, typer.Option("--y", help="CSV column holding y / latitude / northing.")
+    ] = None,
     wkt: Annotated[str | None, typer.Option(help="CSV column holding WKT shapes.")] = None,
-    layer: Annotated[str | None, typer.Option(help="Layer inside a GeoPackage (default: all).")] = None,
-    replace: Annotated[bool, typer.Option(help="Store as a new version of an existing layer.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the catalogue entry as JSON.")] = False,
+    layer: Annotated[
+        str | None, typer.Option(help="Layer inside a GeoPackage (default: all).")
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option(help="Store as a new version of an existing layer.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the catalogue entry as JSON.")
+    ] = False,
 ) -> None:
     """Load a file into the catalogue: CSV, GeoJSON, KML, zipped shapefile, GeoPackage,
     FlatGeobuf, GeoParquet, GeoTIFF or ASCII grid (zips of grid tiles are joined)."""
     assert state.settings is not None
     options = IngestOptions(
-        id=layer_id, title=title, description=description, kind=kind, licence=licence,
-        attribution=attribution, source=source, owner=owner, visibility=visibility, crs=crs,
-        x=x, y=y, wkt=wkt, layer=layer, replace=replace, batch_size=state.settings.batch_size,
+        id=layer_id,
+        title=title,
+        description=description,
+        kind=kind,
+        licence=licence,
+        attribution=attribution,
+        source=source,
+        owner=owner,
+        visibility=visibility,
+        crs=crs,
+        x=x,
+        y=y,
+        wkt=wkt,
+        layer=layer,
+        replace=replace,
+        batch_size=state.settings.batch_size,
     )
     store = state.store()
     with _Rate(f"Loading {paths[0].name}") as progress:
@@ -140,12 +173,16 @@ def ingest_command(
         print_json([e.to_dict() for e in entries])
         return
     for entry in entries:
-        out.print(f"[green]Stored[/] layer [bold]{entry.id}[/] (version {entry.version}) "
-                  f"in {store.backend} catalogue.")
+        out.print(
+            f"[green]Stored[/] layer [bold]{entry.id}[/] (version {entry.version}) "
+            f"in {store.backend} catalogue."
+        )
         _show(entry)
         if not entry.licence:
-            out.print("[yellow]This layer has no licence yet, so it stays private. Set one with "
-                      f"`landexplorer layers set {entry.id} --licence ...`.[/]")
+            out.print(
+                "[yellow]This layer has no licence yet, so it stays private. Set one with "
+                f"`landexplorer layers set {entry.id} --licence ...`.[/]"
+            )
 
 
 @layers_app.command("list")
@@ -158,8 +195,10 @@ def list_command(
         print_json([e.to_dict() for e in entries])
         return
     if not entries:
-        out.print("The catalogue is empty. Load a file with `landexplorer ingest FILE`, "
-                  "or the demo data with `landexplorer demo`.")
+        out.print(
+            "The catalogue is empty. Load a file with `landexplorer ingest FILE`, "
+            "or the demo data with `landexplorer demo`."
+        )
         return
     out.print(_listing(entries))
 
@@ -207,10 +246,19 @@ def set_command(
     from landexplorer.catalog.model import KINDS, VISIBILITIES
     from landexplorer.errors import InputError
 
-    changes = {k: v for k, v in {
-        "title": title, "description": description, "kind": kind, "licence": licence,
-        "attribution": attribution, "owner": owner, "visibility": visibility,
-    }.items() if v is not None}
+    changes = {
+        k: v
+        for k, v in {
+            "title": title,
+            "description": description,
+            "kind": kind,
+            "licence": licence,
+            "attribution": attribution,
+            "owner": owner,
+            "visibility": visibility,
+        }.items()
+        if v is not None
+    }
     if not changes:
         raise InputError("Say what to change, for example --licence OGL-UK-3.0.")
     if kind is not None and kind not in KINDS:
@@ -236,8 +284,7 @@ def demo_command(
         if entry is None:
             err.print(f"  {layer.id}: already loaded")
         else:
-            what = (f"{entry.feature_count:,} features" if entry.data_type == "vector"
-                    else "raster")
+            what = f"{entry.feature_count:,} features" if entry.data_type == "vector" else "raster"
             err.print(f"  {layer.id}: loaded ({what}, {entry.report.seconds:.2f} s)")
 
     err.print(f"Loading the demo into {state.settings.catalog_path} ...")

@@ -19,7 +19,7 @@ _GB_BOUNDS = (-9.0, 49.75, 2.1, 61.0)
 
 @lru_cache(maxsize=64)
 def parse_crs(text: str) -> CRS:
-    """Parse ``EPSG:27700``, ``27700``, a WKT or PROJ string into a CRS, in plain words on failure."""
+    """Parse ``EPSG:27700``, ``27700``, a WKT or a PROJ string; plain words on failure."""
     value = text.strip()
     if value.isdigit():
         value = f"EPSG:{value}"
@@ -76,8 +76,9 @@ def check_source_bounds(crs: CRS, bounds: tuple[float, float, float, float], whe
     if crs.is_geographic:
         if not looks_geographic(bounds):
             hint = (
-                " They look like British National Grid eastings and northings: try --crs EPSG:27700."
-                if 0 <= x0 and x1 <= 800_000 and 0 <= y0 and y1 <= 1_400_000
+                " They look like British National Grid eastings and northings:"
+                " try --crs EPSG:27700."
+                if x0 >= 0 and x1 <= 800_000 and y0 >= 0 and y1 <= 1_400_000
                 else " Tell landexplorer which coordinate system they are in with --crs."
             )
             raise CRSError(
@@ -98,7 +99,7 @@ def check_source_bounds(crs: CRS, bounds: tuple[float, float, float, float], whe
         try:
             fwd = transformer_to_wgs84(crs.to_wkt())
             lon0, lat0, lon1, lat1 = fwd.transform_bounds(x0, y0, x1, y1)
-        except Exception:  # noqa: BLE001 - outside the projection's domain
+        except Exception:
             lon0 = lat0 = lon1 = lat1 = float("nan")
         margin = 2.0
         inside = (
@@ -126,7 +127,7 @@ def metric_crs_for(bounds: tuple[float, float, float, float]) -> CRS:
     gx0, gy0, gx1, gy1 = _GB_BOUNDS
     if gx0 <= x0 and x1 <= gx1 and gy0 <= y0 and y1 <= gy1:
         return parse_crs(BNG)
-    if (x1 - x0) <= 12 and (y1 - y0) <= 30 and -80 <= y0 and y1 <= 84:
+    if (x1 - x0) <= 12 and (y1 - y0) <= 30 and y0 >= -80 and y1 <= 84:
         lon = (x0 + x1) / 2
         lat = (y0 + y1) / 2
         zone = int((lon + 180) // 6) + 1

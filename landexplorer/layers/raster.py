@@ -80,7 +80,11 @@ def build_cog(
                 )
         nodata = first.nodata
         if len(datasets) > 1:
-            fill = nodata if nodata is not None else (-9999.0 if first.dtypes[0].startswith("float") else 0)
+            fill = (
+                nodata
+                if nodata is not None
+                else (-9999.0 if first.dtypes[0].startswith("float") else 0)
+            )
             array, transform = merge(datasets, nodata=fill)
             nodata = fill
             notes.append(f"{len(datasets)} raster tiles were joined into one mosaic.")

@@ -88,7 +88,9 @@ def test_killed_process_leaves_catalogue_and_is_cleaned(
     """A process killed mid-write (power cut, kill -9) leaves an orphan table that is not
     in the catalogue; the next open removes it."""
     store = GeoPackageStore(settings.catalog_path, settings.raster_dir)
-    ingest(store, real_data / "allotments" / "trafford_allotments.geojson", IngestOptions(id="sites"))
+    ingest(
+        store, real_data / "allotments" / "trafford_allotments.geojson", IngestOptions(id="sites")
+    )
     store.close()
     big = tmp_path / "big.csv"
     src = real_data.joinpath(*TREES).read_text().splitlines()
@@ -148,7 +150,9 @@ def test_ctrl_c_in_cli_changes_nothing(settings: Settings, real_data: Path, tmp_
 def test_catalogue_is_a_valid_geopackage(store: Store, real_data: Path) -> None:
     if not isinstance(store, GeoPackageStore):
         pytest.skip("GeoPackage only")
-    ingest(store, real_data / "allotments" / "trafford_allotments.geojson", IngestOptions(id="sites"))
+    ingest(
+        store, real_data / "allotments" / "trafford_allotments.geojson", IngestOptions(id="sites")
+    )
     ingest(store, real_data.joinpath(*TREES), IngestOptions(id="trees"))
     layers = dict(pyogrio.list_layers(store.path))
     assert layers["sites_v1"] == "MultiPolygon" and layers["trees_v1"] == "Point"
@@ -165,7 +169,10 @@ def test_catalogue_is_a_valid_geopackage(store: Store, real_data: Path) -> None:
             pytest.fail("ogrinfo (gdal-bin) is required in CI")
         pytest.skip("ogrinfo not installed")
     out = subprocess.run(
-        [ogrinfo, "-ro", "-so", str(store.path), "trees_v1"], capture_output=True, text=True, check=True
+        [ogrinfo, "-ro", "-so", str(store.path), "trees_v1"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "Feature Count: 15638" in out
     assert "EPSG" in out and "4326" in out

@@ -22,7 +22,9 @@ from landexplorer.layers.ingest import IngestOptions, ingest
 @pytest.fixture
 def seeded(store: Store, real_data: Path) -> Store:
     """A catalogue that already holds one layer, which bad input must not disturb."""
-    ingest(store, real_data / "allotments" / "trafford_allotments.geojson", IngestOptions(id="sites"))
+    ingest(
+        store, real_data / "allotments" / "trafford_allotments.geojson", IngestOptions(id="sites")
+    )
     return store
 
 
@@ -30,7 +32,9 @@ def _snapshot(store: Store) -> list[tuple[str, int, str, int]]:
     return [(e.id, e.version, e.storage, e.feature_count) for e in store.list_layers()]
 
 
-def _refused(store: Store, path: Path, error: type[Exception], match: str, **options: object) -> str:
+def _refused(
+    store: Store, path: Path, error: type[Exception], match: str, **options: object
+) -> str:
     before = _snapshot(store)
     with pytest.raises(error, match=match) as info:
         ingest(store, path, IngestOptions(**options))  # type: ignore[arg-type]
@@ -80,7 +84,9 @@ def test_corrupt_zip(seeded: Store, tmp_path: Path, real_data: Path) -> None:
 def test_zip_with_parent_paths(seeded: Store, tmp_path: Path, real_data: Path) -> None:
     path = tmp_path / "evil.zip"
     with zipfile.ZipFile(path, "w") as archive:
-        archive.write(real_data / "allotments" / "trafford_allotments.geojson", "../../outside.geojson")
+        archive.write(
+            real_data / "allotments" / "trafford_allotments.geojson", "../../outside.geojson"
+        )
     message = _refused(seeded, path, UnsafeArchive, "unsafe path")
     assert "../../outside.geojson" in message
 

@@ -16,7 +16,9 @@ def run(capsys: pytest.CaptureFixture[str], data_dir: Path, *args: str) -> tuple
     return code, captured.out, captured.err
 
 
-def test_ingest_list_show_set_delete(capsys: pytest.CaptureFixture[str], tmp_path: Path, real_data: Path) -> None:
+def test_ingest_list_show_set_delete(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, real_data: Path
+) -> None:
     data = tmp_path / "data"
     csv = real_data / "allotments" / "trafford_allotments.csv"
     code, out, _ = run(capsys, data, "ingest", str(csv), "--id", "plots", "--title", "Our plots")
@@ -25,8 +27,12 @@ def test_ingest_list_show_set_delete(capsys: pytest.CaptureFixture[str], tmp_pat
     assert "no licence yet, so it stays private" in out
     code, out, _ = run(capsys, data, "layers", "list", "--json")
     listed = json.loads(out)
-    assert [(e["id"], e["feature_count"], e["visibility"]) for e in listed] == [("plots", 35, "private")]
-    code, out, _ = run(capsys, data, "layers", "set", "plots", "--licence", "OGL-UK-3.0", "--visibility", "public")
+    assert [(e["id"], e["feature_count"], e["visibility"]) for e in listed] == [
+        ("plots", 35, "private")
+    ]
+    code, out, _ = run(
+        capsys, data, "layers", "set", "plots", "--licence", "OGL-UK-3.0", "--visibility", "public"
+    )
     assert code == 0
     code, out, _ = run(capsys, data, "layers", "show", "plots", "--json")
     shown = json.loads(out)
@@ -46,9 +52,20 @@ def test_user_mistakes_exit_non_zero_without_traceback(
     data = tmp_path / "data"
     cases = [
         (["ingest", str(tmp_path / "missing.csv")], "There is no file"),
-        (["ingest", str(real_data / "listed_buildings" / "trafford_listed_buildings.csv")], "--crs EPSG:27700"),
+        (
+            ["ingest", str(real_data / "listed_buildings" / "trafford_listed_buildings.csv")],
+            "--crs EPSG:27700",
+        ),
         (["layers", "show", "nothing"], "no layer called 'nothing'"),
-        (["ingest", str(real_data / "allotments" / "trafford_allotments.csv"), "--crs", "EPSG:0"], "not a coordinate system"),
+        (
+            [
+                "ingest",
+                str(real_data / "allotments" / "trafford_allotments.csv"),
+                "--crs",
+                "EPSG:0",
+            ],
+            "not a coordinate system",
+        ),
         (["layers", "set", "nothing", "--licence", "x"], "no layer called"),
     ]
     for args, expected in cases:
@@ -67,7 +84,10 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
 
 
 def test_data_dir_from_environment(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, real_data: Path, monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    real_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("LANDEXPLORER_DATA_DIR", str(tmp_path / "elsewhere"))
     assert main(["ingest", str(real_data / "allotments" / "trafford_allotments.geojson")]) == 0

@@ -26,7 +26,10 @@ def test_demo_catalogue(demo_store: Store) -> None:
     assert entries["street_trees"].feature_count == 15638
     assert entries["allotments"].feature_count == 35
     assert entries["elevation"].data_type == "raster"
-    assert (entries["elevation"].raster["width"], entries["elevation"].raster["height"]) == (600, 400)
+    assert (entries["elevation"].raster["width"], entries["elevation"].raster["height"]) == (
+        600,
+        400,
+    )
 
 
 def test_demo_is_idempotent(demo_settings: Settings, tmp_path: Path) -> None:
@@ -45,7 +48,13 @@ def test_changed_mirror_file_is_refused(tmp_path: Path, real_data: Path) -> None
     target.chmod(0o644)
     target.write_bytes(target.read_bytes() + b"\n")  # one byte more: another file
     manifest = tmp_path / "demo.json"
-    entry = next(m for m in json.loads((Path(__file__).parents[2] / "data" / "demo.json").read_text())["layers"] if m["id"] == "allotments")
+    entry = next(
+        m
+        for m in json.loads((Path(__file__).parents[2] / "data" / "demo.json").read_text())[
+            "layers"
+        ]
+        if m["id"] == "allotments"
+    )
     entry["files"][0]["url"] = None
     manifest.write_text(json.dumps({"layers": [entry]}))
     settings = Settings(data_dir=tmp_path / "data", demo_mirror=mirror, demo_manifest=manifest)
@@ -57,9 +66,24 @@ def test_changed_mirror_file_is_refused(tmp_path: Path, real_data: Path) -> None
 
 def test_missing_file_without_address(tmp_path: Path) -> None:
     manifest = tmp_path / "demo.json"
-    manifest.write_text(json.dumps({"layers": [{
-        "id": "x", "title": "X", "kind": "open", "licence": "OGL-UK-3.0", "attribution": "a",
-        "files": [{"path": "nowhere/x.geojson", "sha256": "0" * 64, "url": None}]}]}))
-    settings = Settings(data_dir=tmp_path / "data", demo_mirror=tmp_path / "empty", demo_manifest=manifest)
+    manifest.write_text(
+        json.dumps(
+            {
+                "layers": [
+                    {
+                        "id": "x",
+                        "title": "X",
+                        "kind": "open",
+                        "licence": "OGL-UK-3.0",
+                        "attribution": "a",
+                        "files": [{"path": "nowhere/x.geojson", "sha256": "0" * 64, "url": None}],
+                    }
+                ]
+            }
+        )
+    )
+    settings = Settings(
+        data_dir=tmp_path / "data", demo_mirror=tmp_path / "empty", demo_manifest=manifest
+    )
     with pytest.raises(DataUnavailable, match="LANDEXPLORER_DEMO_MIRROR"):
         load_demo(open_store(settings), settings)

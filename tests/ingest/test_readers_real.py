@@ -97,7 +97,9 @@ def test_csv_easting_northing_needs_crs_then_matches_geojson(store: Store, real_
     assert entry.source_crs == "EPSG:27700"
     assert entry.feature_count == 265
     frame = store.read_frame(entry.id)
-    reference = pyogrio.read_dataframe(real_data / "listed_buildings" / "trafford_listed_buildings.geojson")
+    reference = pyogrio.read_dataframe(
+        real_data / "listed_buildings" / "trafford_listed_buildings.geojson"
+    )
     # Same records at the same places, matched by list entry number. The published GeoJSON
     # was converted from the same eastings/northings with another datum shift, so points
     # differ by about 1.4 m typically (up to about 12 m for a few).
@@ -111,11 +113,19 @@ def test_csv_easting_northing_needs_crs_then_matches_geojson(store: Store, real_
 
 
 def test_geopackage_in_bng(store: Store, real_data: Path) -> None:
-    path = real_data / "agricultural_land_classification" / "gm_agricultural_land_classification_bng.gpkg"
+    path = (
+        real_data
+        / "agricultural_land_classification"
+        / "gm_agricultural_land_classification_bng.gpkg"
+    )
     entry = _one(store, path, id="alc_gm")
     assert entry.feature_count == 162
     assert entry.source_crs == "EPSG:27700"
-    geojson = real_data / "agricultural_land_classification" / "gm_agricultural_land_classification.geojson"
+    geojson = (
+        real_data
+        / "agricultural_land_classification"
+        / "gm_agricultural_land_classification.geojson"
+    )
     np.testing.assert_allclose(entry.bbox, _source_bounds(geojson), atol=1e-5)
     grades = Counter(store.read_frame(entry.id)["grade"])
     reference = Counter(pyogrio.read_dataframe(geojson)["grade"])
@@ -168,7 +178,9 @@ def test_bbox_query_is_exact_not_envelope(store: Store, real_data: Path) -> None
 
 
 def test_flatgeobuf_and_geoparquet(store: Store, real_data: Path, tmp_path: Path) -> None:
-    source = pyogrio.read_dataframe(real_data / "designations" / "trafford_conservation_areas.geojson")
+    source = pyogrio.read_dataframe(
+        real_data / "designations" / "trafford_conservation_areas.geojson"
+    )
     fgb = tmp_path / "conservation.fgb"
     pyogrio.write_dataframe(source.to_crs(27700), fgb, driver="FlatGeobuf")
     parquet = tmp_path / "conservation.parquet"
@@ -181,15 +193,22 @@ def test_flatgeobuf_and_geoparquet(store: Store, real_data: Path, tmp_path: Path
     fb = store.read_frame("cons_parquet").sort_values("site_name")
     assert list(fa["site_name"]) == sorted(source["site_name"])
     # numbers stored as space-padded strings stay strings, unchanged
-    assert list(fb["site_area_hectares"]) == list(source.sort_values("site_name")["site_area_hectares"])
+    assert list(fb["site_area_hectares"]) == list(
+        source.sort_values("site_name")["site_area_hectares"]
+    )
     np.testing.assert_allclose(a.bbox, b.bbox, atol=1e-6)
 
 
 def test_csv_with_wkt_column(store: Store, real_data: Path, tmp_path: Path) -> None:
-    source = pyogrio.read_dataframe(real_data / "designations" / "trafford_sites_of_special_scientific_interest.geojson")
+    source = pyogrio.read_dataframe(
+        real_data / "designations" / "trafford_sites_of_special_scientific_interest.geojson"
+    )
     path = tmp_path / "sssi.csv"
     path.write_text(
-        "name,wkt\n" + "".join(f'"{n}","{g.wkt}"\n' for n, g in zip(source["site_name"], source.geometry, strict=True))
+        "name,wkt\n"
+        + "".join(
+            f'"{n}","{g.wkt}"\n' for n, g in zip(source["site_name"], source.geometry, strict=True)
+        )
     )
     entry = _one(store, path)
     assert entry.feature_count == 2
@@ -200,8 +219,12 @@ def test_csv_with_wkt_column(store: Store, real_data: Path, tmp_path: Path) -> N
 
 def test_geopackage_all_layers_or_one(store: Store, real_data: Path, tmp_path: Path) -> None:
     gpkg = tmp_path / "two.gpkg"
-    sssi = pyogrio.read_dataframe(real_data / "designations" / "trafford_sites_of_special_scientific_interest.geojson")
-    lnr = pyogrio.read_dataframe(real_data / "designations" / "trafford_local_nature_reserves.geojson")
+    sssi = pyogrio.read_dataframe(
+        real_data / "designations" / "trafford_sites_of_special_scientific_interest.geojson"
+    )
+    lnr = pyogrio.read_dataframe(
+        real_data / "designations" / "trafford_local_nature_reserves.geojson"
+    )
     pyogrio.write_dataframe(sssi, gpkg, layer="sssi")
     pyogrio.write_dataframe(lnr, gpkg, layer="lnr", append=False)
     entries = ingest(store, gpkg, IngestOptions(id="sites"))
@@ -238,9 +261,10 @@ def test_ascii_grid_zip_and_mosaic(store: Store, real_data: Path) -> None:
     entries = ingest(store, tiles, IngestOptions(id="terrain"))
     mosaic = entries[0]
     assert (mosaic.raster["width"], mosaic.raster["height"]) == (600, 400)
-    with rasterio.open(store.raster_path(mosaic)) as m, rasterio.open(
-        dem / "trafford_os_terrain50_dtm_50m_bng.tif"
-    ) as ref:
+    with (
+        rasterio.open(store.raster_path(mosaic)) as m,
+        rasterio.open(dem / "trafford_os_terrain50_dtm_50m_bng.tif") as ref,
+    ):
         assert m.bounds == (360000.0, 380000.0, 390000.0, 400000.0)
         # the published mosaic is a clip of the same tiles: identical cells
         window = m.window(*ref.bounds)
