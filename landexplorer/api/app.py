@@ -50,9 +50,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     # ---- Routers are included HERE, one line each. Add yours (e.g. tiles) to this list.
-    from landexplorer.api.routers import collections, items, landing, tiles
+    from landexplorer.api.routers import (
+        collections,
+        items,
+        landing,
+        maps,
+        tiles,
+        web,
+    )
 
     routers = [
+        web.router,  # before landing: it shares "/" (HTML for browsers, JSON otherwise)
+        maps.router,
         landing.router,
         collections.router,
         items.router,

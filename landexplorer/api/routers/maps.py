@@ -1,0 +1,167 @@
+"""Saved maps: ``POST /maps`` stores a view (centre, zoom, layers, drawn shapes) and returns a
+short id; ``GET /maps/{id}`` gives it back; ``/m/{id}`` is the short link people share.
+
+A saved map is a small JSON file under ``data_dir/maps``, written to a temporary file and
+renamed into place, so a reader never sees half a map and a crash leaves no damaged file.
+Nothing in it is trusted: the body is checked against a strict model and capped in size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.responses import RedirectResponse
+
+from landexplorer.api.errors import ApiError
+from landexplorer.api.responses import JSONResponse
+from landexplorer.api.routers.landing import base_url
+from landexplorer.settings import Settings
+
+router = APIRouter(tags=["Saved maps"])
+
+MAX_BODY_BYTES = 512 * 1024
+_MAP_ID = re.compile(r"^[A-Za-z0-9_-]{8,16}$")
+MapId = Annotated[str, PathParam(alias="mapId", max_length=16)]
+
+
+class View(BaseModel):
+    """Where the map looks: centre as [latitude, longitude] and a zoom level."""
+
+    model_config = ConfigDict(extra="forbid")
+    center: tuple[float, float]
+    zoom: float = Field(ge=0, le=22)
+
+
+class MapLayer(BaseModel):
+    """A layer shown on the saved map and how."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
+    opacity: float = Field(default=1.0, ge=0, le=1)
+
+
+class SavedMap(BaseModel):
+    """What a saved map holds."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(default="", max_length=200)
+    view: View
+    layers: list[MapLayer] = Field(default_factory=list, max_length=100)
+    shapes: dict[str, Any] | None = Field(
+        default=None, description="Drawn shapes as a GeoJSON FeatureCollection (lon/lat)."
+    )
+
+
+def maps_dir(settings: Settings) -> Path:
+    """Where saved maps are kept."""
+    return settings.data_dir / "maps"
+
+
+def _check_shapes(shapes: dict[str, Any] | None) -> None:
+    if shapes is None:
+        return
+    if shapes.get("type") != "FeatureCollection" or not isinstance(shapes.get("features"), list):
+        raise ApiError(400, "bad-request", "The drawn shapes must be a GeoJSON FeatureCollection.")
+    if len(shapes["features"]) > 500:
+        raise ApiError(400, "bad-request", "A saved map can hold at most 500 drawn shapes.")
+
+
+def write_map(folder: Path, body: dict[str, Any]) -> str:
+    """Store a map under a new random id, atomically; returns the id."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    for _ in range(5):
+        map_id = secrets.token_urlsafe(6)  # 8 characters, 48 random bits
+        target = folder / f"{map_id}.json"
+        if target.exists():
+            continue
+        fd, tmp = tempfile.mkstemp(prefix=".map-", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            # link() fails if the name was taken meanwhile, so two savers never overwrite.
+            os.link(tmp, target)
+        except FileExistsError:
+            continue
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return map_id
+    raise ApiError(503, "busy", "The map could not be saved just now. Please try again.")
+
+
+def read_map(folder: Path, map_id: str) -> dict[str, Any]:
+    """A saved map by id, or a 404 in plain words."""
+    missing = ApiError(404, "not-found", "There is no saved map with that link.")
+    if not _MAP_ID.match(map_id):
+        raise missing
+    try:
+        data: dict[str, Any] = json.loads((folder / f"{map_id}.json").read_text("utf-8"))
+    except FileNotFoundError:
+        raise missing from None
+    return data
+
+
+def _links(root: str, map_id: str) -> list[dict[str, str]]:
+    return [
+        {"rel": "self", "type": "application/json", "href": f"{root}/maps/{map_id}"},
+        {"rel": "alternate", "type": "text/html", "href": f"{root}/m/{map_id}"},
+    ]
+
+
+@router.post("/maps", status_code=201, summary="Save a map", operation_id="saveMap")
+async def save_map(request: Request) -> JSONResponse:
+    """Store the view, layers and drawn shapes; answer with the id and the short link."""
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, "too-large", "This map is too large to save (too many shapes?).")
+    try:
+        saved = SavedMap.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        raise ApiError(
+            400, "bad-request", f"The map could not be saved: '{where}' {first['msg']}."
+        ) from None
+    _check_shapes(saved.shapes)
+    body = saved.model_dump(mode="json")
+    body["created"] = datetime.now(UTC).isoformat(timespec="seconds")
+    settings: Settings = request.app.state.settings
+    map_id = write_map(maps_dir(settings), body)
+    root = base_url(request)
+    return JSONResponse(
+        {"id": map_id, "url": f"{root}/m/{map_id}", "links": _links(root, map_id)},
+        status_code=201,
+        headers={"Location": f"{root}/maps/{map_id}"},
+    )
+
+
+@router.api_route(
+    "/maps/{mapId}", methods=["GET", "HEAD"], summary="A saved map", operation_id="getMap"
+)
+async def get_map(request: Request, map_id: MapId) -> JSONResponse:
+    """The saved view, layers and shapes."""
+    settings: Settings = request.app.state.settings
+    body = read_map(maps_dir(settings), map_id)
+    body["id"] = map_id
+    body["links"] = _links(base_url(request), map_id)
+    return JSONResponse(body)
+
+
+@router.get("/m/{mapId}", summary="Short link of a saved map", operation_id="openMap")
+async def open_map(request: Request, map_id: MapId) -> RedirectResponse:
+    """Open a saved map in the web page."""
+    settings: Settings = request.app.state.settings
+    read_map(maps_dir(settings), map_id)  # a 404 here is clearer than an empty map
+    return RedirectResponse(f"/?map={map_id}", status_code=303)
