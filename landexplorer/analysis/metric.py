@@ -1,0 +1,73 @@
+"""Metric coordinates for areas and distances: never square degrees.
+
+The CRS comes from ``landexplorer.layers.crs.metric_crs_for`` (British National Grid in
+Great Britain, else a UTM zone or an equal-area projection) for the joint extent of the
+inputs, and every result names it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import shapely
+from pyproj import CRS, Transformer
+
+from landexplorer.catalog.base import BBox
+from landexplorer.layers.crs import crs_name, metric_crs_for
+
+
+def union_bounds(*bounds: BBox | None) -> BBox | None:
+    """The bbox covering all the given ones (None entries are skipped)."""
+    got = [b for b in bounds if b is not None]
+    if not got:
+        return None
+    arr = np.asarray(got, dtype=float)
+    return (
+        float(arr[:, 0].min()),
+        float(arr[:, 1].min()),
+        float(arr[:, 2].max()),
+        float(arr[:, 3].max()),
+    )
+
+
+def choose_metric_crs(*bounds: BBox | None) -> CRS:
+    """The metric CRS for data spread over these lon/lat bounds."""
+    extent = union_bounds(*bounds)
+    if extent is None:
+        extent = (-2.0, 51.0, -1.0, 52.0)  # nothing to measure; any GB box gives BNG
+    return metric_crs_for(extent)
+
+
+@lru_cache(maxsize=32)
+def _transformer(src_wkt: str, dst_wkt: str) -> Transformer:
+    return Transformer.from_crs(CRS.from_wkt(src_wkt), CRS.from_wkt(dst_wkt), always_xy=True)
+
+
+_WGS84_WKT = CRS.from_epsg(4326).to_wkt()
+
+
+def project(geoms: np.ndarray, crs: CRS, src: CRS | None = None) -> np.ndarray:
+    """Reproject shapely geometries (EPSG:4326 unless ``src``) to ``crs``, vectorised."""
+    if len(geoms) == 0:
+        return np.asarray(geoms, dtype=object)
+    src_wkt = src.to_wkt() if src is not None else _WGS84_WKT
+    transformer = _transformer(src_wkt, crs.to_wkt())
+
+    def fn(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return transformer.transform(x, y)  # type: ignore[no-any-return]
+
+    return np.asarray(
+        shapely.transform(geoms, fn, interleaved=False),  # type: ignore[arg-type]
+        dtype=object,
+    )
+
+
+def name(crs: CRS) -> str:
+    """``EPSG:27700``-style name of a CRS, for results."""
+    return crs_name(crs)
+
+
+def parse_wgs84() -> CRS:
+    """EPSG:4326, for projecting results back to the storage CRS."""
+    return CRS.from_epsg(4326)

@@ -1,0 +1,253 @@
+"""Turning what a caller gives (a catalogue layer id or a GeoDataFrame) into features.
+
+Analysis reads only what it needs: rows whose bbox meets the area of interest, through
+the layer's spatial index. Every geometry handed on is in EPSG:4326 (lon/lat), like the
+catalogue stores it; a GeoDataFrame in another CRS is reprojected on purpose and the
+result says so. Store-specific fast paths live in ``_fast_read`` and nowhere else, so a
+PostGIS push-down can be added beside the GeoPackage one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import shapely
+
+from landexplorer.catalog.base import FID, GEOMETRY, BBox, Query, Store
+from landexplorer.errors import CRSError, InputError
+from landexplorer.layers.crs import crs_name, epsg_code
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+#: A catalogue layer id or a GeoDataFrame.
+LayerLike: TypeAlias = "str | gpd.GeoDataFrame"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an input came from, and the licence and credit that must travel with results."""
+
+    id: str
+    title: str = ""
+    licence: str = ""
+    attribution: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "licence": self.licence,
+            "attribution": self.attribution,
+        }
+
+
+@dataclass
+class Features:
+    """Geometries (shapely, EPSG:4326) with their attributes, one row each, and provenance."""
+
+    geoms: np.ndarray
+    attrs: pd.DataFrame  # index: feature id (fid for catalogue layers, the frame's index else)
+    source: Source
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.geoms)
+
+    @property
+    def bounds(self) -> BBox | None:
+        """Lon/lat bounds of the non-empty geometries, or None when there are none."""
+        if len(self.geoms) == 0:
+            return None
+        b = shapely.bounds(self.geoms)
+        ok = ~np.isnan(b[:, 0])
+        if not ok.any():
+            return None
+        return (
+            float(b[ok, 0].min()),
+            float(b[ok, 1].min()),
+            float(b[ok, 2].max()),
+            float(b[ok, 3].max()),
+        )
+
+    def kind(self) -> str:
+        """'point', 'line', 'polygon', 'mixed' or 'empty' from the geometry types present."""
+        return geometry_kind(self.geoms)
+
+    def subset(self, mask: np.ndarray) -> Features:
+        return Features(
+            self.geoms[mask], self.attrs.iloc[np.flatnonzero(mask)], self.source, list(self.notes)
+        )
+
+
+_KIND_OF_TYPE = {
+    0: "point",
+    4: "point",
+    1: "line",
+    2: "line",
+    5: "line",
+    3: "polygon",
+    6: "polygon",
+}
+
+
+def geometry_kind(geoms: np.ndarray) -> str:
+    """The dimension family of an array of geometries (ignoring missing/empty ones)."""
+    if len(geoms) == 0:
+        return "empty"
+    types = shapely.get_type_id(geoms)
+    kinds = {_KIND_OF_TYPE.get(int(t), "mixed") for t in np.unique(types) if t >= 0}
+    if not kinds:
+        return "empty"
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def source_of(layer: LayerLike, store: Store | None) -> Source:
+    """Provenance of an input without reading its features."""
+    if isinstance(layer, str):
+        entry = _store(store, layer).get(layer)
+        return Source(entry.id, entry.title, entry.licence, entry.attribution)
+    attrs = getattr(layer, "attrs", {}) or {}
+    return Source(
+        str(attrs.get("id", "frame")),
+        str(attrs.get("title", "")),
+        str(attrs.get("licence", "")),
+        str(attrs.get("attribution", "")),
+    )
+
+
+def _store(store: Store | None, layer_id: str) -> Store:
+    if store is None:
+        raise InputError(
+            f"'{layer_id}' names a catalogue layer, but no catalogue was given to read it from."
+        )
+    return store
+
+
+def layer_bounds(layer: LayerLike, store: Store | None) -> BBox | None:
+    """Lon/lat bounds of a layer, from the catalogue entry when there is one (no read)."""
+    if isinstance(layer, str):
+        entry = _store(store, layer).get(layer)
+        return tuple(entry.bbox) if entry.bbox else None  # type: ignore[return-value]
+    return load(layer, store).bounds
+
+
+def load(
+    layer: LayerLike,
+    store: Store | None = None,
+    *,
+    bbox: BBox | None = None,
+    columns: Sequence[str] | None = None,
+) -> Features:
+    """Features of a layer id (read from ``store``) or of a GeoDataFrame, as EPSG:4326.
+
+    ``bbox`` (lon/lat) limits a catalogue read to rows meeting it, through the R-tree.
+    ``columns`` limits the attributes read (None: all; ``[]``: none).
+    """
+    if isinstance(layer, str):
+        return _load_layer(_store(store, layer), layer, bbox, columns)
+    return _load_frame(layer, bbox, columns)
+
+
+def _load_layer(
+    store: Store, layer_id: str, bbox: BBox | None, columns: Sequence[str] | None
+) -> Features:
+    entry = store.get(layer_id)
+    if entry.data_type != "vector":
+        raise InputError(f"'{layer_id}' is a raster layer; this needs a layer of features.")
+    names = entry.column_names()
+    if columns is not None:
+        for c in columns:
+            if c not in names:
+                raise InputError(
+                    f"Layer '{layer_id}' has no column called '{c}'. "
+                    f"Its columns are: {', '.join(names) or 'none'}."
+                )
+    source = Source(entry.id, entry.title, entry.licence, entry.attribution)
+    if bbox is not None:
+        bbox = _clamp_bbox(bbox)
+    table = _fast_read(store, layer_id, bbox, columns)
+    if table is None:
+        table = store.read_arrow(layer_id, Query(bbox=bbox, columns=columns))
+    geoms = shapely.from_wkb(table.column(GEOMETRY).to_numpy(zero_copy_only=False))
+    attrs = table.drop_columns([GEOMETRY]).to_pandas().set_index(FID)
+    return Features(np.asarray(geoms, dtype=object), attrs, source)
+
+
+def _clamp_bbox(bbox: BBox) -> BBox:
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    return (max(x0, -180.0), max(y0, -90.0), min(x1, 180.0), min(y1, 90.0))
+
+
+def _fast_read(
+    store: Store, layer_id: str, bbox: BBox | None, columns: Sequence[str] | None
+) -> pa.Table | None:
+    """Read a GeoPackage feature table with GDAL's Arrow reader (much faster than row by row).
+
+    Returns None for stores without a fast path, which then use ``Store.read_arrow``.
+    """
+    if getattr(store, "backend", "") != "gpkg" or not hasattr(store, "table_name"):
+        return None
+    import pyogrio
+
+    table_name = store.table_name(layer_id)
+    cols = list(columns) if columns is not None else None
+    _, table = pyogrio.read_arrow(
+        str(store.path),  # type: ignore[attr-defined]
+        layer=table_name,
+        columns=cols,
+        bbox=bbox,
+        return_fids=True,
+    )
+    geom_name = table.schema.names[-1]
+    table = table.rename_columns([*table.schema.names[:-1], GEOMETRY])
+    if geom_name != GEOMETRY:
+        # pyogrio tags the column as GeoArrow WKB; plain binary is what the rest expects
+        table = table.set_column(
+            table.num_columns - 1, GEOMETRY, table.column(GEOMETRY).cast(pa.binary())
+        )
+    return table
+
+
+def _load_frame(frame: Any, bbox: BBox | None, columns: Sequence[str] | None) -> Features:
+    notes: list[str] = []
+    if frame.crs is None:
+        raise CRSError(
+            "The data given has no coordinate system, so it cannot be compared safely with "
+            "other layers. Set one first, e.g. frame.set_crs('EPSG:4326')."
+        )
+    code = epsg_code(frame.crs)
+    if code != 4326:
+        notes.append(
+            f"{source_of(frame, None).id} was given in {crs_name(frame.crs)} and was reprojected "
+            "to EPSG:4326 before comparing."
+        )
+        frame = frame.to_crs("EPSG:4326")
+    geoms = np.asarray(frame.geometry.values, dtype=object)
+    keep = [c for c in frame.columns if c != frame.geometry.name]
+    if columns is not None:
+        missing = [c for c in columns if c not in keep]
+        if missing:
+            raise InputError(f"The data given has no column called '{missing[0]}'.")
+        keep = list(columns)
+    attrs = pd.DataFrame(frame[keep]).copy()
+    attrs.index.name = FID
+    if bbox is not None:
+        hit = shapely.intersects(geoms, shapely.box(*bbox))
+        geoms, attrs = geoms[hit], attrs.iloc[np.flatnonzero(hit)]
+    return Features(geoms, attrs, source_of(frame, None), notes)
+
+
+def expand_bbox(bbox: BBox, metres: float) -> BBox:
+    """Grow a lon/lat bbox by at least ``metres`` on every side (generous near the poles)."""
+    x0, y0, x1, y1 = bbox
+    dlat = metres / 110_574.0 * 1.01 + 1e-9
+    lat = min(89.0, max(abs(y0), abs(y1)) + dlat)
+    dlon = metres / (111_320.0 * math.cos(math.radians(lat))) * 1.01 + 1e-9
+    return (x0 - dlon, y0 - dlat, x1 + dlon, y1 + dlat)
