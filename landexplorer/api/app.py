@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # ---- Routers are included HERE, one line each. Add yours (e.g. tiles) to this list.
     from landexplorer.api.routers import (
         collections,
+        exports,
         items,
         landing,
         maps,
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         landing.router,
         collections.router,
         items.router,
+        exports.router,
         tiles.router,
     ]
     for router in routers:
