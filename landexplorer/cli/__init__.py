@@ -6,6 +6,7 @@ import signal
 import sys
 from types import FrameType
 
+from landexplorer.cli import analysis_cmd  # noqa: F401 - registers commands
 from landexplorer.cli import layers_cmd  # noqa: F401 - registers commands
 from landexplorer.cli import migrate_cmd  # noqa: F401 - registers commands
 from landexplorer.cli import serve_cmd  # noqa: F401 - registers commands
