@@ -28,6 +28,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        jobs = getattr(app.state, "jobs", None)
+        if jobs is not None:
+            jobs.close()
         store.close()
 
     app = FastAPI(
@@ -57,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         landing,
         maps,
         tiles,
+        uploads,
         web,
     )
 
@@ -67,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         collections.router,
         items.router,
         exports.router,
+        uploads.router,
         tiles.router,
     ]
     for router in routers:

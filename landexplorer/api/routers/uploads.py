@@ -1,0 +1,233 @@
+"""Writes: ``POST /collections`` (upload), ``PUT``/``PATCH``/``DELETE /collections/{id}``,
+and ``/jobs/{id}``. Every write needs the bearer token from the settings."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, File, Form, Request, UploadFile
+from fastapi import Path as PathParam
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from landexplorer.api.deps import StoreDep, not_found, require_writer, settings_of, store_of
+from landexplorer.api.errors import ApiError
+from landexplorer.api.jobs import Job, Jobs
+from landexplorer.api.responses import JSONResponse
+from landexplorer.api.routers.landing import base_url
+from landexplorer.catalog import check_layer_id, slugify
+from landexplorer.errors import InputError, LayerExists, LayerNotFound, TooLarge
+
+router = APIRouter(tags=["Uploads and jobs"])
+Writer = Depends(require_writer)
+_CHUNK = 1 << 20
+
+
+def jobs_of(request: Request) -> Jobs:
+    """The app's job runner (made on first use)."""
+    jobs: Jobs | None = getattr(request.app.state, "jobs", None)
+    if jobs is None:
+        jobs = Jobs(settings_of(request).data_dir / "jobs")
+        request.app.state.jobs = jobs
+    return jobs
+
+
+def _job_doc(request: Request, job: Job) -> dict[str, Any]:
+    root = base_url(request)
+    doc: dict[str, Any] = {
+        "jobID": job.id,
+        "type": "process",
+        "processID": job.kind,
+        "status": job.status,
+        "progress": job.progress,
+        "message": job.message,
+        "created": job.created,
+        "updated": job.updated,
+        "layers": job.layers,
+        "links": [{"rel": "self", "type": "application/json", "href": f"{root}/jobs/{job.id}"}],
+    }
+    if job.error:
+        doc["error"] = job.error
+    for layer in job.layers:
+        doc["links"].append(
+            {"rel": "item", "type": "application/json", "href": f"{root}/collections/{layer}"}
+        )
+    return doc
+
+
+async def _save_upload(request: Request, upload: UploadFile) -> Path:
+    """Copy the upload into its own temporary folder, refusing it past the size limit."""
+    limit = settings_of(request).max_upload_mb * 1024 * 1024
+    name = Path(upload.filename or "upload").name or "upload"
+    if name.startswith("."):
+        name = "upload" + name
+    folder = Path(tempfile.mkdtemp(prefix="le-upload-"))
+    target = folder / name
+    size = 0
+    try:
+        with target.open("wb") as out:
+            while chunk := await upload.read(_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(
+                        f"The file is larger than this server accepts "
+                        f"({settings_of(request).max_upload_mb} MB)."
+                    )
+                out.write(chunk)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if size == 0:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise InputError("The uploaded file is empty.")
+    return target
+
+
+def _precheck(path: Path, options: Any) -> None:
+    """Refuse, before queuing, a file that is not geodata we can read."""
+    from landexplorer.layers.readers import ReadOptions, is_raster_path, open_vector
+
+    if is_raster_path(path):
+        import rasterio
+
+        try:
+            with rasterio.open(path):
+                return
+        except Exception as exc:
+            raise InputError(
+                f"'{path.name}' could not be read as a raster.", detail=str(exc)
+            ) from exc
+    open_vector(
+        path,
+        ReadOptions(
+            crs=options.crs, x=options.x, y=options.y, wkt=options.wkt, layer=options.layer
+        ),
+    )
+
+
+async def _start(
+    request: Request, kind: str, layer_id: str, upload: UploadFile, options: Any
+) -> JSONResponse:
+    path = await _save_upload(request, upload)
+    try:
+        await run_in_threadpool(_precheck, path, options)
+    except BaseException:
+        shutil.rmtree(path.parent, ignore_errors=True)
+        raise
+    job = jobs_of(request).submit_ingest(store_of(request), kind, layer_id, path, options)
+    href = f"{base_url(request)}/jobs/{job.id}"
+    return JSONResponse(_job_doc(request, job), status_code=202, headers={"Location": href})
+
+
+@router.post("/collections", status_code=202, summary="Upload a new layer", dependencies=[Writer])
+async def upload_layer(
+    request: Request,
+    store: StoreDep,
+    file: Annotated[UploadFile, File(description="CSV, GeoJSON, KML, zipped shapefile, ...")],
+    id: Annotated[str | None, Form(max_length=48)] = None,
+    title: Annotated[str | None, Form(max_length=200)] = None,
+    description: Annotated[str, Form(max_length=2000)] = "",
+    kind: Annotated[str, Form()] = "community",
+    licence: Annotated[str, Form(max_length=200)] = "",
+    attribution: Annotated[str, Form(max_length=500)] = "",
+    visibility: Annotated[str | None, Form()] = None,
+    crs: Annotated[str | None, Form(max_length=100)] = None,
+    x: Annotated[str | None, Form(max_length=100)] = None,
+    y: Annotated[str | None, Form(max_length=100)] = None,
+    wkt: Annotated[str | None, Form(max_length=100)] = None,
+) -> JSONResponse:
+    """Load a file as a new layer in the background; follow the job at ``Location``."""
+    from landexplorer.layers.ingest import IngestOptions
+
+    layer_id = check_layer_id(id or slugify(Path(file.filename or "upload").stem))
+    if store.exists(layer_id):
+        raise LayerExists(
+            f"A layer called '{layer_id}' already exists: PUT /collections/{layer_id} "
+            "replaces it with a new version, or choose another id."
+        )
+    options = IngestOptions(
+        id=layer_id, title=title, description=description, kind=kind, licence=licence,
+        attribution=attribution, visibility=visibility, crs=crs, x=x, y=y, wkt=wkt,
+    )  # fmt: skip
+    options.check()
+    return await _start(request, "upload", layer_id, file, options)
+
+
+@router.put(
+    "/collections/{collectionId}",
+    status_code=202,
+    summary="Replace a layer with a new version",
+    dependencies=[Writer],
+)
+async def replace_layer(
+    request: Request,
+    store: StoreDep,
+    file: Annotated[UploadFile, File()],
+    crs: Annotated[str | None, Form(max_length=100)] = None,
+    x: Annotated[str | None, Form(max_length=100)] = None,
+    y: Annotated[str | None, Form(max_length=100)] = None,
+    wkt: Annotated[str | None, Form(max_length=100)] = None,
+) -> JSONResponse:
+    """Load a file as the next version of an existing layer, keeping its metadata."""
+    from landexplorer.layers.ingest import IngestOptions
+
+    layer_id = request.path_params["collectionId"]
+    entry = _existing(store, layer_id)
+    options = IngestOptions(
+        id=entry.id, title=entry.title, description=entry.description, kind=entry.kind,
+        licence=entry.licence, attribution=entry.attribution, owner=entry.owner,
+        visibility=entry.visibility, crs=crs, x=x, y=y, wkt=wkt, replace=True,
+    )  # fmt: skip
+    return await _start(request, "replace", entry.id, file, options)
+
+
+def _existing(store: Any, layer_id: str) -> Any:
+    try:
+        check_layer_id(layer_id)
+        return store.get(layer_id)
+    except (InputError, LayerNotFound):
+        raise not_found(layer_id) from None
+
+
+@router.patch(
+    "/collections/{collectionId}", summary="Change a layer's details", dependencies=[Writer]
+)
+def update_layer(
+    request: Request,
+    store: StoreDep,
+    changes: Annotated[dict[str, str], Body(examples=[{"licence": "OGL-UK-3.0"}])],
+) -> JSONResponse:
+    """Change title, description, kind, owner, visibility, licence or attribution."""
+    entry = _existing(store, request.path_params["collectionId"])
+    if "visibility" in changes and changes["visibility"] not in ("public", "private", "hidden"):
+        raise InputError("visibility must be public, private or hidden.")
+    updated = store.update_metadata(entry.id, **changes)
+    return JSONResponse({"id": updated.id, "version": updated.version, **changes})
+
+
+@router.delete(
+    "/collections/{collectionId}",
+    status_code=204,
+    summary="Delete a layer",
+    dependencies=[Writer],
+    response_class=Response,
+)
+def delete_layer(request: Request, store: StoreDep) -> Response:
+    """Remove a layer and its data."""
+    entry = _existing(store, request.path_params["collectionId"])
+    store.delete(entry.id)
+    return Response(status_code=204)
+
+
+@router.api_route("/jobs/{jobId}", methods=["GET", "HEAD"], summary="Status of a job")
+def job_status(
+    request: Request, job_id: Annotated[str, PathParam(alias="jobId", max_length=64)]
+) -> JSONResponse:
+    """Status, progress (features stored) and result of an upload job."""
+    job = jobs_of(request).get(job_id)
+    if job is None:
+        raise ApiError(404, "not-found", "There is no job with that id.")
+    return JSONResponse(_job_doc(request, job))
