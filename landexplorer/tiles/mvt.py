@@ -158,6 +158,8 @@ def encode_polygons(geoms: np.ndarray, rows: np.ndarray) -> Encoded:
     q, cidx = q[~last], cidx[~last]
     keep = _dedupe(q, cidx)
     q, cidx = q[keep], cidx[keep]
+    if len(q) == 0:
+        return _empty(POLYGON)
     # a ring whose last point now equals its first: drop that point too
     first = _group_starts(cidx)
     firsts = np.flatnonzero(first)

@@ -50,6 +50,16 @@ def _to_tile_units(geoms: np.ndarray, z: int, x: int, y: int, extent: int) -> np
     return shapely.transform(geoms, lambda c: grid.lonlat_to_tile_units(c, z, x, y, extent))
 
 
+def _simplify(geoms: np.ndarray) -> np.ndarray:
+    """Douglas-Peucker at ``SIMPLIFY_UNITS``; thin slivers it would erase are kept as they are
+    (snapping to the grid then decides whether anything of them is left to draw)."""
+    simple = shapely.simplify(geoms, SIMPLIFY_UNITS, preserve_topology=False)
+    lost = shapely.is_empty(simple)
+    if lost.any():
+        simple[lost] = geoms[lost]
+    return simple
+
+
 def render_vector_tile(
     store: Store, entry: LayerEntry, z: int, x: int, y: int, options: TileOptions | None = None
 ) -> bytes:
@@ -88,11 +98,9 @@ def render_vector_tile(
     rows = np.arange(len(geoms))
     families = []
     if poly.any():
-        simple = shapely.simplify(geoms[poly], SIMPLIFY_UNITS, preserve_topology=False)
-        families.append(mvt.encode_polygons(simple, rows[poly]))
+        families.append(mvt.encode_polygons(_simplify(geoms[poly]), rows[poly]))
     if line.any():
-        simple = shapely.simplify(geoms[line], SIMPLIFY_UNITS, preserve_topology=False)
-        families.append(mvt.encode_lines(simple, rows[line]))
+        families.append(mvt.encode_lines(_simplify(geoms[line]), rows[line]))
     if point.any():
         families.append(mvt.encode_points(geoms[point], rows[point]))
     names = [n for n in table.column_names if n not in (FID, GEOMETRY)]
