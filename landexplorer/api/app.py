@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # ---- Routers are included HERE, one line each. Add yours (e.g. tiles) to this list.
     from landexplorer.api.routers import (
+        analysis,
         collections,
         exports,
         items,
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         items.router,
         exports.router,
         uploads.router,
+        analysis.router,
         tiles.router,
     ]
     for router in routers:
