@@ -1,0 +1,92 @@
+// Compare a community layer with an open layer (POST /analysis/compare): a table by class,
+// the matching features highlighted on the map, CSV and GeoJSON downloads.
+import { downloadText, escapeHtml, getJSON, plain, postJSON, setMessage, toCSV } from "./api.js";
+
+const LEFT_FID_KEYS = ["left_fid", "fid", "left_id", "id"];
+
+export function wireCompare(layers) {
+  const form = document.getElementById("compare-form");
+  const left = document.getElementById("compare-left");
+  const right = document.getElementById("compare-right");
+  const by = document.getElementById("compare-by");
+  const predicate = document.getElementById("compare-predicate");
+  const distanceRow = document.getElementById("compare-distance-row");
+  const message = document.getElementById("compare-message");
+  const out = document.getElementById("compare-result");
+  const section = document.getElementById("sec-compare");
+  section.addEventListener("toggle", () => { if (section.open && by.options.length <= 1) fillColumns(); });
+
+  const fill = () => {
+    const vectors = [...layers.states.values()].filter((s) => s.dataType === "vector");
+    const option = (s) => `<option value="${escapeHtml(s.id)}">${escapeHtml(s.title)}</option>`;
+    const community = vectors.filter((s) => s.group === "community" || s.group === "own");
+    const open = vectors.filter((s) => s.group !== "community" && s.group !== "own");
+    left.innerHTML = (community.length ? community : vectors).map(option).join("");
+    right.innerHTML = (open.length ? open : vectors).map(option).join("");
+    // The class columns are asked for only when someone opens the comparison.
+    if (section.open) fillColumns();
+  };
+
+  const fillColumns = async () => {
+    by.innerHTML = `<option value="">(none)</option>`;
+    if (!right.value) return;
+    try {
+      const q = await getJSON(`/collections/${right.value}/queryables`);
+      const names = Object.entries(q.properties || {})
+        .filter(([name, p]) => name !== "geometry" && p.type === "string" && !p.format).map(([name]) => name);
+      by.innerHTML += names.map((n) => `<option value="${escapeHtml(n)}">${escapeHtml(n)}</option>`).join("");
+      const preferred = names.find((n) => ["prob_4band", "grade", "site_type"].includes(n));
+      if (preferred) by.value = preferred;
+    } catch (error) {
+      setMessage(message, plain(error), "error");
+    }
+  };
+
+  right.addEventListener("change", fillColumns);
+  predicate.addEventListener("change", () => { distanceRow.hidden = predicate.value !== "within-distance"; });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    setMessage(message, "Comparing…");
+    out.innerHTML = "";
+    const body = { left: left.value, right: right.value, predicate: predicate.value };
+    if (by.value) body.by = by.value;
+    if (predicate.value === "within-distance") body.distance_m = Number(document.getElementById("compare-distance").value);
+    try {
+      const result = await postJSON("/analysis/compare", body);
+      setMessage(message, `${result.left_matched.toLocaleString()} of ${result.left_total.toLocaleString()} features of the community layer match.`, "ok");
+      render(result, body);
+    } catch (error) {
+      setMessage(message, plain(error), "error");
+    }
+  });
+
+  const render = (result, request) => {
+    const rows = result.summary || [];
+    const cols = rows.length ? Object.keys(rows[0]) : [];
+    out.innerHTML = `<h3>By ${escapeHtml(result.by || "class")}</h3>
+      <table data-testid="compare-summary"><thead><tr>${cols.map((c) => `<th>${escapeHtml(c)}</th>`).join("")}</tr></thead>
+      <tbody>${rows.map((r) => `<tr>${cols.map((c) => `<td class="${typeof r[c] === "number" ? "num" : ""}">${escapeHtml(r[c])}</td>`).join("")}</tr>`).join("")}</tbody></table>
+      <p class="hint">Distances and areas in ${escapeHtml(result.crs)}.</p>
+      <p class="credit">${(result.sources || []).map((s) => escapeHtml(`${s.title || s.id}: ${s.attribution} (${s.licence || s.license || ""})`)).join("<br>")}</p>
+      <button type="button" id="compare-csv">Download CSV</button>
+      <button type="button" id="compare-geojson">Download GeoJSON</button>`;
+    const matches = result.matches || [];
+    const key = matches.length ? LEFT_FID_KEYS.find((k) => k in matches[0]) : null;
+    const fids = key ? [...new Set(matches.map((m) => m[key]))] : [];
+    if (!layers.states.get(request.left).visible) layers.setVisible(request.left, true);
+    layers.highlight(request.left, fids);
+    document.getElementById("compare-csv").addEventListener("click", () =>
+      downloadText("comparison.csv", toCSV(matches.length ? matches : rows), "text/csv"));
+    document.getElementById("compare-geojson").addEventListener("click", async () => {
+      try {
+        const fc = await postJSON("/analysis/compare?f=geojson", request);
+        downloadText("comparison.geojson", JSON.stringify(fc), "application/geo+json");
+      } catch (error) {
+        setMessage(message, plain(error), "error");
+      }
+    });
+  };
+
+  return { fill };
+}

@@ -1,0 +1,241 @@
+// The layer panel and the layers on the map: vector layers from the vector tiles (so a
+// 100,000-feature layer pans smoothly), rasters from PNG tiles, a legend per layer, and the
+// licence and attribution of every layer on screen in the attribution line.
+import { escapeHtml, getJSON } from "./api.js";
+import { TERRAIN_GRADIENT, classColour, classColumnOf, layerColour, sortClasses, vectorStyle } from "./style.js";
+
+const GROUPS = [
+  ["open", "Open layers"],
+  ["community", "Community layers"],
+  ["own", "Your layers"],
+  ["reference", "Boundaries and reference"],
+];
+const OWN_KEY = "landexplorer.ownLayers";
+// Shown on a first visit (or with nothing in the address): few enough to keep the first
+// load light, enough to show what the map is for.
+export const DEFAULT_VISIBLE = ["flood_risk", "allotments"];
+
+// Leaflet 1.8 dropped L.DomEvent.fakeStop, which VectorGrid's click handling still calls.
+if (window.L && !L.DomEvent.fakeStop) {
+  L.DomEvent.fakeStop = (e) => { e._stopped = true; };
+}
+
+export function ownLayerIds() {
+  try { return JSON.parse(localStorage.getItem(OWN_KEY) || "[]"); } catch (_) { return []; }
+}
+
+export function rememberOwnLayer(id) {
+  const ids = new Set(ownLayerIds());
+  ids.add(id);
+  try { localStorage.setItem(OWN_KEY, JSON.stringify([...ids])); } catch (_) { /* private mode */ }
+}
+
+function zIndexFor(state) {
+  const g = (state.geometryType || "").toLowerCase();
+  if (state.dataType === "raster") return 100;
+  if (g.includes("point")) return 400;
+  if (g.includes("line")) return 300;
+  return 200;
+}
+
+function attributionOf(state) {
+  const licence = state.licence ? ` (${state.licence})` : "";
+  return `${escapeHtml(state.title)}: ${escapeHtml(state.attribution || "no attribution given")}${escapeHtml(licence)}`;
+}
+
+export class LayerManager {
+  constructor(map, { onChange, onFeatureClick, metrics }) {
+    this.map = map;
+    this.states = new Map();
+    this.onChange = onChange || (() => {});
+    this.onFeatureClick = onFeatureClick || (() => {});
+    this.metrics = metrics;
+    this.container = document.getElementById("layer-groups");
+  }
+
+  async load() {
+    const body = await getJSON("/collections", { headers: { Accept: "application/json" } });
+    const own = new Set(ownLayerIds());
+    for (const c of body.collections) this.addCollection(c, own.has(c.id));
+    this.render();
+  }
+
+  addCollection(c, own = false) {
+    const bbox = c.extent && c.extent.spatial && c.extent.spatial.bbox && c.extent.spatial.bbox[0];
+    const kind = (c.keywords && c.keywords[0]) || "open";
+    const state = {
+      id: c.id,
+      title: c.title || c.id,
+      group: own ? "own" : (GROUPS.some(([g]) => g === kind) ? kind : "open"),
+      dataType: c.itemType === "coverage" ? "raster" : "vector",
+      geometryType: c.geometryType || "",
+      featureCount: c.featureCount,
+      licence: c.license || "",
+      attribution: c.attribution || "",
+      bbox: bbox || null,
+      visible: false,
+      opacity: 1,
+      classColumn: undefined,
+      seen: new Map(),
+      layer: null,
+      version: c.layerVersion,
+    };
+    state.onNewClass = () => this.scheduleLegend(state);
+    const old = this.states.get(c.id);
+    if (old && old.layer) this.map.removeLayer(old.layer);
+    this.states.set(c.id, state);
+    return state;
+  }
+
+  visibleIds() {
+    return [...this.states.values()].filter((s) => s.visible).map((s) => s.id);
+  }
+
+  makeLayer(state) {
+    const bounds = state.bbox ? L.latLngBounds([state.bbox[1], state.bbox[0]], [state.bbox[3], state.bbox[2]]) : undefined;
+    const common = {
+      attribution: attributionOf(state),
+      bounds: bounds ? bounds.pad(0.02) : undefined,
+      zIndex: zIndexFor(state),
+      opacity: state.opacity,
+    };
+    if (state.dataType === "raster") {
+      return L.tileLayer(`/tiles/${state.id}/{z}/{x}/{y}.png?v=${state.version}`, { ...common, maxZoom: 19 });
+    }
+    const styleFn = vectorStyle(state);
+    const layer = L.vectorGrid.protobuf(`/tiles/${state.id}/{z}/{x}/{y}.mvt?v=${state.version}`, {
+      ...common,
+      rendererFactory: L.canvas.tile,
+      interactive: true,
+      maxZoom: 22,
+      // The feature id is kept with the properties so a click knows which feature it hit.
+      getFeatureId: (f) => { f.properties.__fid = f.id; return f.id; },
+      vectorTileLayerStyles: {
+        [state.id]: (props, zoom) => {
+          if (state.classColumn === undefined) state.classColumn = classColumnOf(Object.keys(props));
+          return styleFn(props, zoom);
+        },
+      },
+    });
+    layer.on("click", (e) => this.onFeatureClick(state, e));
+    layer.on("tileload", () => {
+      if (this.metrics && this.metrics.firstVectorTile === null) {
+        this.metrics.firstVectorTile = performance.now();
+      }
+    });
+    layer.on("load", () => { if (this.metrics) this.metrics.vectorLoads += 1; });
+    return layer;
+  }
+
+  setVisible(id, visible) {
+    const state = this.states.get(id);
+    if (!state) return;
+    state.visible = visible;
+    if (visible) {
+      if (!state.layer) state.layer = this.makeLayer(state);
+      state.layer.addTo(this.map);
+    } else if (state.layer) {
+      this.map.removeLayer(state.layer);
+    }
+    const box = document.getElementById(`layer-${id}`);
+    if (box) box.checked = visible;
+    const tools = document.getElementById(`tools-${id}`);
+    if (tools) tools.hidden = !visible;
+    this.renderLegend(state);
+    this.onChange();
+  }
+
+  setOpacity(id, opacity) {
+    const state = this.states.get(id);
+    if (!state) return;
+    state.opacity = opacity;
+    if (state.layer) state.layer.setOpacity(opacity);
+    const slider = document.getElementById(`opacity-${id}`);
+    if (slider) slider.value = String(Math.round(opacity * 100));
+    this.onChange();
+  }
+
+  zoomTo(id) {
+    const state = this.states.get(id);
+    if (state && state.bbox) {
+      this.map.fitBounds([[state.bbox[1], state.bbox[0]], [state.bbox[3], state.bbox[2]]], { maxZoom: 17 });
+    }
+  }
+
+  render() {
+    this.container.innerHTML = "";
+    for (const [group, label] of GROUPS) {
+      const members = [...this.states.values()].filter((s) => s.group === group);
+      if (!members.length) continue;
+      const section = document.createElement("section");
+      section.setAttribute("aria-label", label);
+      section.innerHTML = `<h2 class="group-title">${escapeHtml(label)}</h2>`;
+      for (const s of members) section.appendChild(this.renderLayer(s));
+      this.container.appendChild(section);
+    }
+  }
+
+  renderLayer(s) {
+    const div = document.createElement("div");
+    div.className = "layer";
+    div.dataset.layer = s.id;
+    const count = s.dataType === "raster" ? "grid" : (s.featureCount ?? "").toLocaleString();
+    div.innerHTML = `
+      <div class="layer-head">
+        <input type="checkbox" id="layer-${s.id}" ${s.visible ? "checked" : ""}>
+        <label for="layer-${s.id}">${escapeHtml(s.title)}</label>
+        <span class="count" title="features">${escapeHtml(count)}</span>
+      </div>
+      <div class="layer-tools" id="tools-${s.id}" ${s.visible ? "" : "hidden"}>
+        <label for="opacity-${s.id}">Opacity</label>
+        <input type="range" id="opacity-${s.id}" min="0" max="100" value="${Math.round(s.opacity * 100)}">
+        <button type="button" class="zoom-to" aria-label="Zoom to ${escapeHtml(s.title)}">Zoom to</button>
+      </div>
+      <ul class="legend" id="legend-${s.id}" aria-label="Legend of ${escapeHtml(s.title)}"></ul>`;
+    div.querySelector("input[type=checkbox]").addEventListener("change", (e) => this.setVisible(s.id, e.target.checked));
+    div.querySelector("input[type=range]").addEventListener("input", (e) => this.setOpacity(s.id, Number(e.target.value) / 100));
+    div.querySelector(".zoom-to").addEventListener("click", () => this.zoomTo(s.id));
+    queueMicrotask(() => this.renderLegend(s));
+    return div;
+  }
+
+  scheduleLegend(state) {
+    if (state.legendTimer) return;
+    state.legendTimer = setTimeout(() => { state.legendTimer = null; this.renderLegend(state); }, 150);
+  }
+
+  renderLegend(s) {
+    const ul = document.getElementById(`legend-${s.id}`);
+    if (!ul) return;
+    if (!s.visible) { ul.innerHTML = ""; return; }
+    if (s.dataType === "raster") {
+      ul.innerHTML = `<li>lower <span class="ramp" style="background:${TERRAIN_GRADIENT}"></span> higher</li>`;
+      return;
+    }
+    if (s.classColumn && s.seen.size) {
+      const items = sortClasses(s.classColumn, s.seen.keys());
+      ul.innerHTML = `<li class="hint">${escapeHtml(s.classColumn)}</li>` + items.slice(0, 12).map((v) =>
+        `<li><span class="swatch" style="background:${classColour(s.classColumn, v)}"></span>${escapeHtml(v ?? "(empty)")}</li>`).join("") +
+        (items.length > 12 ? `<li class="hint">and ${items.length - 12} more</li>` : "");
+      return;
+    }
+    ul.innerHTML = `<li><span class="swatch" style="background:${layerColour(s.id)}"></span>${escapeHtml(s.geometryType || "features")}</li>`;
+  }
+
+  // Highlight some features of a layer (e.g. the matches of a comparison).
+  highlight(id, fids, colour = "#ff00aa") {
+    const state = this.states.get(id);
+    if (!state || !state.layer || !state.layer.setFeatureStyle) return;
+    this.clearHighlight();
+    const style = { weight: 3, color: colour, opacity: 1, fill: true, fillColor: colour, fillOpacity: 0.6, radius: 6 };
+    for (const fid of fids) state.layer.setFeatureStyle(fid, style);
+    this.highlighted = { state, fids };
+  }
+
+  clearHighlight() {
+    if (!this.highlighted) return;
+    const { state, fids } = this.highlighted;
+    if (state.layer) for (const fid of fids) state.layer.resetFeatureStyle(fid);
+    this.highlighted = null;
+  }
+}

@@ -1,0 +1,145 @@
+// Land Explorer's web map: starts the map, the layer panel and the tools, and keeps the view
+// in the address so any map can be shared.
+import { escapeHtml, getJSON, plain } from "./api.js";
+import { wireCompare } from "./compare.js";
+import { DrawTools } from "./draw.js";
+import { wireFind } from "./find.js";
+import { DEFAULT_VISIBLE, LayerManager, rememberOwnLayer } from "./layers.js";
+import { loadSavedMap, readHash, wireSave, writeHash } from "./share.js";
+import { wireUpload } from "./upload.js";
+
+// Timings read by the benchmark (navigation -> first vector tile painted).
+const metrics = (window.landexplorer = { firstVectorTile: null, vectorLoads: 0, ready: false });
+const status = document.getElementById("status");
+const TRAFFORD = [[53.3574, -2.4784], [53.4804, -2.253]];
+
+function wirePanel() {
+  const panel = document.getElementById("panel");
+  const toggle = document.getElementById("panel-toggle");
+  const phone = window.matchMedia("(max-width: 700px)");
+  const set = (open) => {
+    panel.hidden = !open;
+    toggle.setAttribute("aria-expanded", String(open));
+    if (window.lxMap) setTimeout(() => window.lxMap.invalidateSize(), 0);
+  };
+  set(!phone.matches);
+  phone.addEventListener("change", (e) => set(!e.matches));
+  toggle.addEventListener("click", () => set(panel.hidden));
+}
+
+function popupHtml(hits) {
+  return `<div class="popup">` + hits.map(({ state, props, fid }) => {
+    const rows = Object.entries(props).filter(([k]) => !k.startsWith("__")).map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join("");
+    const polygon = /polygon/i.test(state.geometryType);
+    return `<h4>${escapeHtml(state.title)}</h4><table data-layer="${escapeHtml(state.id)}">${rows}</table>` +
+      (polygon && fid !== undefined ? `<button type="button" class="whats-here" data-layer="${escapeHtml(state.id)}" data-fid="${escapeHtml(fid)}">What's here?</button>` : "");
+  }).join("") + `</div>`;
+}
+
+async function start() {
+  wirePanel();
+  let config;
+  try {
+    config = await getJSON("/config.json");
+  } catch (error) {
+    status.textContent = plain(error);
+    return;
+  }
+  const map = L.map("map", { zoomControl: true, preferCanvas: true, worldCopyJump: true });
+  window.lxMap = map;
+  map.attributionControl.setPrefix("Leaflet");
+  if (config.basemap) {
+    L.tileLayer(config.basemap.url, { attribution: escapeHtml(config.basemap.attribution), maxZoom: config.basemap.maxZoom, zIndex: 1 }).addTo(map);
+  } else {
+    map.getContainer().classList.add("no-basemap");
+  }
+  L.control.scale({ imperial: false }).addTo(map);
+
+  let pending = [];
+  const layers = new LayerManager(map, {
+    metrics,
+    onChange: () => save(),
+    onFeatureClick: (state, e) => {
+      // Several layers answer one click: gather them into one popup.
+      const props = e.layer.properties || {};
+      pending.push({ state, props, fid: props.__fid, latlng: e.latlng });
+      if (pending.length === 1) {
+        setTimeout(() => {
+          const hits = pending.reverse();
+          pending = [];
+          L.popup({ maxWidth: 320 }).setLatLng(hits[0].latlng).setContent(popupHtml(hits)).openOn(map);
+        }, 0);
+      }
+    },
+  });
+  const draw = new DrawTools(map, { layers, onChange: () => save() });
+  let restoring = true;
+  const save = () => { if (!restoring) writeHash(map, layers, draw); };
+  map.on("moveend", save);
+
+  // What's here? on a clicked polygon: its full geometry from the API, then the report.
+  map.on("popupopen", (e) => {
+    const button = e.popup.getElement().querySelector(".whats-here");
+    if (!button) return;
+    button.addEventListener("click", async () => {
+      try {
+        const f = await getJSON(`/collections/${button.dataset.layer}/items/${button.dataset.fid}`, { headers: { Accept: "application/geo+json" } });
+        map.closePopup();
+        document.getElementById("panel").hidden = false;
+        await draw.report(f.geometry, `this ${layers.states.get(button.dataset.layer).title.toLowerCase()} feature`);
+      } catch (error) {
+        status.textContent = plain(error);
+      }
+    });
+  });
+
+  try {
+    await layers.load();
+  } catch (error) {
+    status.textContent = plain(error);
+  }
+
+  // The state to open: a saved map (?map=id), else the address (#map=...), else the default.
+  const params = new URLSearchParams(location.search);
+  let state = readHash();
+  if (params.get("map")) {
+    try {
+      const saved = await loadSavedMap(params.get("map"));
+      state = { view: saved.view, layers: saved.layers, shapes: saved.shapes };
+      if (saved.title) { document.getElementById("share-title").value = saved.title; document.title = `${saved.title} – Land Explorer`; }
+    } catch (error) {
+      status.textContent = plain(error);
+    }
+  }
+  const wanted = state.layers || DEFAULT_VISIBLE.filter((id) => layers.states.has(id)).map((id) => ({ id, opacity: 1 }));
+  if (state.view) map.setView(state.view.center, state.view.zoom);
+  else map.fitBounds(TRAFFORD);
+  for (const l of wanted) {
+    if (!layers.states.has(l.id)) continue;
+    layers.setOpacity(l.id, l.opacity ?? 1);
+    layers.setVisible(l.id, true);
+  }
+  if (state.shapes) await draw.restore(state.shapes);
+  restoring = false;
+  save();
+
+  const compare = wireCompare(layers);
+  compare.fill();
+  wireFind(map, layers);
+  wireSave(map, layers, draw);
+  wireUpload(map, layers, config, (collection) => {
+    rememberOwnLayer(collection.id);
+    layers.addCollection(collection, true);
+    layers.render();
+    layers.setVisible(collection.id, true);
+    layers.zoomTo(collection.id);
+    compare.fill();
+  });
+  metrics.ready = true;
+  document.body.dataset.ready = "true";
+}
+
+start().catch((error) => {
+  status.textContent = plain(error);
+  console.warn(error);
+});
