@@ -23,7 +23,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ import pyarrow as pa
 import shapely
 
 from landexplorer.catalog.base import FID, GEOMETRY, Query, Store
+from landexplorer.catalog.gate import gate_for
 from landexplorer.catalog.model import Column, LayerEntry, check_layer_id
 from landexplorer.catalog.sql import compile_filters, quote_ident
 from landexplorer.errors import InputError, LandExplorerError, LayerExists, LayerNotFound, StoreBusy
@@ -127,10 +128,15 @@ class GeoPackageStore(Store):
 
     backend = "gpkg"
 
-    def __init__(self, path: Path, raster_dir: Path | None = None) -> None:
+    def __init__(
+        self, path: Path, raster_dir: Path | None = None, busy_timeout: float = _BUSY_TIMEOUT_S
+    ) -> None:
         self.path = Path(path)
         self.raster_dir = Path(raster_dir) if raster_dir else self.path.parent / "rasters"
+        #: How long a read or write waits for another writer before giving up with StoreBusy.
+        self.busy_timeout = busy_timeout
         self._local = threading.local()
+        self._gate = gate_for(self.path)
         self._init_lock = threading.Lock()
         self._ensure_file()
         self.cleanup()
@@ -140,7 +146,7 @@ class GeoPackageStore(Store):
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(
-                self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True
+                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=True
             )
             conn.create_function("le_intersects", 5, _sql_intersects, deterministic=True)
             conn.create_function("le_intersects_wkb", 2, _sql_intersects_wkb, deterministic=True)
@@ -152,22 +158,28 @@ class GeoPackageStore(Store):
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that turns SQLite's 'database is locked' into a clear StoreBusy."""
         conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if _busy(exc):
-                raise StoreBusy(
-                    "The catalogue is busy saving another change. Please try again in a moment."
-                ) from exc
-            raise
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+        with self._gate.write(self.busy_timeout):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _busy(exc):
+                    raise StoreBusy(
+                        "The catalogue is busy saving another change. Please try again in a moment."
+                    ) from exc
+                raise
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
         self._local.cache = (None, {})
+
+    def reading(self) -> contextlib.AbstractContextManager[None]:
+        """Hold this while reading the file with GDAL (pyogrio) in this process: GDAL's own
+        SQLite does not see this store's locks, so the gate keeps writers out meanwhile."""
+        return self._gate.read(self.busy_timeout)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -201,16 +213,17 @@ class GeoPackageStore(Store):
     # ----- catalogue ----------------------------------------------------------------------
     def _entries(self) -> dict[str, LayerEntry]:
         conn = self._conn()
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
-        cached_version, cached = self._local.cache
-        if cached_version == version:
-            return cached  # type: ignore[no-any-return]
-        try:
-            rows = conn.execute(f"SELECT entry FROM {CATALOG_TABLE} ORDER BY id").fetchall()
-        except sqlite3.OperationalError as exc:
-            if _busy(exc):
-                raise StoreBusy("The catalogue is busy. Please try again in a moment.") from exc
-            raise
+        with self._gate.read(self.busy_timeout):
+            try:
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                cached_version, cached = self._local.cache
+                if cached_version == version:
+                    return cached  # type: ignore[no-any-return]
+                rows = conn.execute(f"SELECT entry FROM {CATALOG_TABLE} ORDER BY id").fetchall()
+            except sqlite3.OperationalError as exc:
+                if _busy(exc):
+                    raise StoreBusy("The catalogue is busy. Please try again in a moment.") from exc
+                raise
         entries = {}
         for (text,) in rows:
             entry = LayerEntry.from_dict(json.loads(text))
@@ -304,8 +317,7 @@ class GeoPackageStore(Store):
 
     def cleanup(self) -> int:
         """Remove whatever an interrupted write or an old version left behind."""
-        conn = self._conn()
-        names = [r[0] for r in conn.execute(f"SELECT name FROM {STAGING_TABLE}").fetchall()]
+        names = [r[0] for r in self._fetch(f"SELECT name FROM {STAGING_TABLE}", [])]
         in_use = {e.storage for e in self._entries().values()}
         removed = 0
         for name in names:
@@ -385,17 +397,22 @@ class GeoPackageStore(Store):
 
         reader = pa.RecordBatchReader.from_batches(schema, guarded())
         try:
-            pyogrio.write_arrow(
-                reader,
-                self.path,
-                layer=table,
-                driver="GPKG",
-                geometry_name=GEOMETRY,
-                geometry_type=entry.geometry_type or "Unknown",
-                crs="EPSG:4326",
-                layer_options={"GEOMETRY_NAME": GEOM_COLUMN, "FID": FID, "SPATIAL_INDEX": "YES"},
-                append=False,
-            )
+            with self._gate.write(self.busy_timeout, what="(GDAL write)"):
+                pyogrio.write_arrow(
+                    reader,
+                    self.path,
+                    layer=table,
+                    driver="GPKG",
+                    geometry_name=GEOMETRY,
+                    geometry_type=entry.geometry_type or "Unknown",
+                    crs="EPSG:4326",
+                    layer_options={
+                        "GEOMETRY_NAME": GEOM_COLUMN,
+                        "FID": FID,
+                        "SPATIAL_INDEX": "YES",
+                    },
+                    append=False,
+                )
             if failure:
                 raise failure[0]
             entry.columns = [
@@ -474,7 +491,19 @@ class GeoPackageStore(Store):
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         return source, where, params
 
+    def _retrying(self, read: Callable[[], Any]) -> Any:
+        """Run a read again if a new version retired the table between lookup and query."""
+        for _ in range(3):
+            try:
+                return read()
+            except _Stale:
+                time.sleep(0.02)
+        raise StoreBusy("This layer is being replaced right now. Please try again in a moment.")
+
     def read_arrow(self, layer_id: str, query: Query | None = None) -> pa.Table:
+        return self._retrying(lambda: self._read_arrow(layer_id, query))  # type: ignore[no-any-return]
+
+    def _read_arrow(self, layer_id: str, query: Query | None) -> pa.Table:
         query = query or Query()
         entry = self._vector(layer_id)
         names = list(query.columns) if query.columns is not None else entry.column_names()
@@ -500,11 +529,14 @@ class GeoPackageStore(Store):
         return pa.table(arrays)
 
     def _fetch(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-        deadline = time.monotonic() + _BUSY_TIMEOUT_S
+        deadline = time.monotonic() + self.busy_timeout
         while True:
             try:
-                return self._conn().execute(sql, params).fetchall()
+                with self._gate.read(self.busy_timeout):
+                    return self._conn().execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    raise _Stale() from exc
                 if not _busy(exc):
                     raise
                 if time.monotonic() > deadline:
@@ -512,6 +544,9 @@ class GeoPackageStore(Store):
                 time.sleep(0.05)
 
     def count(self, layer_id: str, query: Query | None = None) -> int:
+        return self._retrying(lambda: self._count(layer_id, query))  # type: ignore[no-any-return]
+
+    def _count(self, layer_id: str, query: Query | None) -> int:
         query = query or Query()
         entry = self._vector(layer_id)
         if query.bbox is None and not query.filters and query.fids is None:
@@ -522,6 +557,10 @@ class GeoPackageStore(Store):
     def table_name(self, layer_id: str) -> str:
         """The feature table of a layer's current version (for GDAL-level readers)."""
         return self._vector(layer_id).storage
+
+
+class _Stale(Exception):
+    """The table a read used was retired by a newer version meanwhile."""
 
 
 def _check_bbox(bbox: Iterable[float]) -> tuple[float, float, float, float]:
