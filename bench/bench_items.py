@@ -32,6 +32,10 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BENCH_SHARED", "/work/shared/bench"))
 sys.path.insert(0, str(SHARED))
+# Ports of our own peer servers, apart from the harness defaults: another benchmark of the
+# project (tiles) may run its own tipg at the same time, and two servers must not share one.
+os.environ.setdefault("BENCH_TIPG_PORT", "18024")
+os.environ.setdefault("BENCH_PYGEOAPI_PORT", "18014")
 from common import DATA, PG_URL, QUICK, WORK, Noise, Server, log, rotate  # noqa: E402
 from servers import (  # noqa: E402
     PYGEOAPI_PORT,
