@@ -1,9 +1,10 @@
 """Comparing two layers feature by feature: intersects, within, contains, within a
 distance, nearest.
 
-Both sides are projected to one metric CRS (named in the result) before any test, so
-distances are metres and both layers are compared in the same coordinates, whatever
-they were given in. The STRtree is built on the larger side and queried with the
+Both sides are brought to the storage CRS (EPSG:4326) on purpose, whatever they were
+given in, and topological tests (intersects, within, contains) run there, where a point
+stored on an edge is exactly on it. Distances, overlaps, areas and lengths are measured
+in one metric CRS chosen for the data and named in the result. The STRtree is built on the larger side and queried with the
 smaller one: a million points in a tree queried by a hundred thousand polygons is many
 times faster than the other way round.
 """
@@ -186,26 +187,32 @@ def compare(
     else:
         rf = load(right, store, bbox=right_box, columns=want_right)
     crs = metric.choose_metric_crs(lf.bounds or layer_bounds(left, store), rf.bounds)
-    lm = metric.project(lf.geoms, crs)
-    rm = metric.project(rf.geoms, crs)
 
+    # Topological tests run in the storage CRS, where a point stored on an edge is exactly
+    # on it (reprojecting would move it by nanometres, one way or the other); distances,
+    # areas and lengths are measured in the metric CRS.
     dist: np.ndarray | None = None
-    if predicate == "nearest":
-        li, rj, dist = nearest_pairs(lm, rm, k or 1, distance)
-    elif predicate == "within-distance":
-        li, rj = candidate_pairs(lm, rm, "dwithin", float(distance or 0.0))
-        dist = shapely.distance(lm[li], rm[rj])
+    if predicate in ("nearest", "within-distance"):
+        lm = metric.project(lf.geoms, crs)
+        rm = metric.project(rf.geoms, crs)
+        if predicate == "nearest":
+            li, rj, dist = nearest_pairs(lm, rm, k or 1, distance)
+        else:
+            li, rj = candidate_pairs(lm, rm, "dwithin", float(distance or 0.0))
+            dist = shapely.distance(lm[li], rm[rj])
     else:
-        li, rj = candidate_pairs(lm, rm, predicate)
+        li, rj = candidate_pairs(lf.geoms, rf.geoms, predicate)
 
     matches = _pairs_frame(lf, rf, li, rj)
     if dist is not None:
         matches["distance_m"] = dist
     notes = [*lf.notes, *rf.notes]
-    if overlap and predicate in ("intersects", "within", "contains"):
-        lk, rk = geometry_kind(lm), geometry_kind(rm)
+    if overlap and predicate in ("intersects", "within", "contains") and len(li):
+        lk, rk = geometry_kind(lf.geoms[li]), geometry_kind(rf.geoms[rj])
         if rk == "polygon" and lk in ("polygon", "line"):
-            pieces = shapely.intersection(lm[li], rm[rj])
+            a = metric.project(lf.geoms[li], crs)
+            b = metric.project(rf.geoms[rj], crs)
+            pieces = shapely.intersection(a, b)
             if lk == "polygon":
                 matches["overlap_m2"] = shapely.area(pieces)
             else:

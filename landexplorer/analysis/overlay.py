@@ -219,19 +219,22 @@ def _dissolve_overlaps(
         key = pd.DataFrame({"i": li, "c": classes[rj]})
         first = ~key.duplicated().to_numpy()
         return li[first], rj[first], amounts[first], (pieces[first] if pieces is not None else None)
-    # Which right polygons overlap another of their class (interiors meet, not just edges)?
+    # Which right polygons meet another of their class? For areas only overlapping
+    # interiors matter; a line can run along the edge two polygons share, so for lengths
+    # touching counts too.
     used = np.unique(rj)
     sub = rm[used]
     a, b = shapely.STRtree(sub).query(sub, predicate="intersects")
     keep = (a < b) & (classes[used[a]] == classes[used[b]])
     a, b = a[keep], b[keep]
-    if len(a):
+    if len(a) and kind == "polygon":
         keep = ~shapely.touches(sub[a], sub[b])
         a, b = a[keep], b[keep]
     if not len(a):
         return li, rj, amounts, pieces
     overlapping = np.zeros(len(rm), dtype=bool)
     overlapping[used[a]] = True
+    overlapping[used[b]] = True
     flagged = overlapping[rj]
     positions = np.flatnonzero(flagged)
     key = pd.DataFrame({"i": li[positions], "c": classes[rj[positions]]})
@@ -241,10 +244,9 @@ def _dissolve_overlaps(
     for idx in groups.values():
         if len(idx) < 2:
             continue
-        shapes = (
-            pieces[idx] if pieces is not None else shapely.intersection(lm[li[idx]], rm[rj[idx]])
-        )
-        merged = shapely.union_all(shapes)
+        # intersect with the merged polygons rather than merging the separate pieces: the
+        # pieces of one line cut by two overlapping polygons need not match exactly
+        merged = shapely.intersection(lm[li[idx[0]]], shapely.union_all(rm[rj[idx]]))
         amounts[idx[0]] = shapely.area(merged) if kind == "polygon" else shapely.length(merged)
         if pieces is not None:
             pieces[idx[0]] = merged
