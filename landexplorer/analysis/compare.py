@@ -4,8 +4,9 @@ distance, nearest.
 Both sides are brought to the storage CRS (EPSG:4326) on purpose, whatever they were
 given in, and topological tests (intersects, within, contains) run there, where a point
 stored on an edge is exactly on it. Distances, overlaps, areas and lengths are measured
-in one metric CRS chosen for the data and named in the result. The STRtree is built on the larger side and queried with the
-smaller one: a million points in a tree queried by a hundred thousand polygons is many
+in one metric CRS chosen for the data and named in the result.
+
+The STRtree is built on the larger side and queried with the smaller one: a million points in a tree queried by a hundred thousand polygons is many
 times faster than the other way round.
 """
 

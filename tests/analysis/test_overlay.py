@@ -106,7 +106,7 @@ def test_points_counted_once_per_class(demo_store, real):
 
 def test_count_points_per_polygon(demo_store, real):
     frame, sources = count_points("flood_risk", "street_trees", store=demo_store)
-    i, j = pairs(real.flood, real.trees)
+    i, _ = pairs(real.flood, real.trees)
     ref = np.bincount(i, minlength=len(real.flood))
     assert len(frame) == len(real.flood)
     assert frame["count"].sum() == ref.sum()
