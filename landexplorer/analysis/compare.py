@@ -6,8 +6,9 @@ given in, and topological tests (intersects, within, contains) run there, where 
 stored on an edge is exactly on it. Distances, overlaps, areas and lengths are measured
 in one metric CRS chosen for the data and named in the result.
 
-The STRtree is built on the larger side and queried with the smaller one: a million points in a tree queried by a hundred thousand polygons is many
-times faster than the other way round.
+The STRtree is built on the larger side and queried with the smaller one: a million
+points in a tree queried by a hundred thousand polygons is many times faster than the
+other way round.
 """
 
 from __future__ import annotations
