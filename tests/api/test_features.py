@@ -213,3 +213,32 @@ def test_queryables_list_columns(client):
     assert props["prob_4band"]["type"] == "string"
     assert props["st_area_sh"]["type"] == "number"
     assert props["geometry"]["format"] == "geometry-any"
+
+
+def test_cors_from_settings(demo_settings):
+    import warnings
+
+    from landexplorer.api import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    allowed = "https://map.example.org"
+    app = create_app(demo_settings.model_copy(update={"cors_origins": [allowed]}))
+    with TestClient(app) as c:
+        r = c.get("/collections", headers={"Origin": allowed})
+        assert r.headers["access-control-allow-origin"] == allowed
+        pre = c.options(
+            "/collections/allotments/items",
+            headers={"Origin": allowed, "Access-Control-Request-Method": "GET"},
+        )
+        assert pre.status_code == 200
+        other = c.get("/collections", headers={"Origin": "https://elsewhere.example"})
+        assert "access-control-allow-origin" not in other.headers
+    # no origins configured: no CORS headers at all
+    with TestClient(create_app(demo_settings)) as c:
+        assert (
+            "access-control-allow-origin"
+            not in c.get("/collections", headers={"Origin": allowed}).headers
+        )
