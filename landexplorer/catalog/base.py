@@ -133,6 +133,34 @@ class Store(ABC):
         gdf = gpd.GeoDataFrame(frame, geometry=geoms, crs="EPSG:4326")
         return gdf.set_index(FID)
 
+    # ----- optional push-downs -----------------------------------------------------------
+    # A store backed by a spatial database may answer these in SQL. The default (None)
+    # means "not here": callers then do the work in Python on ``read_arrow`` results.
+    def vector_tile(
+        self,
+        layer_id: str,
+        z: int,
+        x: int,
+        y: int,
+        *,
+        extent: int = 4096,
+        buffer: int = 256,
+        properties: Sequence[str] | None = None,
+    ) -> bytes | None:
+        """One Mapbox Vector Tile of a layer (WebMercator z/x/y), or None to render in Python."""
+        return None
+
+    def count_points_in_polygons(
+        self,
+        polygons_id: str,
+        points_id: str,
+        *,
+        predicate: str = "intersects",
+        bbox: BBox | None = None,
+    ) -> pa.Table | None:
+        """``fid`` and ``count`` of points per polygon (zeros included, fid order), or None."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 

@@ -23,13 +23,13 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from landexplorer.catalog.base import FID, GEOMETRY, Filter, Query, Store
+from landexplorer.catalog.base import FID, GEOMETRY, BBox, Filter, Query, Store
 from landexplorer.catalog.gpkg import _COLUMN_TO_ARROW, _check_bbox, column_type, now_iso
 from landexplorer.catalog.model import Column, LayerEntry, check_layer_id
 from landexplorer.catalog.pgcopy import HEADER, TRAILER, encode_batch, pg_type
@@ -484,6 +484,8 @@ class PostGISStore(Store):
             return f"ST_Intersects({geom}, ST_GeomFromWKB(%s, 4326))", [bytes(wkb)]
 
         clauses, params = compile_filters(filters, entry.column_names(), "%s", spatial=spatial)
+        # SQLite's LIKE ignores case (ASCII); ILIKE gives the same answers here
+        clauses = [c.replace(" LIKE %s", " ILIKE %s") for c in clauses]
         if query.bbox is not None:
             x0, y0, x1, y1 = _check_bbox(query.bbox)
             clauses.insert(0, f"ST_Intersects({geom}, ST_MakeEnvelope(%s, %s, %s, %s, 4326))")
@@ -563,6 +565,81 @@ class PostGISStore(Store):
             return int(self._fetch(sql)[0][0])
 
         return self._retrying(layer_id, run)  # type: ignore[no-any-return]
+
+    # ----- push-downs ------------------------------------------------------------------------
+    def vector_tile(
+        self,
+        layer_id: str,
+        z: int,
+        x: int,
+        y: int,
+        *,
+        extent: int = 4096,
+        buffer: int = 256,
+        properties: Sequence[str] | None = None,
+    ) -> bytes | None:
+        """The tile cut by PostGIS (``ST_AsMVTGeom`` + ``ST_AsMVT``): features touching the
+        tile, clipped to it plus ``buffer``, feature ids from ``fid``, layer named by id."""
+
+        def run(entry: LayerEntry) -> bytes:
+            types = {c.name: c.type for c in entry.columns}
+            names = list(properties) if properties is not None else entry.column_names()
+            for name in names:
+                if name not in types:
+                    raise InputError(f"Layer '{layer_id}' has no column called '{name}'.")
+            pg_types = (
+                self._pg_types(entry.storage)
+                if any(types[n] in ("date", "datetime") for n in names)
+                else {}
+            )
+            cols = [f"{_select(n, types[n], pg_types.get(n))} AS {quote_ident(n)}" for n in names]
+            sql = (
+                "WITH b AS (SELECT ST_TileEnvelope(%s, %s, %s) AS m) "
+                "SELECT ST_AsMVT(q, %s, %s, 'geom', 'fid') FROM ("
+                f"SELECT t.{FID}, {''.join(c + ', ' for c in cols)}"
+                f"ST_AsMVTGeom(ST_Transform(t.{GEOM_COLUMN}, 3857), b.m, %s, %s, true) AS geom "
+                f"FROM {quote_ident(entry.storage)} AS t, b "
+                f"WHERE ST_Intersects(t.{GEOM_COLUMN}, ST_Transform(b.m, 4326))"
+                ") AS q WHERE q.geom IS NOT NULL"
+            )
+            rows = self._fetch(sql, (z, x, y, entry.id, extent, extent, buffer), binary=True)
+            return bytes(rows[0][0] or b"")
+
+        return self._retrying(layer_id, run)  # type: ignore[no-any-return]
+
+    def count_points_in_polygons(
+        self,
+        polygons_id: str,
+        points_id: str,
+        *,
+        predicate: str = "intersects",
+        bbox: BBox | None = None,
+    ) -> pa.Table | None:
+        """Points per polygon as one indexed join in PostGIS (a LATERAL count per polygon,
+        each answered from the points' GiST index)."""
+        test = {"intersects": "ST_Intersects", "contains": "ST_Contains"}.get(predicate)
+        if test is None:
+            raise InputError("Points can be counted with 'intersects' or 'contains'.")
+        points = self._vector(points_id)
+        if "point" not in points.geometry_type.lower():
+            raise InputError("The second layer must hold points to count.")
+        if "polygon" not in self._vector(polygons_id).geometry_type.lower():
+            raise InputError("The first layer must hold polygons to count points in.")
+
+        def run(polys: LayerEntry) -> pa.Table:
+            where, params = self.where(polys, Query(bbox=bbox), alias="p")
+            sql = (
+                f"SELECT p.{FID}, (SELECT count(*) FROM {quote_ident(points.storage)} AS t "
+                f"WHERE {test}(p.{GEOM_COLUMN}, t.{GEOM_COLUMN})) "
+                f"FROM {quote_ident(polys.storage)} AS p{where} ORDER BY p.{FID}"
+            )
+            rows = self._fetch(sql, params, binary=True)
+            fids, counts = zip(*rows, strict=True) if rows else ((), ())
+            return pa.table(
+                {FID: pa.array(fids, pa.int64()), "count": pa.array(counts, pa.int64())}
+            )
+
+        return self._retrying(polygons_id, run)  # type: ignore[no-any-return]
 
     def table_name(self, layer_id: str) -> str:
         """The table of a layer's current version (for SQL-level readers)."""

@@ -67,6 +67,12 @@ def render_vector_tile(
     options = options or TileOptions()
     grid.check_tile(z, x, y)
     extent, buffer = options.extent, options.buffer
+    # a store with a spatial database cuts the tile itself (PostGIS: ST_AsMVT)
+    pushed = store.vector_tile(
+        entry.id, z, x, y, extent=extent, buffer=buffer, properties=options.properties
+    )
+    if pushed is not None:
+        return pushed
     # features touching the tile itself (as PostGIS' ST_AsMVT queries do); the buffer only
     # keeps their outlines running past the edge so renderers draw no seams
     bbox = grid.tile_bounds_lonlat(z, x, y)
