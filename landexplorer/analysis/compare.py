@@ -195,8 +195,8 @@ def compare(
     # areas and lengths are measured in the metric CRS.
     dist: np.ndarray | None = None
     if predicate in ("nearest", "within-distance"):
-        lm = metric.project(lf.geoms, crs)
-        rm = metric.project(rf.geoms, crs)
+        lm = metric.project_features(lf, crs)
+        rm = metric.project_features(rf, crs)
         if predicate == "nearest":
             li, rj, dist = nearest_pairs(lm, rm, k or 1, distance)
         else:
@@ -212,8 +212,8 @@ def compare(
     if overlap and predicate in ("intersects", "within", "contains") and len(li):
         lk, rk = geometry_kind(lf.geoms[li]), geometry_kind(rf.geoms[rj])
         if rk == "polygon" and lk in ("polygon", "line"):
-            a = metric.project(lf.geoms[li], crs)
-            b = metric.project(rf.geoms[rj], crs)
+            a = metric.project_features(lf.subset(_mask(li, len(lf))), crs)[_rank(li)]
+            b = metric.project_features(rf.subset(_mask(rj, len(rf))), crs)[_rank(rj)]
             pieces = shapely.intersection(a, b)
             if lk == "polygon":
                 matches["overlap_m2"] = shapely.area(pieces)
@@ -234,6 +234,17 @@ def compare(
         k=k,
         notes=notes,
     )
+
+
+def _mask(idx: np.ndarray, n: int) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[idx] = True
+    return mask
+
+
+def _rank(idx: np.ndarray) -> np.ndarray:
+    """Position of each ``idx`` value among the sorted unique values (for subset rows)."""
+    return np.searchsorted(np.unique(idx), idx)
 
 
 def _check_column(layer: LayerLike, store: Store | None, column: str) -> None:

@@ -8,6 +8,7 @@ inputs, and every result names it.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import shapely
@@ -61,6 +62,14 @@ def project(geoms: np.ndarray, crs: CRS, src: CRS | None = None) -> np.ndarray:
         shapely.transform(geoms, fn, interleaved=False),  # type: ignore[arg-type]
         dtype=object,
     )
+
+
+def project_features(feats: Any, crs: CRS) -> np.ndarray:
+    """A ``Features``' geometries in ``crs``: the ones it was given in when that is ``crs``
+    (no round trip through EPSG:4326), else projected from EPSG:4326."""
+    if feats.native is not None and CRS.from_user_input(feats.native[1]) == crs:
+        return np.asarray(feats.native[0], dtype=object)
+    return project(feats.geoms, crs)
 
 
 def name(crs: CRS) -> str:

@@ -74,8 +74,8 @@ def overlay_areas(
         kind = "polygon"
     measure, amount_col, big_col, big_div = _UNITS[kind]
     crs = metric.choose_metric_crs(lf.bounds, rf.bounds)
-    lm = metric.project(lf.geoms, crs)
-    rm = metric.project(rf.geoms, crs)
+    lm = metric.project_features(lf, crs)
+    rm = metric.project_features(rf, crs)
     classes = (
         rf.attrs[by].astype("object").where(rf.attrs[by].notna(), "(none)").to_numpy()
         if by

@@ -56,6 +56,9 @@ class Features:
     attrs: pd.DataFrame  # index: feature id (fid for catalogue layers, the frame's index else)
     source: Source
     notes: list[str] = field(default_factory=list)
+    #: The geometries in the CRS they were given in, when that was not EPSG:4326, so that
+    #: measuring in that same CRS needs no round trip (which is not exact to the mm).
+    native: tuple[np.ndarray, Any] | None = None
 
     def __len__(self) -> int:
         return len(self.geoms)
@@ -81,8 +84,13 @@ class Features:
         return geometry_kind(self.geoms)
 
     def subset(self, mask: np.ndarray) -> Features:
+        native = (self.native[0][mask], self.native[1]) if self.native is not None else None
         return Features(
-            self.geoms[mask], self.attrs.iloc[np.flatnonzero(mask)], self.source, list(self.notes)
+            self.geoms[mask],
+            self.attrs.iloc[np.flatnonzero(mask)],
+            self.source,
+            list(self.notes),
+            native,
         )
 
 
@@ -223,7 +231,9 @@ def _load_frame(frame: Any, bbox: BBox | None, columns: Sequence[str] | None) ->
             "other layers. Set one first, e.g. frame.set_crs('EPSG:4326')."
         )
     code = epsg_code(frame.crs)
+    native = None
     if code != 4326:
+        native = (np.asarray(frame.geometry.values, dtype=object), frame.crs)
         notes.append(
             f"{source_of(frame, None).id} was given in {crs_name(frame.crs)} and was reprojected "
             "to EPSG:4326 before comparing."
@@ -238,10 +248,10 @@ def _load_frame(frame: Any, bbox: BBox | None, columns: Sequence[str] | None) ->
         keep = list(columns)
     attrs = pd.DataFrame(frame[keep]).copy()
     attrs.index.name = FID
+    feats = Features(geoms, attrs, source_of(frame, None), notes, native)
     if bbox is not None:
-        hit = shapely.intersects(geoms, shapely.box(*bbox))
-        geoms, attrs = geoms[hit], attrs.iloc[np.flatnonzero(hit)]
-    return Features(geoms, attrs, source_of(frame, None), notes)
+        feats = feats.subset(shapely.intersects(geoms, shapely.box(*bbox)))
+    return feats
 
 
 def expand_bbox(bbox: BBox, metres: float) -> BBox:

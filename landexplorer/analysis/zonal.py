@@ -118,7 +118,7 @@ def zonal_stats(
         raise InputError(
             "Zonal statistics need polygons; for points use sample_points (values at points)."
         )
-    zones = metric.project(feats.geoms, info.crs)
+    zones = metric.project_features(feats, info.crs)
     if by:
         labels = feats.attrs[by].astype("object").where(feats.attrs[by].notna(), "(none)")
         frame = pd.DataFrame({"z": zones, "label": labels.to_numpy()})
@@ -446,12 +446,12 @@ def sample_points(
     feats = load(layer, store, bbox=bbox)
     if geometry_kind(feats.geoms) not in ("point", "empty"):
         raise InputError("Sampling needs points; for polygons use zonal statistics.")
-    pts = metric.project(feats.geoms, info.crs)
+    pts = metric.project_features(feats, info.crs)
     x, y = shapely.get_x(pts), shapely.get_y(pts)
     values = np.full(len(pts), np.nan)
     with rasterio.open(info.path) as src:
         rows, cols = rasterio.transform.rowcol(src.transform, x, y, op=np.floor)
-        rows, cols = np.asarray(rows), np.asarray(cols)
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
         inside = (rows >= 0) & (rows < src.height) & (cols >= 0) & (cols < src.width)
         if inside.any():
             data = src.read(band, masked=True)
