@@ -141,7 +141,8 @@ def test_sample_points_matches_rasterio(demo_store, real):
     result = sample_points("street_trees", "elevation", store=demo_store)
     trees = real.trees.iloc[:500]
     with rasterio.open(real.dem) as src:
-        ref = np.array([v[0] for v in src.sample(zip(trees.geometry.x, trees.geometry.y))])
+        xy = zip(trees.geometry.x, trees.geometry.y, strict=True)
+        ref = np.array([v[0] for v in src.sample(xy)])
     assert result.stats["value"].to_numpy()[:500] == pytest.approx(ref.astype(float), abs=1e-6)
 
 
