@@ -9,13 +9,17 @@ removed when a newer version is first drawn.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+_STRIPES = 64
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class TileCache:
         self._size = 0
         self._lock = threading.Lock()
         self._versions: dict[str, int] = {}
+        self._claims = [threading.Lock() for _ in range(_STRIPES)]
         self.hits = self.misses = 0
 
     def _path(self, key: TileKey) -> Path:
@@ -74,6 +79,40 @@ class TileCache:
                 return data
         self.misses += 1
         return None
+
+    @contextlib.contextmanager
+    def claim(self, key: TileKey) -> Iterator[None]:
+        """Hold the right to draw ``key``: one drawer per tile across threads (a lock) and
+        across worker processes (``flock`` on a file beside the tile), so concurrent first
+        requests of a big tile wait for one drawing instead of each drawing it again."""
+        with self._claims[hash(key) % _STRIPES]:
+            if self.root is None:
+                yield
+                return
+            lock_path = self._path(key).with_suffix(".lock")
+            try:
+                lock_path.parent.mkdir(parents=True, exist_ok=True)
+                handle = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+            except OSError:
+                yield
+                return
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(handle)  # closing releases the flock
+
+    def get_or_make(self, key: TileKey, make: Callable[[], bytes]) -> bytes:
+        """The cached tile, or ``make()`` run once (whoever else asks meanwhile waits)."""
+        data = self.get(key)
+        if data is not None:
+            return data
+        with self.claim(key):
+            data = self.get(key)  # drawn by another thread or worker while we waited
+            if data is None:
+                data = make()
+                self.put(key, data)
+        return data
 
     def put(self, key: TileKey, data: bytes) -> None:
         """Keep a tile in memory and (atomically) on disk."""

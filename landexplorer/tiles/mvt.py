@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 POINT, LINESTRING, POLYGON = 1, 2, 3
@@ -144,13 +146,31 @@ def _per_feature(
     return Encoded(kind, rows, values, starts)
 
 
+def _ragged(geoms: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Coordinates and offsets of same-family geometries, without making Python objects."""
+    _, coords, offsets = shapely.to_ragged_array(geoms)
+    return coords, list(offsets)
+
+
+def _runs(offsets: np.ndarray) -> np.ndarray:
+    """Owner index of each element, from an offsets array (owner i has [o[i], o[i+1]))."""
+    return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+
+
 def encode_polygons(geoms: np.ndarray, rows: np.ndarray) -> Encoded:
     """Polygons/MultiPolygons in tile units -> command streams (snapped to the integer grid)."""
-    polys, pidx = shapely.get_parts(geoms, return_index=True)
-    if len(polys) == 0:
+    coords, offsets = _ragged(geoms)
+    if len(coords) == 0:
         return _empty(POLYGON)
-    rings, ridx = shapely.get_rings(polys, return_index=True)
-    coords, cidx = shapely.get_coordinates(rings, return_index=True)
+    if len(offsets) == 2:  # all Polygons: one part per feature
+        ring_off, poly_off = offsets
+        geom_off = np.arange(len(poly_off))
+    else:
+        ring_off, poly_off, geom_off = offsets
+    cidx = _runs(ring_off)  # ring of each coordinate
+    ridx = _runs(poly_off)  # polygon of each ring
+    pidx = _runs(geom_off)  # feature (position in geoms) of each polygon
+    n_rings, n_polys = len(ring_off) - 1, len(poly_off) - 1
     q = np.rint(coords).astype(np.int64)
     # drop each ring's closing point (ClosePath stands for it), then repeated points
     last = np.ones(len(cidx), dtype=bool)
@@ -181,11 +201,11 @@ def encode_polygons(geoms: np.ndarray, rows: np.ndarray) -> Encoded:
     ring_ids = cidx[firsts]
     ok_ring = (counts >= 3) & (area2 != 0)
     # exterior = first ring of each polygon; a polygon whose exterior collapsed goes entirely
-    exterior_of_ring = np.zeros(len(rings), dtype=bool)
+    exterior_of_ring = np.zeros(n_rings, dtype=bool)
     exterior_of_ring[_group_starts(ridx)] = True
-    ring_alive = np.zeros(len(rings), dtype=bool)
+    ring_alive = np.zeros(n_rings, dtype=bool)
     ring_alive[ring_ids[ok_ring]] = True
-    poly_alive = np.zeros(len(polys), dtype=bool)
+    poly_alive = np.zeros(n_polys, dtype=bool)
     poly_alive[ridx[exterior_of_ring & ring_alive]] = True
     ring_alive &= poly_alive[ridx]
     # MVT: exterior rings have positive area in tile coordinates, holes negative
@@ -209,14 +229,19 @@ def encode_polygons(geoms: np.ndarray, rows: np.ndarray) -> Encoded:
 
 def encode_lines(geoms: np.ndarray, rows: np.ndarray) -> Encoded:
     """LineStrings/MultiLineStrings in tile units -> command streams."""
-    lines, lidx = shapely.get_parts(geoms, return_index=True)
-    coords, cidx = shapely.get_coordinates(lines, return_index=True)
+    coords, offsets = _ragged(geoms)
     if len(coords) == 0:
         return _empty(LINESTRING)
+    if len(offsets) == 1:  # all LineStrings: one part per feature
+        line_off, geom_off = offsets[0], np.arange(len(offsets[0]))
+    else:
+        line_off, geom_off = offsets
+    cidx = _runs(line_off)
+    lidx = _runs(geom_off)
     q = np.rint(coords).astype(np.int64)
     keep = _dedupe(q, cidx)
     q, cidx = q[keep], cidx[keep]
-    counts = np.bincount(cidx, minlength=len(lines))
+    counts = np.bincount(cidx, minlength=len(line_off) - 1)
     keep = counts[cidx] >= 2
     q, cidx = q[keep], cidx[keep]
     if len(q) == 0:
@@ -255,7 +280,16 @@ def _empty(kind: int) -> Encoded:
 
 
 # ----- properties -> keys, values, tags ---------------------------------------------------------
+def _varint_sizes(values: np.ndarray) -> np.ndarray:
+    v = values.astype(np.uint64)
+    n = np.ones(len(v), dtype=np.int64)
+    for shift in (7, 14, 21, 28, 35, 42, 49, 56):
+        n += v >= (np.uint64(1) << np.uint64(shift))
+    return n
+
+
 def _value_message(value: Any) -> bytes:
+    """One Value message (string, double, int/uint or bool)."""
     if isinstance(value, bool | np.bool_):
         return b"\x38" + (b"\x01" if value else b"\x00")
     if isinstance(value, int | np.integer):
@@ -269,67 +303,106 @@ def _value_message(value: Any) -> bytes:
     return b"\x0a" + _varint(len(text)) + text
 
 
-class _Properties:
-    """Keys, de-duplicated values and per-feature tag bytes for one layer."""
-
-    def __init__(self, columns: dict[str, Sequence[Any]]) -> None:
-        self.keys = list(columns)
-        self.values: list[bytes] = []
-        self._columns: list[list[int]] = []
-        index: dict[tuple[type, Any], int] = {}
-        for name in self.keys:
-            ids = []
-            for value in columns[name]:
-                if value is None or (isinstance(value, float) and value != value):
-                    ids.append(-1)
-                    continue
-                key = (type(value), value)
-                vid = index.get(key)
-                if vid is None:
-                    vid = index[key] = len(self.values)
-                    self.values.append(_value_message(value))
-                ids.append(vid)
-            self._columns.append(ids)
-
-    def tags(self, row: int) -> bytes:
-        out = bytearray()
-        for k, ids in enumerate(self._columns):
-            vid = ids[row]
-            if vid >= 0:
-                out += _varint(k) + _varint(vid)
-        return bytes(out)
+def _column_codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[bytes]]:
+    """Per-row value ids (-1 for null/NaN) and the Value messages of the distinct values."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_floating(column.type):
+        column = pc.if_else(pc.is_nan(column), pa.scalar(None, column.type), column)
+    encoded = pc.dictionary_encode(column)
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    codes = np.where(encoded.indices.is_null().to_numpy(zero_copy_only=False), -1, codes)
+    dictionary = encoded.dictionary
+    if pa.types.is_integer(dictionary.type):
+        ints = dictionary.to_numpy().astype(np.int64)
+        messages = [
+            (b"\x28" + _varint(v)) if v >= 0 else (b"\x30" + _varint((v << 1) ^ (v >> 63)))
+            for v in ints.tolist()
+        ]
+    else:
+        messages = [_value_message(v) for v in dictionary.to_pylist()]
+    return codes.astype(np.int64), messages
 
 
 # ----- layer and tile -------------------------------------------------------------------------
 def encode_layer(
     name: str,
     families: Sequence[Encoded],
-    ids: Sequence[int] | np.ndarray,
-    properties: dict[str, Sequence[Any]],
+    ids: np.ndarray,
+    properties: dict[str, pa.ChunkedArray | pa.Array],
     extent: int = 4096,
 ) -> bytes:
-    """One MVT layer message (without the enclosing Tile field), or b"" with no features."""
-    if not any(len(f.rows) for f in families):
+    """One MVT layer message (without the enclosing Tile field), or b"" with no features.
+
+    Every part of a feature message is a varint (field tags, lengths, ids, tag pairs,
+    geometry commands), so all features are laid out as one integer stream with array
+    arithmetic and varint-encoded in one pass.
+    """
+    families = [f for f in families if len(f.rows)]
+    if not families:
         return b""
-    props = _Properties(properties)
-    parts = [b"\x78\x02", _field_bytes(1, name.encode("utf-8"))]
-    id_list = [int(i) for i in ids]
-    for fam in families:
-        if not len(fam.rows):
-            continue
-        data, offsets = varints(fam.values)
-        type_bytes = b"\x18" + bytes([fam.kind])
-        boffs = offsets[fam.starts].tolist()
-        for i, row in enumerate(fam.rows.tolist()):
-            geom = data[boffs[i] : boffs[i + 1]]
-            msg = b"\x08" + _varint(id_list[row]) if id_list[row] >= 0 else b""
-            tags = props.tags(row)
-            if tags:
-                msg += b"\x12" + _varint(len(tags)) + tags
-            msg += type_bytes + b"\x22" + _varint(len(geom)) + geom
-            parts.append(b"\x12" + _varint(len(msg)) + msg)
-    parts.extend(_field_bytes(3, k.encode("utf-8")) for k in props.keys)
-    parts.extend(_field_bytes(4, v) for v in props.values)
+    keys = list(properties)
+    codes: list[np.ndarray] = []
+    values: list[bytes] = []
+    for key in keys:
+        col_codes, messages = _column_codes(properties[key])
+        codes.append(np.where(col_codes >= 0, col_codes + len(values), -1))
+        values.extend(messages)
+    rows = np.concatenate([f.rows for f in families])
+    kinds = np.concatenate([np.full(len(f.rows), f.kind, dtype=np.uint64) for f in families])
+    geom = np.concatenate([f.values for f in families])
+    gcount = np.concatenate([np.diff(f.starts) for f in families])
+    gbytes = np.add.reduceat(_varint_sizes(geom), np.concatenate([[0], np.cumsum(gcount)[:-1]]))
+    n = len(rows)
+    if keys:
+        vid = np.stack([c[rows] for c in codes], axis=1)  # (n, keys)
+        present = vid >= 0
+        key_ids = np.broadcast_to(np.arange(len(keys)), vid.shape)
+        pairs = np.stack([key_ids[present], vid[present]], axis=1).reshape(-1).astype(np.uint64)
+        tcount = 2 * present.sum(axis=1)
+        pair_sizes = _varint_sizes(pairs)
+        tbytes = np.zeros(n, dtype=np.int64)
+        nonzero = tcount > 0
+        if nonzero.any():
+            starts = np.concatenate([[0], np.cumsum(tcount)[:-1]])
+            tbytes[nonzero] = np.add.reduceat(pair_sizes, starts[nonzero])
+    else:
+        pairs = np.zeros(0, dtype=np.uint64)
+        tcount = np.zeros(n, dtype=np.int64)
+        tbytes = np.zeros(n, dtype=np.int64)
+    fid = ids[rows].astype(np.uint64)
+    msg = (
+        1 + _varint_sizes(fid)
+        + 1 + _varint_sizes(tbytes) + tbytes
+        + 2
+        + 1 + _varint_sizes(gbytes) + gbytes
+    )  # fmt: skip
+    # token layout per feature: 0x12 msg 0x08 id 0x12 taglen tags.. 0x18 type 0x22 glen geom..
+    per = 10 + tcount + gcount
+    start = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(per, out=start[1:])
+    tokens = np.zeros(int(start[-1]), dtype=np.uint64)
+    s0 = start[:-1]
+    tokens[s0] = 0x12
+    tokens[s0 + 1] = msg.astype(np.uint64)
+    tokens[s0 + 2] = 0x08
+    tokens[s0 + 3] = fid
+    tokens[s0 + 4] = 0x12
+    tokens[s0 + 5] = tbytes.astype(np.uint64)
+    if len(pairs):
+        local = np.arange(len(pairs)) - np.repeat(np.cumsum(tcount) - tcount, tcount)
+        tokens[np.repeat(s0 + 6, tcount) + local] = pairs
+    after = s0 + 6 + tcount
+    tokens[after] = 0x18
+    tokens[after + 1] = kinds
+    tokens[after + 2] = 0x22
+    tokens[after + 3] = gbytes.astype(np.uint64)
+    glocal = np.arange(len(geom)) - np.repeat(np.cumsum(gcount) - gcount, gcount)
+    tokens[np.repeat(after + 4, gcount) + glocal] = geom
+    features, _ = varints(tokens)
+    parts = [b"\x78\x02", _field_bytes(1, name.encode("utf-8")), features]
+    parts.extend(_field_bytes(3, k.encode("utf-8")) for k in keys)
+    parts.extend(_field_bytes(4, v) for v in values)
     parts.append(b"\x28" + _varint(extent))
     return b"".join(parts)
 

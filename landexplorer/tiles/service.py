@@ -81,12 +81,13 @@ class TileService:
     def render_vector(
         self, entry: LayerEntry, key: TileKey, props: tuple[str, ...] | None
     ) -> bytes:
-        """Draw the tile for ``key`` and keep it in the cache."""
-        data = render_vector_tile(
-            self.store, entry, key.z, key.x, key.y, TileOptions(properties=props)
+        """The tile for ``key``: drawn once (concurrent askers wait for it) and kept."""
+        return self.cache.get_or_make(
+            key,
+            lambda: render_vector_tile(
+                self.store, entry, key.z, key.x, key.y, TileOptions(properties=props)
+            ),
         )
-        self.cache.put(key, data)
-        return data
 
     def vector_tile(
         self, layer_id: str, z: int, x: int, y: int, properties: Sequence[str] | None = None
@@ -129,11 +130,13 @@ class TileService:
     def render_raster(
         self, entry: LayerEntry, key: TileKey, ramp: str, value_range: tuple[float, float]
     ) -> bytes:
-        """Draw the PNG for ``key`` (warping the raster on its first use) and keep it."""
-        source = self.rasters.get(entry.id, entry.version, self.store.raster_path(entry))
-        data = render_png(source, key.z, key.x, key.y, value_range[0], value_range[1], ramp)
-        self.cache.put(key, data)
-        return data
+        """The PNG for ``key``: drawn once (warping the raster on its first use) and kept."""
+
+        def draw() -> bytes:
+            source = self.rasters.get(entry.id, entry.version, self.store.raster_path(entry))
+            return render_png(source, key.z, key.x, key.y, value_range[0], value_range[1], ramp)
+
+        return self.cache.get_or_make(key, draw)
 
     def raster_tile(
         self,

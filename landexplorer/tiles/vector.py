@@ -21,6 +21,7 @@ from landexplorer.tiles import grid, mvt
 
 #: Douglas-Peucker tolerance in tile units (1/4096 of a tile): below what a screen shows.
 SIMPLIFY_UNITS = 1.0
+_SIMPLIFY_MIN_VERTICES = 12
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,17 @@ def _to_tile_units(geoms: np.ndarray, z: int, x: int, y: int, extent: int) -> np
 
 
 def _simplify(geoms: np.ndarray) -> np.ndarray:
-    """Douglas-Peucker at ``SIMPLIFY_UNITS``; thin slivers it would erase are kept as they are
-    (snapping to the grid then decides whether anything of them is left to draw)."""
-    simple = shapely.simplify(geoms, SIMPLIFY_UNITS, preserve_topology=False)
-    lost = shapely.is_empty(simple)
-    if lost.any():
-        simple[lost] = geoms[lost]
-    return simple
+    """Douglas-Peucker at ``SIMPLIFY_UNITS`` for outlines with enough vertices to gain from it
+    (small ones are only snapped to the grid); thin slivers it would erase are kept as they
+    are, and snapping then decides whether anything of them is left to draw."""
+    out = geoms.copy()
+    many = shapely.get_num_coordinates(geoms) > _SIMPLIFY_MIN_VERTICES
+    if many.any():
+        simple = shapely.simplify(geoms[many], SIMPLIFY_UNITS, preserve_topology=False)
+        lost = shapely.is_empty(simple)
+        simple[lost] = geoms[many][lost]
+        out[many] = simple
+    return out
 
 
 def render_vector_tile(
@@ -89,6 +94,10 @@ def render_vector_tile(
     if crossing.any():
         geoms[crossing] = shapely.clip_by_rect(geoms[crossing], lo, lo, hi, hi)
     types = np.where(shapely.is_empty(geoms), -1, shapely.get_type_id(geoms))
+    # outlines smaller than one tile unit both ways (1/16 of a screen pixel) cannot survive
+    # snapping to the grid as an area or a line: leave them out before the costly steps
+    tiny = ((b[:, 2] - b[:, 0]) < 1.0) & ((b[:, 3] - b[:, 1]) < 1.0)
+    types = np.where(tiny & (types != 0) & (types != 4), -1, types)
     poly = (types == 3) | (types == 6)
     line = (types == 1) | (types == 5) | (types == 2)
     point = (types == 0) | (types == 4)
@@ -110,7 +119,7 @@ def render_vector_tile(
     if point.any():
         families.append(mvt.encode_points(geoms[point], rows[point]))
     names = [n for n in table.column_names if n not in (FID, GEOMETRY)]
-    props = {n: table.column(n).to_pylist() for n in names}
+    props = {n: table.column(n) for n in names}
     ids = table.column(FID).to_numpy()
     layer = mvt.encode_layer(entry.id, families, ids, props, extent)
     return mvt.encode_tile([layer])
