@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from landexplorer.api.errors import register_error_handlers
+from landexplorer.api.guards import WriteGuard
 from landexplorer.catalog import open_store
 from landexplorer.settings import Settings
 
@@ -43,11 +44,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     register_error_handlers(app)
+    # Token and size checks before any body is read (inside CORS, so refusals carry CORS).
+    app.add_middleware(WriteGuard, settings=settings)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"],
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["*"],
             expose_headers=["ETag", "Content-Crs", "Link", "Location"],
         )

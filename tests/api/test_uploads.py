@@ -127,3 +127,13 @@ def test_bad_ids_and_existing_layers(write_client, real_data):
     r = _upload(write_client, src, id="dup", licence="OGL-UK-3.0")
     assert r.status_code == 409 and r.json()["code"] == "layer-exists"
     assert write_client.get("/jobs/not-a-job").status_code == 404
+
+
+def test_refused_before_the_body_is_read(write_client):
+    """No token, or a declared size over the limit: refused from the headers alone
+    (the declared length is far larger than the empty body actually sent)."""
+    r = write_client.post("/collections", headers={"Content-Length": "999999999"}, content=b"")
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    big = str(50 * 1024 * 1024)  # write_settings allow 5 MB
+    r = write_client.post("/collections", headers={**AUTH, "Content-Length": big}, content=b"")
+    assert r.status_code == 413 and r.json()["code"] == "too-large"
