@@ -76,9 +76,8 @@ def store(store_backend: str, settings: Settings) -> Iterator[Store]:
 
 
 @pytest.fixture(scope="session")
-def demo_settings(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> Settings:
-    """Settings of a catalogue holding the whole demo (built once per test session).
-    Tests must not change it; take ``store`` for a catalogue of your own."""
+def demo_gpkg_settings(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> Settings:
+    """Settings of a GeoPackage catalogue holding the whole demo (built once per session)."""
     from landexplorer.layers.demo import load_demo
 
     data_dir = tmp_path_factory.mktemp("demo") / "data"
@@ -87,6 +86,28 @@ def demo_settings(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> 
     load_demo(s, demo)
     s.close()
     return demo
+
+
+@pytest.fixture(scope="session", params=STORE_BACKENDS)
+def demo_settings(request: pytest.FixtureRequest, demo_gpkg_settings: Settings) -> Settings:
+    """Settings of a catalogue holding the whole demo, on each store in turn (the PostGIS
+    one is the GeoPackage demo copied by ``migrate``, rasters shared). Built once per
+    session; tests must not change it; take ``store`` for a catalogue of your own."""
+    if request.param == "gpkg":
+        return demo_gpkg_settings
+    from landexplorer.catalog.gpkg import GeoPackageStore
+    from landexplorer.catalog.migrate import migrate
+    from landexplorer.catalog.postgis import PostGISStore
+
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    url = cluster.new_database("demo")
+    source = GeoPackageStore(demo_gpkg_settings.catalog_path, demo_gpkg_settings.raster_dir)
+    target = PostGISStore(url, demo_gpkg_settings.raster_dir)
+    report = migrate(source, target)
+    source.close()
+    target.close()
+    assert report.ok, report
+    return demo_gpkg_settings.model_copy(update={"database_url": url})
 
 
 @pytest.fixture

@@ -55,6 +55,8 @@ def live_url(demo_settings: Settings) -> Iterator[str]:
     """``landexplorer serve`` on a free loopback port over the demo catalogue."""
     port = _free_port()
     env = {**os.environ, "LANDEXPLORER_DATA_DIR": str(demo_settings.data_dir)}
+    if demo_settings.database_url:  # the PostGIS run of the demo
+        env["LANDEXPLORER_DATABASE_URL"] = demo_settings.database_url
     cmd = [
         sys.executable, "-m", "landexplorer.cli", "--data-dir", str(demo_settings.data_dir),
         "serve", "--port", str(port), "--log-level", "warning",
