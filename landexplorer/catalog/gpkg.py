@@ -198,9 +198,7 @@ class GeoPackageStore(Store):
                 conn.execute("PRAGMA user_version = 10300")  # GeoPackage 1.3
             # one transaction: a first open cut short leaves no half-made catalogue
             conn.executescript(
-                "BEGIN;"
-                + _SCHEMA
-                + "INSERT OR IGNORE INTO gpkg_spatial_ref_sys VALUES "
+                "BEGIN;" + _SCHEMA + "INSERT OR IGNORE INTO gpkg_spatial_ref_sys VALUES "
                 "('Undefined cartesian SRS', -1, 'NONE', -1, 'undefined', NULL), "
                 "('Undefined geographic SRS', 0, 'NONE', 0, 'undefined', NULL), "
                 f"('WGS 84 geodetic', 4326, 'EPSG', 4326, '{_WGS84_WKT}', 'longitude/latitude');"
@@ -280,7 +278,9 @@ class GeoPackageStore(Store):
         return entry
 
     def _read_entry(self, conn: sqlite3.Connection, layer_id: str) -> LayerEntry:
-        row = conn.execute(f"SELECT entry FROM {CATALOG_TABLE} WHERE id = ?", (layer_id,)).fetchone()
+        row = conn.execute(
+            f"SELECT entry FROM {CATALOG_TABLE} WHERE id = ?", (layer_id,)
+        ).fetchone()
         if row is None:
             raise LayerNotFound(f"There is no layer called '{layer_id}' in the catalogue.")
         return LayerEntry.from_dict(json.loads(row[0]))
@@ -396,6 +396,7 @@ class GeoPackageStore(Store):
                 raise
 
         reader = pa.RecordBatchReader.from_batches(schema, guarded())
+        pyogrio.set_gdal_config_options(_GDAL_WRITE_CONFIG)
         try:
             with self._gate.write(self.busy_timeout, what="(GDAL write)"):
                 pyogrio.write_arrow(
@@ -438,7 +439,9 @@ class GeoPackageStore(Store):
                 (f"{entry.title} [{entry.storage}]", entry.description, entry.storage),
             )
 
-    def write_raster(self, entry: LayerEntry, cog_path: Path, *, replace: bool = False) -> LayerEntry:
+    def write_raster(
+        self, entry: LayerEntry, cog_path: Path, *, replace: bool = False
+    ) -> LayerEntry:
         old = self._next_version(entry, replace)
         entry.version = (old.version + 1) if old else 1
         entry.data_type = "raster"
@@ -561,6 +564,12 @@ class GeoPackageStore(Store):
 
 class _Stale(Exception):
     """The table a read used was retired by a newer version meanwhile."""
+
+
+# GDAL builds a new layer's R-tree in memory with a fast bulk load, up to this much memory;
+# past it, it goes on inserting row by row. 64 MB covers a layer of about a million and a
+# half features; beyond that an ingest takes longer but its memory stays flat.
+_GDAL_WRITE_CONFIG = {"OGR_GPKG_MAX_RAM_USAGE_RTREE": str(64 * 1024 * 1024)}
 
 
 def _check_bbox(bbox: Iterable[float]) -> tuple[float, float, float, float]:

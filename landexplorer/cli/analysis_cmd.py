@@ -4,18 +4,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.table import Table
 
-from landexplorer.analysis.sources import Source
 from landexplorer.cli.app import app, out, print_json, state
 from landexplorer.errors import InputError
 
+if TYPE_CHECKING:  # imported where used: every CLI command (ingest too) loads this module
+    import pandas as pd
+
+    from landexplorer.analysis.sources import Source
+
 
 def _table(frame: pd.DataFrame, title: str, limit: int = 40) -> Table:
+    import pandas as pd
+
     table = Table(title=title, title_justify="left")
     for col in frame.columns:
         if col == "geometry":
@@ -119,6 +124,8 @@ def compare_command(
 
 def _pairs_view(result: Any) -> pd.DataFrame:
     """A few telling columns of the pairs, so the table fits a terminal."""
+    import pandas as pd
+
     m = result.matches
     cols = list(m.columns)
     right_at = cols.index("right_fid")

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from landexplorer.catalog.model import LayerEntry
 from landexplorer.cli.app import app, err, layers_app, out, print_json, state
-from landexplorer.layers.ingest import IngestOptions, ingest
+from landexplorer.layers.ingest import IngestOptions, import_gdal_lean, ingest
 
 
 class _Rate:
@@ -148,6 +148,7 @@ def ingest_command(
     """Load a file into the catalogue: CSV, GeoJSON, KML, zipped shapefile, GeoPackage,
     FlatGeobuf, GeoParquet, GeoTIFF or ASCII grid (zips of grid tiles are joined)."""
     assert state.settings is not None
+    import_gdal_lean()  # this process only ingests: skip pyogrio's pandas probe
     options = IngestOptions(
         id=layer_id,
         title=title,

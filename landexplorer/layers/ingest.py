@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +68,28 @@ class IngestOptions:
             )
 
 
+def import_gdal_lean() -> None:
+    """Import GDAL's bindings (pyogrio) without their optional pandas/geopandas probe.
+
+    For a process that only ingests, such as the ``landexplorer ingest`` command: at import
+    time pyogrio imports geopandas and pandas to learn their versions, which costs an ingest
+    about a quarter of a second and 35 MB, and ingestion never uses them. Afterwards
+    pyogrio's GeoDataFrame helpers (``read_dataframe``) do not work in that process, so a
+    server or a notebook must not call this. Does nothing once pyogrio is imported.
+    """
+    if "pyogrio" in sys.modules:
+        return
+    blocked = [name for name in ("geopandas", "pandas") if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # importing it raises ImportError
+    try:
+        import pyogrio  # noqa: F401
+    finally:
+        for name in blocked:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
 def file_checksum(paths: Sequence[Path]) -> str:
     """SHA-256 of the input file(s), so a later load of the same data can be recognised."""
     digest = hashlib.sha256()
@@ -74,6 +98,33 @@ def file_checksum(paths: Sequence[Path]) -> str:
             while chunk := fh.read(4 * 1024 * 1024):
                 digest.update(chunk)
     return "sha256:" + digest.hexdigest()
+
+
+class _BackgroundChecksum:
+    """SHA-256 of the input computed in a thread, so that it overlaps reading and writing
+    (hashlib and file reads release the GIL; a 10-million-row CSV takes about a second)."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self._value: str | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(list(paths),), name="landexplorer-checksum", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, paths: list[Path]) -> None:
+        try:
+            self._value = file_checksum(paths)
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> str:
+        """The checksum, once the thread has finished (waits for it)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
 
 
 def _title_from(path: Path) -> str:
@@ -169,7 +220,7 @@ def _ingest_vector(
         layer=options.layer,
         batch_size=options.batch_size,
     )
-    checksum = file_checksum([path])
+    checksum = _BackgroundChecksum([path])  # hashed while the layer is read and written
     results = []
     for attempt in range(20):
         try:
@@ -182,8 +233,7 @@ def _ingest_vector(
             for entry in entries:
                 _refuse_existing(store, entry.id, options)  # before reading anything
             for src, entry in zip(sources, entries, strict=True):
-                entry.checksum = checksum
-                results.append(_write_source(store, src, entry, options, progress))
+                results.append(_write_source(store, src, entry, options, progress, checksum.result))
             return results
         except SchemaDrift as drift:
             read_options.string_columns.add(drift.column)
@@ -199,6 +249,7 @@ def _write_source(
     entry: LayerEntry,
     options: IngestOptions,
     progress: Progress | None,
+    checksum: Callable[[], str] | None = None,
 ) -> LayerEntry:
     started = time.perf_counter()
     report = IngestReport()
@@ -233,6 +284,8 @@ def _write_source(
         entry.feature_count = report.features_stored
         entry.bbox = tuple(float(v) for v in normalizer.bounds)  # type: ignore[assignment]
         entry.source_crs = crs_name(normalizer.crs) if normalizer.crs is not None else ""
+        if checksum is not None:
+            entry.checksum = checksum()
         report.notes.extend(source.notes + options.extra_notes)
         if normalizer.had_z:
             report.notes.append("Heights (Z values) in the geometries were left out.")

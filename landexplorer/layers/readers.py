@@ -167,7 +167,7 @@ def _ogr_layer(uri: str, name: str, layer: str, options: ReadOptions, many: bool
 
     try:
         info = pyogrio.read_info(uri, layer=layer)
-    except Exception as exc:  # noqa: BLE001 - GDAL says why; the user needs plain words
+    except Exception as exc:
         raise UnsupportedFormat(
             f"'{name}' could not be read as map data; it may be damaged or incomplete.",
             detail=str(exc),
@@ -243,6 +243,9 @@ def _csv_header(path: Path) -> tuple[list[str], str]:
     return [c.strip().strip('"') for c in first.split(delimiter)], delimiter
 
 
+_MAX_CSV_BLOCK = 1024 * 1024
+
+
 def _row_bytes(path: Path) -> int:
     """Average length of a row in the first 64 KiB of a CSV file."""
     with path.open("rb") as fh:
@@ -304,27 +307,39 @@ def _open_csv(path: Path, options: ReadOptions) -> VectorSource:
         strings_can_be_null=True,
         column_types={
             **{c: pa.string() for c in options.string_columns if c in names},
-            **({x_col: pa.string(), y_col: pa.string()} if x_col and y_col else {}),
+            # Coordinates are parsed as numbers by pyarrow's own reader threads (the fast
+            # path). A cell that is not one number makes the read start again with the
+            # column as text, and _coordinates then deals with each odd cell.
+            **{
+                c: pa.string() if c in options.string_columns else pa.float64()
+                for c in (x_col, y_col)
+                if c
+            },
             **({wkt_col: pa.string()} if wkt_col else {}),
         },
     )
-    # pyarrow reads CSV in blocks of bytes: size them so a block holds about batch_size rows
-    block = max(64 * 1024, min(64 * 1024 * 1024, options.batch_size * _row_bytes(path)))
+    # pyarrow reads CSV in blocks of bytes: size them so a block holds about batch_size rows,
+    # but at most 1 MiB, because its streaming reader keeps up to 32 blocks read ahead in
+    # its own threads (that read-ahead is what overlaps parsing with the GeoPackage write):
+    # memory is then about 32 blocks, whatever the size of the file.
+    block = max(64 * 1024, min(_MAX_CSV_BLOCK, options.batch_size * _row_bytes(path)))
     read = pacsv.ReadOptions(block_size=block, encoding="utf8")
     parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False)
+
+    coordinates = (x_col, y_col) if x_col and y_col else ()
 
     def batches() -> Iterator[RawBatch]:
         try:
             reader = pacsv.open_csv(path, read, parse, convert)
         except pa.ArrowInvalid as exc:
-            raise _csv_error(path, exc) from exc
+            raise _csv_error(path, exc, coordinates) from exc
         while True:
             try:
                 batch = reader.read_next_batch()
             except StopIteration:
                 return
             except pa.ArrowInvalid as exc:
-                raise _csv_error(path, exc) from exc
+                raise _csv_error(path, exc, coordinates) from exc
             if kind == "wkt":
                 assert wkt_col is not None
                 idx = batch.schema.get_field_index(wkt_col)
@@ -351,11 +366,26 @@ def _open_csv(path: Path, options: ReadOptions) -> VectorSource:
     )
 
 
+def _float_numpy(values: pa.Array) -> np.ndarray:
+    """A float64 Arrow array as numpy, nulls as NaN.
+
+    Done with the buffers because pyarrow's own null handling (``to_numpy`` with nulls,
+    ``pa.scalar``) imports pandas, which costs an ingest a fifth of a second and 35 MB.
+    """
+    start, stop = values.offset, values.offset + len(values)
+    data = np.frombuffer(values.buffers()[1], dtype=np.float64)[start:stop].copy()
+    if values.null_count:
+        bits = np.frombuffer(values.buffers()[0], dtype=np.uint8)
+        valid = np.unpackbits(bits, bitorder="little")[start:stop].astype(bool)
+        data[~valid] = np.nan
+    return data
+
+
 def _coordinates(values: pa.Array, column: str, notes: list[str]) -> np.ndarray:
     """Numbers from a coordinate column; cells that are not one number become NaN (and are
     reported), except a list of one number repeated, which is that number."""
     try:
-        return pc.fill_null(pc.cast(values, pa.float64()), np.nan).to_numpy(zero_copy_only=False)
+        return _float_numpy(pc.cast(values, pa.float64()))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     out = np.full(len(values), np.nan)
@@ -389,13 +419,19 @@ def _wkt_to_wkb(text: pa.Array) -> pa.Array:
     return pa.array(shapely.to_wkb(geoms), type=pa.binary())
 
 
-def _csv_error(path: Path, exc: pa.ArrowInvalid) -> Exception:
+def _csv_error(
+    path: Path, exc: pa.ArrowInvalid, coordinates: tuple[str | None, ...] = ()
+) -> Exception:
     message = str(exc)
-    match = re.search(r"In CSV column #(\d+): CSV conversion error to (\w+): invalid value '(.*)'", message)
+    match = re.search(
+        r"In CSV column #(\d+): CSV conversion error to (\w+): invalid value '(.*)'", message
+    )
     if match:
         names, _ = _csv_header(path)
         index = int(match.group(1))
         column = names[index] if index < len(names) else f"#{index}"
+        if column in coordinates:
+            return SchemaDrift(column)  # read again as text; see _open_csv
         if match.group(2) in ("double", "float"):
             return InputError(
                 f"The column '{column}' of '{path.name}' should hold numbers (coordinates) "
