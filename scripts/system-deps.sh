@@ -3,7 +3,7 @@
 # as independent clients), PostgreSQL + PostGIS, Chromium for the browser tests.
 # Installs only what is missing; needs root (as on CI) or does nothing but warn.
 set -euo pipefail
-PACKAGES=(gdal-bin sqlite3 postgresql-15 postgresql-15-postgis-3)
+PACKAGES=(gdal-bin sqlite3 postgresql-15 postgresql-15-postgis-3 chromium)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -2,8 +2,6 @@
 // the matching features highlighted on the map, CSV and GeoJSON downloads.
 import { downloadText, escapeHtml, getJSON, plain, postJSON, setMessage, toCSV } from "./api.js";
 
-const LEFT_FID_KEYS = ["left_fid", "fid", "left_id", "id"];
-
 export function wireCompare(layers) {
   const form = document.getElementById("compare-form");
   const left = document.getElementById("compare-left");
@@ -51,7 +49,7 @@ export function wireCompare(layers) {
     out.innerHTML = "";
     const body = { left: left.value, right: right.value, predicate: predicate.value };
     if (by.value) body.by = by.value;
-    if (predicate.value === "within-distance") body.distance_m = Number(document.getElementById("compare-distance").value);
+    if (predicate.value === "within-distance") body.distance = Number(document.getElementById("compare-distance").value);
     try {
       const result = await postJSON("/analysis/compare", body);
       setMessage(message, `${result.left_matched.toLocaleString()} of ${result.left_total.toLocaleString()} features of the community layer match.`, "ok");
@@ -71,21 +69,16 @@ export function wireCompare(layers) {
       <p class="credit">${(result.sources || []).map((s) => escapeHtml(`${s.title || s.id}: ${s.attribution} (${s.licence || s.license || ""})`)).join("<br>")}</p>
       <button type="button" id="compare-csv">Download CSV</button>
       <button type="button" id="compare-geojson">Download GeoJSON</button>`;
-    const matches = result.matches || [];
-    const key = matches.length ? LEFT_FID_KEYS.find((k) => k in matches[0]) : null;
-    const fids = key ? [...new Set(matches.map((m) => m[key]))] : [];
+    // The matches come back as GeoJSON (the community layer's geometry): draw them on top.
+    const matches = result.matches || { type: "FeatureCollection", features: [] };
     if (!layers.states.get(request.left).visible) layers.setVisible(request.left, true);
-    layers.highlight(request.left, fids);
-    document.getElementById("compare-csv").addEventListener("click", () =>
-      downloadText("comparison.csv", toCSV(matches.length ? matches : rows), "text/csv"));
-    document.getElementById("compare-geojson").addEventListener("click", async () => {
-      try {
-        const fc = await postJSON("/analysis/compare?f=geojson", request);
-        downloadText("comparison.geojson", JSON.stringify(fc), "application/geo+json");
-      } catch (error) {
-        setMessage(message, plain(error), "error");
-      }
+    layers.showMatches(matches);
+    document.getElementById("compare-csv").addEventListener("click", () => {
+      const props = matches.features.map((f) => f.properties);
+      downloadText("comparison.csv", toCSV(props.length ? props : rows), "text/csv");
     });
+    document.getElementById("compare-geojson").addEventListener("click", () =>
+      downloadText("comparison.geojson", JSON.stringify(matches), "application/geo+json"));
   };
 
   return { fill };

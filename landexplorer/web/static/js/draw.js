@@ -73,6 +73,11 @@ export class DrawTools {
       this.onChange();
     });
     map.on("pm:remove", () => { this.measureEl.textContent = ""; this.onChange(); });
+    // Interactive vector tiles take the clicks over them for their own features; while
+    // drawing, every click must place a vertex instead.
+    const container = map.getContainer();
+    map.on("pm:drawstart", () => container.classList.add("lx-drawing"));
+    map.on("pm:drawend", () => container.classList.remove("lx-drawing"));
   }
 
   setPressed(active) {
@@ -95,8 +100,8 @@ export class DrawTools {
     try {
       const m = await measure(geometry);
       this.measureEl.innerHTML = m.area_m2 !== undefined
-        ? `<strong>Area:</strong> <span data-testid="drawn-area">${formatArea(m.area_m2)}</span><br><span class="hint">measured in ${escapeHtml(m.crs)}</span>`
-        : `<strong>Length:</strong> <span data-testid="drawn-length">${formatLength(m.length_m)}</span><br><span class="hint">measured in ${escapeHtml(m.crs)}</span>`;
+        ? `<strong>Area:</strong> <span data-testid="drawn-area" data-value="${m.area_m2}">${formatArea(m.area_m2)}</span><br><span class="hint">measured in ${escapeHtml(m.crs)}</span>`
+        : `<strong>Length:</strong> <span data-testid="drawn-length" data-value="${m.length_m}">${formatLength(m.length_m)}</span><br><span class="hint">measured in ${escapeHtml(m.crs)}</span>`;
     } catch (_) {
       this.measureEl.textContent = "The shape could not be measured.";
     }
@@ -111,7 +116,7 @@ export class DrawTools {
     const layers = this.layers.visibleIds();
     this.reportEl.innerHTML = `<p class="hint">Working out what is inside ${escapeHtml(title)}…</p>`;
     try {
-      const body = await postJSON("/analysis/report", { geometry, layers });
+      const body = await postJSON("/analysis/report", { area: geometry, layers });
       this.lastReport = body;
       this.renderReport(body, title);
     } catch (error) {
@@ -122,25 +127,25 @@ export class DrawTools {
   renderReport(body, title) {
     const fmt = (v, digits = 0) => (v === null || v === undefined ? "–" : Number(v).toLocaleString(undefined, { maximumFractionDigits: digits }));
     let html = `<h3>What's inside ${escapeHtml(title)}</h3>
-      <p data-testid="report-area">${formatArea(body.area_m2)}</p>
+      <p data-testid="report-area" data-value="${body.area_m2}">${formatArea(body.area_m2)}</p>
       <p class="hint">Areas computed in ${escapeHtml(body.crs)}.</p>`;
     for (const l of body.layers) {
       html += `<h3 data-layer="${escapeHtml(l.layer)}">${escapeHtml(l.title)}</h3>`;
       if (l.kind === "raster") {
         const s = l.stats || {};
         html += `<table data-testid="report-stats" data-layer="${escapeHtml(l.layer)}"><tbody>` +
-          Object.entries(s).map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td class="num" data-stat="${escapeHtml(k)}">${fmt(v, 2)}</td></tr>`).join("") +
+          Object.entries(s).map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td class="num" data-stat="${escapeHtml(k)}" data-value="${escapeHtml(v)}">${fmt(v, 2)}</td></tr>`).join("") +
           `</tbody></table>`;
       } else {
         const unit = l.unit === "m2" ? "m²" : l.unit;
-        html += `<p><span data-testid="report-count" data-layer="${escapeHtml(l.layer)}">${fmt(l.count)}</span> features` +
-          (l.amount !== null && l.amount !== undefined ? `, <span data-testid="report-amount" data-layer="${escapeHtml(l.layer)}">${fmt(l.amount)}</span> ${escapeHtml(unit)}` : "") +
+        html += `<p><span data-testid="report-count" data-layer="${escapeHtml(l.layer)}" data-value="${l.count}">${fmt(l.count)}</span> features` +
+          (l.amount !== null && l.amount !== undefined ? `, <span data-testid="report-amount" data-layer="${escapeHtml(l.layer)}" data-value="${l.amount}">${fmt(l.amount)}</span> ${escapeHtml(unit)}` : "") +
           (l.share !== null && l.share !== undefined ? ` (${fmt(l.share * 100, 1)}% of the area)` : "") + `</p>`;
         if (l.classes && l.classes.length) {
           const cols = Object.keys(l.classes[0]);
           html += `<table data-layer="${escapeHtml(l.layer)}"><thead><tr>${cols.map((c) => `<th>${escapeHtml(c)}</th>`).join("")}</tr></thead><tbody>` +
             l.classes.map((row) => `<tr>${cols.map((c) => typeof row[c] === "number"
-              ? `<td class="num" data-col="${escapeHtml(c)}">${fmt(row[c], c === "share" ? 3 : 0)}</td>`
+              ? `<td class="num" data-col="${escapeHtml(c)}" data-value="${row[c]}">${fmt(row[c], c === "share" ? 3 : 0)}</td>`
               : `<td data-col="${escapeHtml(c)}">${escapeHtml(row[c])}</td>`).join("")}</tr>`).join("") +
             `</tbody></table>`;
         }
@@ -151,6 +156,7 @@ export class DrawTools {
     html += `<button type="button" id="report-csv">Download CSV</button>`;
     this.reportEl.innerHTML = html;
     document.getElementById("report-csv").addEventListener("click", () => this.downloadReport());
+    this.reportEl.scrollIntoView({ block: "nearest" });
   }
 
   downloadReport() {

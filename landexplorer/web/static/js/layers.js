@@ -219,23 +219,20 @@ export class LayerManager {
         (items.length > 12 ? `<li class="hint">and ${items.length - 12} more</li>` : "");
       return;
     }
-    ul.innerHTML = `<li><span class="swatch" style="background:${layerColour(s.id)}"></span>${escapeHtml(s.geometryType || "features")}</li>`;
+    const g = s.geometryType.toLowerCase();
+    const words = g.includes("point") ? "points" : g.includes("line") ? "lines" : g ? "areas" : "features";
+    ul.innerHTML = `<li><span class="swatch" style="background:${layerColour(s.id)}"></span>${words}</li>`;
   }
 
-  // Highlight some features of a layer (e.g. the matches of a comparison).
-  highlight(id, fids, colour = "#ff00aa") {
-    const state = this.states.get(id);
-    if (!state || !state.layer || !state.layer.setFeatureStyle) return;
-    this.clearHighlight();
-    const style = { weight: 3, color: colour, opacity: 1, fill: true, fillColor: colour, fillOpacity: 0.6, radius: 6 };
-    for (const fid of fids) state.layer.setFeatureStyle(fid, style);
-    this.highlighted = { state, fids };
-  }
-
-  clearHighlight() {
-    if (!this.highlighted) return;
-    const { state, fids } = this.highlighted;
-    if (state.layer) for (const fid of fids) state.layer.resetFeatureStyle(fid);
-    this.highlighted = null;
+  // Highlight features (e.g. the matches of a comparison) above every layer.
+  showMatches(collection) {
+    if (this.matchLayer) this.map.removeLayer(this.matchLayer);
+    this.matchLayer = L.geoJSON(collection, {
+      pmIgnore: true,
+      interactive: false,
+      style: () => ({ color: "#ff00aa", weight: 3, fillOpacity: 0.35 }),
+      pointToLayer: (_f, latlng) => L.circleMarker(latlng, { radius: 6, pmIgnore: true }),
+    }).addTo(this.map);
+    return this.matchLayer;
   }
 }

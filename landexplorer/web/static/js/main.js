@@ -45,7 +45,7 @@ async function start() {
     status.textContent = plain(error);
     return;
   }
-  const map = L.map("map", { zoomControl: true, preferCanvas: true, worldCopyJump: true });
+  const map = L.map("map", { zoomControl: true, worldCopyJump: true });
   window.lxMap = map;
   map.attributionControl.setPrefix("Leaflet");
   if (config.basemap) {
@@ -73,6 +73,7 @@ async function start() {
     },
   });
   const draw = new DrawTools(map, { layers, onChange: () => save() });
+  metrics.shapes = () => draw.toGeoJSON(); // for tests: exactly what the page sends
   let restoring = true;
   const save = () => { if (!restoring) writeHash(map, layers, draw); };
   map.on("moveend", save);

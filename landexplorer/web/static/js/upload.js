@@ -46,6 +46,7 @@ function jobUrl(response) {
 
 function layerIdOf(body) {
   if (!body) return null;
+  if (Array.isArray(body.layers) && body.layers.length) return body.layers[0];
   if (body.layer && typeof body.layer === "object") return body.layer.id;
   return body.layer || body.layer_id || body.collection || body.collectionId || (body.itemType ? body.id : null);
 }
@@ -110,22 +111,28 @@ export function wireUpload(map, layers, config, onAdded) {
     data.append("kind", "community");
     submit.disabled = true;
     progress.hidden = false;
+    progress.max = 100;
     progress.value = 0;
     say("Uploading…");
     try {
-      const response = await sendForm(data, token.value.trim(), (share) => { progress.value = Math.round(share * 50); });
+      const response = await sendForm(data, token.value.trim(), (share) => { progress.value = Math.round(share * 100); });
       if (response.status < 200 || response.status >= 300) {
         say(escapeHtml(problemText(response.status, response.body)), "error");
         return;
       }
       let result = response.body;
       const url = response.status === 202 || !layerIdOf(result) ? jobUrl(response) : null;
-      if (url) result = await followJob(url, token.value.trim(), (share, text) => {
-        progress.value = 50 + Math.round(share * 50);
-        if (text) say(escapeHtml(text));
-      });
+      if (url) {
+        // Ingestion reports features stored, not a share of the whole: the bar runs
+        // without a value (indeterminate) while the count goes up.
+        progress.removeAttribute("value");
+        result = await followJob(url, token.value.trim(), (stored, text) => {
+          say(escapeHtml(text) + (stored ? ` ${Number(stored).toLocaleString()} features so far.` : ""));
+        });
+      }
       const layerId = layerIdOf(result);
       if (!layerId) { say("The file was uploaded but the new layer could not be found.", "error"); return; }
+      progress.max = 100;
       progress.value = 100;
       const headers = { Accept: "application/json" };
       if (token.value.trim()) headers.Authorization = `Bearer ${token.value.trim()}`;
@@ -152,11 +159,10 @@ async function followJob(url, token, onProgress) {
       throw new Error(error.message);
     }
     const status = String(job.status || job.state || "").toLowerCase();
-    const share = typeof job.progress === "number" ? (job.progress > 1 ? job.progress / 100 : job.progress) : 0;
-    onProgress(share, job.message || (status ? `Adding the layer: ${status}…` : ""));
+    onProgress(typeof job.progress === "number" ? job.progress : 0, job.message || "Adding the layer…");
     if (DONE.has(status)) return job.result || job;
     if (FAILED.has(status)) {
-      const text = job.description || job.message || (job.error && (job.error.description || job.error.message)) || "The file could not be added.";
+      const text = (job.error && job.error.description) || job.message || "The file could not be added.";
       throw new Error(text);
     }
     await new Promise((r) => setTimeout(r, attempt < 20 ? 250 : 1000));

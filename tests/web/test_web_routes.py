@@ -1,0 +1,193 @@
+"""The routes behind the page: ``/`` for browsers and other clients, the static files and
+npm libraries, ``/config.json``, and saved maps (``/maps``, ``/m/{id}``)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from landexplorer.api import create_app
+from landexplorer.api.routers.maps import MAX_BODY_BYTES
+from landexplorer.api.routers.web import NODE_MODULES, STATIC_DIR
+from landexplorer.settings import Settings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(data_dir=tmp_path / "data", basemap="none")
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def a_map(**extra: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "title": "Orchards by the Mersey",
+        "view": {"center": [53.445, -2.35], "zoom": 14},
+        "layers": [{"id": "flood_risk", "opacity": 0.6}, {"id": "allotments"}],
+        "shapes": {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "properties": {},
+                    "geometry": {"type": "Point", "coordinates": [-2.35, 53.445]},
+                }
+            ],
+        },
+    }
+    body.update(extra)
+    return body
+
+
+def test_home_is_the_map_for_browsers_and_the_landing_page_for_clients(client):
+    page = client.get("/", headers=HTML)
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert '<div id="map"' in page.text
+    assert page.text == (STATIC_DIR / "index.html").read_text("utf-8")
+    landing = client.get("/")
+    assert landing.headers["content-type"] == "application/json"
+    assert {link["rel"] for link in landing.json()["links"]} >= {"conformance", "data"}
+    assert client.get("/?f=json", headers=HTML).json()["links"]
+    assert client.get("/?f=html").text == page.text
+
+
+def test_page_assets_are_local_and_referenced_files_exist(client):
+    html = (STATIC_DIR / "index.html").read_text("utf-8")
+    # no CDN: every script and stylesheet is served by this server
+    assert "http://" not in html and "https://" not in html
+    refs = [
+        "/web/vendor/leaflet/leaflet.js",
+        "/web/vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js",
+        "/web/app.css",
+        "/web/js/main.js",
+    ]
+    for ref in refs:
+        assert ref in html
+        r = client.get(ref)
+        assert r.status_code == 200, ref
+    # the lazily loaded libraries are there too, from the npm packages of the lockfile
+    lock = json.loads((STATIC_DIR.parent / "package-lock.json").read_text("utf-8"))
+    leaflet_version = lock["packages"]["node_modules/leaflet"]["version"]
+    js = client.get("/web/vendor/leaflet/leaflet.js").text
+    assert f"Leaflet {leaflet_version}" in js[:200]
+    assert client.get("/web/vendor/geoman/leaflet-geoman.min.js").status_code == 200
+    assert client.get("/web/vendor/proj4/proj4.js").status_code == 200
+    assert (
+        client.get("/web/vendor/leaflet/images/layers.png").headers["content-type"] == "image/png"
+    )
+
+
+def test_assets_are_gzipped_and_revalidated(client):
+    raw = (NODE_MODULES / "leaflet" / "dist" / "leaflet.js").read_bytes()
+    r = client.get("/web/vendor/leaflet/leaflet.js", headers={"Accept-Encoding": "gzip"})
+    assert r.headers["content-encoding"] == "gzip"
+    assert r.content == raw  # httpx decodes; the bytes are the file's
+    assert int(r.headers["content-length"]) == len(gzip.compress(raw, 6, mtime=0))
+    assert r.headers["content-type"].startswith("text/javascript")
+    again = client.get(
+        "/web/vendor/leaflet/leaflet.js", headers={"If-None-Match": r.headers["etag"]}
+    )
+    assert again.status_code == 304 and again.content == b""
+    own = client.get("/web/js/main.js")
+    assert own.headers["cache-control"] == "no-cache"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/web/../../pyproject.toml",
+        "/web/%2e%2e/%2e%2e/settings.py",
+        "/web/vendor/leaflet/../../../../../../etc/passwd",
+        "/web/vendor/nothere/x.js",
+        "/web/vendor/leaflet/package.json.map",
+        "/web/.hidden.js",
+        "/web/js/missing.js",
+        "/web/vendor/leaflet/leaflet-src.js.map",
+    ],
+)
+def test_nothing_outside_the_web_folders_is_served(client, path):
+    r = client.get(path)
+    assert r.status_code == 404
+    assert set(r.json()) == {"code", "description"}
+
+
+def test_config_exposes_the_basemap_setting(tmp_path):
+    with TestClient(create_app(Settings(data_dir=tmp_path, basemap="none"))) as c:
+        assert c.get("/config.json").json()["basemap"] is None
+    with TestClient(create_app(Settings(data_dir=tmp_path))) as c:
+        base = c.get("/config.json").json()["basemap"]
+        assert base["url"] == "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+        assert "OpenStreetMap contributors" in base["attribution"]
+    custom = "https://tiles.example.org/{z}/{x}/{y}.png"
+    with TestClient(create_app(Settings(data_dir=tmp_path, basemap=custom, write_token="t"))) as c:
+        body = c.get("/config.json").json()
+        assert body["basemap"]["url"] == custom
+        assert "tiles.example.org" in body["basemap"]["attribution"]
+        assert body["uploadsNeedToken"] is True
+
+
+def test_save_and_open_a_map(client, tmp_path):
+    r = client.post("/maps", json=a_map())
+    assert r.status_code == 201
+    saved = r.json()
+    map_id = saved["id"]
+    assert len(map_id) == 8
+    assert saved["url"].endswith(f"/m/{map_id}")
+    assert r.headers["location"].endswith(f"/maps/{map_id}")
+    body = client.get(f"/maps/{map_id}").json()
+    assert body["title"] == "Orchards by the Mersey"
+    assert body["view"] == {"center": [53.445, -2.35], "zoom": 14}
+    assert body["layers"] == [
+        {"id": "flood_risk", "opacity": 0.6},
+        {"id": "allotments", "opacity": 1.0},
+    ]
+    assert body["shapes"]["features"][0]["geometry"]["coordinates"] == [-2.35, 53.445]
+    # the file is in the data folder, whole, with no temporary files left behind
+    folder = tmp_path / "data" / "maps"
+    assert sorted(p.name for p in folder.iterdir()) == [f"{map_id}.json"]
+    assert json.loads((folder / f"{map_id}.json").read_text("utf-8"))["title"] == body["title"]
+    # the short link opens the page on that map
+    link = client.get(f"/m/{map_id}", follow_redirects=False)
+    assert link.status_code == 303 and link.headers["location"] == f"/?map={map_id}"
+    # two saves of the same map are two links
+    assert client.post("/maps", json=a_map()).json()["id"] != map_id
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"view": {"center": [53.4], "zoom": 14}},
+        {"view": {"center": [53.4, -2.3], "zoom": 40}},
+        a_map(layers=[{"id": "Robert'); DROP TABLE layers;--"}]),
+        a_map(layers=[{"id": "flood_risk", "opacity": 3}]),
+        a_map(shapes={"type": "Feature"}),
+        a_map(extra_field=1),
+    ],
+)
+def test_bad_maps_are_refused_in_plain_words(client, body):
+    r = client.post("/maps", json=body)
+    assert r.status_code == 400
+    assert set(r.json()) == {"code", "description"}
+    assert "could not be saved" in r.json()["description"] or "shapes" in r.json()["description"]
+
+
+def test_too_large_and_unknown_maps(client):
+    big = a_map(title="x" * 100)
+    big["shapes"] = {"type": "FeatureCollection", "features": [{"pad": "y" * MAX_BODY_BYTES}]}
+    assert client.post("/maps", json=big).status_code == 413
+    for path in ("/maps/AAAAAAAA", "/maps/../../etc", "/m/nothere1", "/maps/a%2F..%2Fb0000"):
+        r = client.get(path)
+        assert r.status_code == 404, path
+        assert set(r.json()) == {"code", "description"}
