@@ -82,16 +82,9 @@ def test_failure_on_new_layer_leaves_nothing(
     assert _tables(gpkg.path) == before
 
 
-def test_killed_process_leaves_catalogue_and_is_cleaned(
-    settings: Settings, real_data: Path, tmp_path: Path
-) -> None:
-    """A process killed mid-write (power cut, kill -9) leaves an orphan table that is not
-    in the catalogue; the next open removes it."""
-    store = GeoPackageStore(settings.catalog_path, settings.raster_dir)
-    ingest(
-        store, real_data / "allotments" / "trafford_allotments.geojson", IngestOptions(id="sites")
-    )
-    store.close()
+def _start_big_ingest(settings: Settings, real_data: Path, tmp_path: Path) -> subprocess.Popen[str]:
+    """Start `landexplorer ingest` of ~940,000 trees in another process and return once its
+    feature table is being written."""
     big = tmp_path / "big.csv"
     src = real_data.joinpath(*TREES).read_text().splitlines()
     with big.open("w") as fh:
@@ -99,35 +92,6 @@ def test_killed_process_leaves_catalogue_and_is_cleaned(
         for _ in range(60):
             fh.write("\n".join(src[1:]) + "\n")
     env = {**os.environ, "LANDEXPLORER_DATA_DIR": str(settings.data_dir)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "landexplorer.cli", "ingest", str(big), "--id", "big"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    # wait until the writer has started its staging table, then kill it hard
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if "big_v1" in _tables(settings.catalog_path):
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    reopened = GeoPackageStore(settings.catalog_path, settings.raster_dir)
-    assert [e.id for e in reopened.list_layers()] == ["sites"]
-    assert reopened.read_frame("sites").shape[0] == 35
-    assert "big_v1" not in _tables(settings.catalog_path)
-
-
-def test_ctrl_c_in_cli_changes_nothing(settings: Settings, real_data: Path, tmp_path: Path) -> None:
-    big = tmp_path / "big.csv"
-    src = real_data.joinpath(*TREES).read_text().splitlines()
-    with big.open("w") as fh:
-        fh.write(src[0] + "\n")
-        for _ in range(60):
-            fh.write("\n".join(src[1:]) + "\n")
-    env = {**os.environ, "LANDEXPLORER_DATA_DIR": str(settings.data_dir)}
-    GeoPackageStore(settings.catalog_path).close()
     proc = subprocess.Popen(
         [sys.executable, "-m", "landexplorer.cli", "ingest", str(big), "--id", "big"],
         env=env,
@@ -138,6 +102,30 @@ def test_ctrl_c_in_cli_changes_nothing(settings: Settings, real_data: Path, tmp_
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and "big_v1" not in _tables(settings.catalog_path):
         time.sleep(0.02)
+    return proc
+
+
+def test_killed_process_leaves_catalogue_and_is_cleaned(
+    settings: Settings, real_data: Path, tmp_path: Path
+) -> None:
+    """A process killed mid-write (power cut, kill -9) leaves an orphan table that is not
+    in the catalogue; the next open removes it."""
+    store = GeoPackageStore(settings.catalog_path, settings.raster_dir)
+    sites = real_data / "allotments" / "trafford_allotments.geojson"
+    ingest(store, sites, IngestOptions(id="sites"))
+    store.close()
+    proc = _start_big_ingest(settings, real_data, tmp_path)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    reopened = GeoPackageStore(settings.catalog_path, settings.raster_dir)
+    assert [e.id for e in reopened.list_layers()] == ["sites"]
+    assert reopened.read_frame("sites").shape[0] == 35
+    assert "big_v1" not in _tables(settings.catalog_path)
+
+
+def test_ctrl_c_in_cli_changes_nothing(settings: Settings, real_data: Path, tmp_path: Path) -> None:
+    GeoPackageStore(settings.catalog_path).close()
+    proc = _start_big_ingest(settings, real_data, tmp_path)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
