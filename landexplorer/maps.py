@@ -216,6 +216,22 @@ def write_map(
 ) -> Path:
     """Write an offline HTML map of catalogue layers and, with ``compare=(left, right)``,
     of the left layer coloured by the class of ``right`` (column ``by``) it meets."""
+    m = make_map(store, layers, compare=compare, by=by, basemap=basemap)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    m.save(str(out))
+    return out
+
+
+def make_map(
+    store: Store,
+    layers: Sequence[str],
+    *,
+    compare: tuple[str, str] | None = None,
+    by: str | None = None,
+    basemap: str | None = None,
+) -> folium.Map:
+    """The map :func:`write_map` writes, as a folium object (shows inline in notebooks)."""
     from landexplorer.analysis import compare as compare_layers
 
     frames: list[tuple[str, gpd.GeoDataFrame, str | None]] = []
@@ -258,10 +274,7 @@ def write_map(
         legend.update(_add_comparison(m, store, comparison, left, right, by))
     folium.LayerControl(collapsed=False).add_to(m)
     add_legend(m, title, legend, list(dict.fromkeys(credits)))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    m.save(str(out))
-    return out
+    return m
 
 
 def _add_comparison(
