@@ -615,8 +615,9 @@ class PostGISStore(Store):
         predicate: str = "intersects",
         bbox: BBox | None = None,
     ) -> pa.Table | None:
-        """Points per polygon as one indexed join in PostGIS (a LATERAL count per polygon,
-        each answered from the points' GiST index)."""
+        """Points per polygon as one indexed join in PostGIS: the polygons that hold points
+        are counted in a GROUP BY join that PostgreSQL can run in parallel, and the rest are
+        filled in with zeros (faster than a count per polygon)."""
         test = {"intersects": "ST_Intersects", "contains": "ST_Contains"}.get(predicate)
         if test is None:
             raise InputError("Points can be counted with 'intersects' or 'contains'.")
@@ -628,11 +629,15 @@ class PostGISStore(Store):
 
         def run(polys: LayerEntry) -> pa.Table:
             where, params = self.where(polys, Query(bbox=bbox), alias="p")
+            inner, inner_params = self.where(polys, Query(bbox=bbox), alias="q")
+            table, pts = quote_ident(polys.storage), quote_ident(points.storage)
             sql = (
-                f"SELECT p.{FID}, (SELECT count(*) FROM {quote_ident(points.storage)} AS t "
-                f"WHERE {test}(p.{GEOM_COLUMN}, t.{GEOM_COLUMN})) "
-                f"FROM {quote_ident(polys.storage)} AS p{where} ORDER BY p.{FID}"
+                f"SELECT p.{FID}, coalesce(c.n, 0) FROM {table} AS p LEFT JOIN ("
+                f"SELECT q.{FID}, count(*) AS n FROM {table} AS q JOIN {pts} AS t "
+                f"ON {test}(q.{GEOM_COLUMN}, t.{GEOM_COLUMN}){inner} "
+                f"GROUP BY q.{FID}) AS c ON c.{FID} = p.{FID}{where} ORDER BY p.{FID}"
             )
+            params = [*inner_params, *params]
             rows = self._fetch(sql, params, binary=True)
             fids, counts = zip(*rows, strict=True) if rows else ((), ())
             return pa.table(
