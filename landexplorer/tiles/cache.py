@@ -1,15 +1,18 @@
 """The tile cache, keyed by layer id and version.
 
 Two tiers: a bounded in-memory LRU per process, and files under the cache folder shared
-by every worker process (and kept across restarts). The layer version is part of every
-key, so a replaced layer is served from new keys at once; files of older versions are
-removed when a newer version is first drawn.
+by every worker process (and kept across restarts). The layer's generation (its version
+plus a tag of when and from what it was made, so a layer deleted and loaded again under
+the same id never meets the old tiles) is part of every key: a replaced layer is served
+from new keys at once, and files of older generations are removed when a newer one is
+first drawn.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 import tempfile
@@ -22,12 +25,24 @@ from pathlib import Path
 _STRIPES = 64
 
 
+def generation(version: int, *identity: object) -> str:
+    """The cache folder name of one layer version: ``v<version>-<tag>``; the tag is a hash of
+    what identifies that version (e.g. its creation time, table and checksum)."""
+    tag = hashlib.blake2b(repr(identity).encode(), digest_size=4).hexdigest()
+    return f"v{version}-{tag}"
+
+
+def _version_of(name: str) -> int:
+    head = name.split("-", 1)[0]
+    return int(head[1:]) if head.startswith("v") and head[1:].isdigit() else -1
+
+
 @dataclass(frozen=True)
 class TileKey:
     """What identifies one cached tile. ``variant`` names the rendering options."""
 
     layer_id: str
-    version: int
+    generation: str
     variant: str
     z: int
     x: int
@@ -44,7 +59,7 @@ class TileCache:
         self._mem: OrderedDict[TileKey, bytes] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
-        self._versions: dict[str, int] = {}
+        self._generations: dict[str, str] = {}
         self._claims = [threading.Lock() for _ in range(_STRIPES)]
         self.hits = self.misses = 0
 
@@ -53,7 +68,7 @@ class TileCache:
         return (
             self.root
             / key.layer_id
-            / f"v{key.version}"
+            / key.generation
             / key.variant
             / str(key.z)
             / str(key.x)
@@ -119,7 +134,7 @@ class TileCache:
         self._remember(key, data)
         if self.root is None:
             return
-        self._retire_older(key.layer_id, key.version)
+        self._retire_older(key.layer_id, key.generation)
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,17 +156,19 @@ class TileCache:
                 _, dropped = self._mem.popitem(last=False)
                 self._size -= len(dropped)
 
-    def _retire_older(self, layer_id: str, version: int) -> None:
-        """Remove cached files of versions older than ``version`` (once per version seen)."""
-        if self._versions.get(layer_id) == version or self.root is None:
+    def _retire_older(self, layer_id: str, generation: str) -> None:
+        """Remove cached files of a layer's other generations that are not newer than
+        ``generation`` (once per generation seen; a lagging worker never removes newer ones)."""
+        if self._generations.get(layer_id) == generation or self.root is None:
             return
-        self._versions[layer_id] = version
+        self._generations[layer_id] = generation
         folder = self.root / layer_id
         if not folder.is_dir():
             return
+        current = _version_of(generation)
         for child in folder.iterdir():
-            old = child.name.startswith("v") and child.name[1:].isdigit()
-            if old and int(child.name[1:]) < version:
+            number = _version_of(child.name)
+            if child.name != generation and 0 <= number <= current:
                 shutil.rmtree(child, ignore_errors=True)
 
     def forget_layer(self, layer_id: str) -> None:

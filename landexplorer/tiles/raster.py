@@ -153,22 +153,23 @@ def warp_to_mercator(source: Path, target: Path) -> Path:
 
 
 class RasterSources:
-    """Warped, in-memory rasters keyed by (layer id, version); built once per process."""
+    """Warped, in-memory rasters keyed by (layer id, generation); built once per process."""
 
     def __init__(self, cache_dir: Path) -> None:
         self.cache_dir = cache_dir
-        self._items: dict[tuple[str, int], MercatorRaster] = {}
+        self._items: dict[tuple[str, str], MercatorRaster] = {}
         self._lock = threading.Lock()
 
-    def get(self, layer_id: str, version: int, cog: Path) -> MercatorRaster:
-        key = (layer_id, version)
+    def get(self, layer_id: str, generation: str, cog: Path) -> MercatorRaster:
+        """The raster of one layer generation in web mercator (warped on first use)."""
+        key = (layer_id, generation)
         item = self._items.get(key)
         if item is not None:
             return item
         with self._lock:
             item = self._items.get(key)
             if item is None:
-                warped = self.cache_dir / layer_id / f"v{version}" / "mercator.tif"
+                warped = self.cache_dir / layer_id / str(generation) / "mercator.tif"
                 if not warped.exists():
                     warp_to_mercator(cog, warped)
                 item = MercatorRaster.from_file(warped)

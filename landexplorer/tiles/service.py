@@ -16,7 +16,7 @@ from landexplorer.catalog.base import Store
 from landexplorer.catalog.model import LayerEntry
 from landexplorer.errors import InputError, LayerNotFound
 from landexplorer.tiles import colormap, grid
-from landexplorer.tiles.cache import TileCache, TileKey
+from landexplorer.tiles.cache import TileCache, TileKey, generation
 from landexplorer.tiles.raster import RasterSources, render_png
 from landexplorer.tiles.vector import TileOptions, check_properties, render_vector_tile
 
@@ -26,6 +26,11 @@ def _variant(prefix: str, *parts: object) -> str:
         return prefix
     text = repr(parts).encode()
     return f"{prefix}-{hashlib.sha1(text).hexdigest()[:12]}"
+
+
+def layer_generation(entry: LayerEntry) -> str:
+    """The cache generation of a layer's current version (see ``tiles.cache.generation``)."""
+    return generation(entry.version, entry.created, entry.storage, entry.checksum)
 
 
 class TileService:
@@ -71,7 +76,7 @@ class TileService:
         self.check_tile(z, x, y)
         self.check_type(entry, "vector")
         props = check_properties(entry, properties)
-        key = TileKey(entry.id, entry.version, _variant("mvt", props), z, x, y, "mvt")
+        key = TileKey(entry.id, layer_generation(entry), _variant("mvt", props), z, x, y, "mvt")
         return key, props
 
     def cached(self, key: TileKey) -> bytes | None:
@@ -124,7 +129,8 @@ class TileService:
         colormap.palette(ramp_name)  # refuses unknown names in plain words
         if rescale is not None and not rescale[0] < rescale[1]:
             raise InputError("rescale needs two numbers, the lower first, e.g. rescale=0,100.")
-        key = TileKey(entry.id, entry.version, _variant("png", ramp, rescale), z, x, y, "png")
+        variant = _variant("png", ramp, rescale)
+        key = TileKey(entry.id, layer_generation(entry), variant, z, x, y, "png")
         return key, ramp_name, rescale or self.default_rescale(entry)
 
     def render_raster(
@@ -133,7 +139,7 @@ class TileService:
         """The PNG for ``key``: drawn once (warping the raster on its first use) and kept."""
 
         def draw() -> bytes:
-            source = self.rasters.get(entry.id, entry.version, self.store.raster_path(entry))
+            source = self.rasters.get(entry.id, key.generation, self.store.raster_path(entry))
             return render_png(source, key.z, key.x, key.y, value_range[0], value_range[1], ramp)
 
         return self.cache.get_or_make(key, draw)

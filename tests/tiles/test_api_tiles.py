@@ -107,7 +107,8 @@ def test_replacing_a_layer_serves_new_tiles_at_once(
     store: Store, settings: Settings, real_data: Path
 ) -> None:
     """A new version (written by another process, e.g. the CLI) is drawn on the next request
-    of the same running app; the old version's cached tiles are removed."""
+    of the same running app; the old version's cached tiles are removed; a layer deleted and
+    loaded again under the same id never gets the old layer's tiles."""
     licensed = {"licence": "OGL-UK-3.0", "attribution": "test"}
     flood = real_data / "flood_risk_rofrs/trafford_rofrs_2018.geojson"
     grades = (
@@ -120,7 +121,7 @@ def test_replacing_a_layer_serves_new_tiles_at_once(
         props = mapbox_vector_tile.decode(before.content)["area"]["features"][0]["properties"]
         assert "prob_4band" in props
         cache = settings.data_dir / "tilecache" / "area"
-        assert (cache / "v1").is_dir()
+        assert [p.name[:3] for p in cache.iterdir()] == ["v1-"]
         ingest(store, grades, IngestOptions(id="area", replace=True, **licensed))
         after = c.get(f"/tiles/area/{TILE}.mvt")
         features = mapbox_vector_tile.decode(after.content)["area"]["features"]
@@ -132,7 +133,15 @@ def test_replacing_a_layer_serves_new_tiles_at_once(
             "Urban",
         }
         assert before.headers["etag"] != after.headers["etag"]
-        assert not (cache / "v1").exists() and (cache / "v2").is_dir()
+        assert [p.name[:3] for p in cache.iterdir()] == ["v2-"]
+        # deleted and loaded again under the same id: version 1 again, but not the old tiles
+        store.delete("area")
+        assert c.get(f"/tiles/area/{TILE}.mvt").status_code == 404
+        ingest(store, grades, IngestOptions(id="area", **licensed))
+        again = c.get(f"/tiles/area/{TILE}.mvt")
+        assert store.get("area").version == 1
+        features = mapbox_vector_tile.decode(again.content)["area"]["features"]
+        assert "grade" in features[0]["properties"]
 
 
 def _free_port() -> int:

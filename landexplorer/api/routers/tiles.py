@@ -69,7 +69,7 @@ def _parse_rescale(text: str | None) -> tuple[float, float] | None:
 
 
 def _etag(key: TileKey) -> str:
-    return f'"{key.layer_id}-{key.version}-{key.variant}-{key.z}-{key.x}-{key.y}"'
+    return f'"{key.layer_id}-{key.generation}-{key.variant}-{key.z}-{key.x}-{key.y}"'
 
 
 def _tile_response(data: bytes, media: str, etag: str) -> Response:
