@@ -180,12 +180,23 @@ def _load_layer(
     source = Source(entry.id, entry.title, entry.licence, entry.attribution)
     if bbox is not None:
         bbox = _clamp_bbox(bbox)
+        if entry.bbox and _covers(bbox, entry.bbox):
+            bbox = None  # the whole layer is wanted: skip the spatial-index join
     table = _fast_read(store, layer_id, bbox, columns)
     if table is None:
         table = store.read_arrow(layer_id, Query(bbox=bbox, columns=columns))
     geoms = shapely.from_wkb(table.column(GEOMETRY).to_numpy(zero_copy_only=False))
     attrs = table.drop_columns([GEOMETRY]).to_pandas().set_index(FID)
     return Features(np.asarray(geoms, dtype=object), attrs, source)
+
+
+def _covers(outer: BBox, inner: Sequence[float]) -> bool:
+    return (
+        outer[0] <= inner[0]
+        and outer[1] <= inner[1]
+        and outer[2] >= inner[2]
+        and outer[3] >= inner[3]
+    )
 
 
 def _clamp_bbox(bbox: BBox) -> BBox:
