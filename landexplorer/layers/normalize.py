@@ -262,6 +262,12 @@ class Normalizer:
             self.report.repaired += int(invalid.sum())
             fixed = shapely.make_valid(geoms[invalid], method="structure", keep_collapsed=False)
             geoms[invalid] = fixed
+            # a shape with no area left (a sliver) comes back empty: drop it like any empty one,
+            # or it would be stored as an empty geometry without an R-tree entry
+            collapsed = shapely.is_empty(geoms)
+            if collapsed.any():
+                self.report.dropped_empty += int(collapsed.sum())
+                geoms, attrs = geoms[~collapsed], attrs.filter(pa.array(~collapsed))
             geoms, attrs = self._keep_family(geoms, attrs, count_parts=False)
             if len(geoms) == 0:
                 return None
