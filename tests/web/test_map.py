@@ -141,6 +141,7 @@ def test_clicking_a_flood_polygon_shows_its_band(browser, web_server: LiveServer
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     popup = page.locator(".leaflet-popup-content")
     popup.wait_for()
+    page.wait_for_timeout(400)  # the popup fades in
     shot(page, "04-flood-popup")
     table = popup.locator("table[data-layer=flood_risk]")
     rows = dict(

@@ -53,11 +53,12 @@ export class LayerManager {
     this.container = document.getElementById("layer-groups");
   }
 
-  async load() {
-    const body = await getJSON("/collections", { headers: { Accept: "application/json" } });
+  // ``pending`` is the /collections request the page started before the map existed.
+  async load(pending, { render = true } = {}) {
+    const body = await (pending || getJSON("/collections"));
     const own = new Set(ownLayerIds());
     for (const c of body.collections) this.addCollection(c, own.has(c.id));
-    this.render();
+    if (render) this.render();
   }
 
   addCollection(c, own = false) {
@@ -123,7 +124,11 @@ export class LayerManager {
         this.metrics.firstVectorTile = performance.now();
       }
     });
-    layer.on("load", () => { if (this.metrics) this.metrics.vectorLoads += 1; });
+    layer.on("load", () => {
+      if (!this.metrics) return;
+      this.metrics.vectorLoads += 1;
+      if (this.metrics.firstLayerLoaded === null) this.metrics.firstLayerLoaded = performance.now();
+    });
     return layer;
   }
 

@@ -9,7 +9,9 @@ import { loadSavedMap, readHash, wireSave, writeHash } from "./share.js";
 import { wireUpload } from "./upload.js";
 
 // Timings read by the benchmark (navigation -> first vector tile painted).
-const metrics = (window.landexplorer = { firstVectorTile: null, vectorLoads: 0, ready: false });
+const metrics = (window.landexplorer = {
+  firstVectorTile: null, firstLayerLoaded: null, vectorLoads: 0, ready: false,
+});
 const status = document.getElementById("status");
 const TRAFFORD = [[53.3574, -2.4784], [53.4804, -2.253]];
 
@@ -38,22 +40,28 @@ function popupHtml(hits) {
 
 async function start() {
   wirePanel();
+  // Both requests start at once (the page's <link rel=preload> started them even earlier),
+  // and the map is made while they travel: the first tiles are asked for as soon as the
+  // catalogue is known.
+  const configReady = getJSON("/config.json");
+  const collections = getJSON("/collections");
+  collections.catch(() => {}); // reported by layers.load below
+  const map = L.map("map", { zoomControl: true, worldCopyJump: true });
+  window.lxMap = map;
+  map.attributionControl.setPrefix("Leaflet");
+  L.control.scale({ imperial: false }).addTo(map);
   let config;
   try {
-    config = await getJSON("/config.json");
+    config = await configReady;
   } catch (error) {
     status.textContent = plain(error);
     return;
   }
-  const map = L.map("map", { zoomControl: true, worldCopyJump: true });
-  window.lxMap = map;
-  map.attributionControl.setPrefix("Leaflet");
   if (config.basemap) {
     L.tileLayer(config.basemap.url, { attribution: escapeHtml(config.basemap.attribution), maxZoom: config.basemap.maxZoom, zIndex: 1 }).addTo(map);
   } else {
     map.getContainer().classList.add("no-basemap");
   }
-  L.control.scale({ imperial: false }).addTo(map);
 
   let pending = [];
   const layers = new LayerManager(map, {
@@ -95,7 +103,7 @@ async function start() {
   });
 
   try {
-    await layers.load();
+    await layers.load(collections, { render: false });
   } catch (error) {
     status.textContent = plain(error);
   }
@@ -120,6 +128,7 @@ async function start() {
     layers.setOpacity(l.id, l.opacity ?? 1);
     layers.setVisible(l.id, true);
   }
+  layers.render(); // the panel after the layers: the map's first tiles are already asked for
   if (state.shapes) await draw.restore(state.shapes);
   restoring = false;
   save();
