@@ -71,8 +71,12 @@ const layer = L.vectorGrid.protobuf("/tiles/LAYER/{z}/{x}/{y}.mvt?v=VERSION", {
   rendererFactory: L.canvas.tile, interactive: true,
   vectorTileLayerStyles: {LAYER: {weight: 1, color: "#2171b5", fill: true, fillOpacity: 0.55}},
 });
-layer.on("tileload", () => { if (bare.firstVectorTile === null) bare.firstVectorTile = performance.now(); });
-layer.on("load", () => { if (bare.firstLayerLoaded === null) bare.firstLayerLoaded = performance.now(); });
+layer.on("tileload", () => {
+  if (bare.firstVectorTile === null) bare.firstVectorTile = performance.now();
+});
+layer.on("load", () => {
+  if (bare.firstLayerLoaded === null) bare.firstLayerLoaded = performance.now();
+});
 layer.addTo(map);
 </script></body></html>"""
 
@@ -118,7 +122,7 @@ def load_once(browser: Any, url: str, *, bare: bool = False, version: int = 1) -
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     if bare:
         html = BARE.replace("VIEW", VIEW).replace("LAYER", LAYER).replace("VERSION", str(version))
-        page.route(url, lambda route: route.fulfill(status=200, content_type="text/html", body=html))
+        page.route(url, lambda route: route.fulfill(content_type="text/html", body=html))
     page.goto(url)
     handle = "window.bare" if bare else "window.landexplorer"
     page.wait_for_function(f"{handle} && {handle}.firstLayerLoaded !== null", timeout=60_000)
