@@ -303,8 +303,9 @@ def _value_message(value: Any) -> bytes:
     return b"\x0a" + _varint(len(text)) + text
 
 
-def _column_codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[bytes]]:
-    """Per-row value ids (-1 for null/NaN) and the Value messages of the distinct values."""
+def _column_codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, bytes, int]:
+    """Per-row value ids (-1 for null/NaN) and the layer's Value fields (field 4) of the
+    distinct values, as bytes, with their count. Integers are encoded as one varint stream."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     if pa.types.is_floating(column.type):
@@ -313,15 +314,20 @@ def _column_codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[
     codes = encoded.indices.to_numpy(zero_copy_only=False)
     codes = np.where(encoded.indices.is_null().to_numpy(zero_copy_only=False), -1, codes)
     dictionary = encoded.dictionary
-    if pa.types.is_integer(dictionary.type):
+    if pa.types.is_integer(dictionary.type) and len(dictionary):
         ints = dictionary.to_numpy().astype(np.int64)
-        messages = [
-            (b"\x28" + _varint(v)) if v >= 0 else (b"\x30" + _varint((v << 1) ^ (v >> 63)))
-            for v in ints.tolist()
-        ]
-    else:
-        messages = [_value_message(v) for v in dictionary.to_pylist()]
-    return codes.astype(np.int64), messages
+        negative = ints < 0
+        # field 4 (Value): 0x22, length, then uint_value (0x28 v) or sint_value (0x30 zigzag)
+        payload = np.where(negative, _zigzag(ints), ints.astype(np.uint64))
+        tokens = np.empty((len(ints), 4), dtype=np.uint64)
+        tokens[:, 0] = 0x22
+        tokens[:, 1] = (1 + _varint_sizes(payload)).astype(np.uint64)
+        tokens[:, 2] = np.where(negative, 0x30, 0x28).astype(np.uint64)
+        tokens[:, 3] = payload
+        data, _ = varints(tokens.reshape(-1))
+        return codes.astype(np.int64), data, len(ints)
+    messages = [_field_bytes(4, _value_message(v)) for v in dictionary.to_pylist()]
+    return codes.astype(np.int64), b"".join(messages), len(messages)
 
 
 # ----- layer and tile -------------------------------------------------------------------------
@@ -342,20 +348,24 @@ def encode_layer(
     if not families:
         return b""
     keys = list(properties)
+    rows = np.concatenate([f.rows for f in families])
+    # values of the features drawn only, in drawing order
+    taken = pa.array(rows)
     codes: list[np.ndarray] = []
     values: list[bytes] = []
+    n_values = 0
     for key in keys:
-        col_codes, messages = _column_codes(properties[key])
-        codes.append(np.where(col_codes >= 0, col_codes + len(values), -1))
-        values.extend(messages)
-    rows = np.concatenate([f.rows for f in families])
+        col_codes, fields, count = _column_codes(properties[key].take(taken))
+        codes.append(np.where(col_codes >= 0, col_codes + n_values, -1))
+        values.append(fields)
+        n_values += count
     kinds = np.concatenate([np.full(len(f.rows), f.kind, dtype=np.uint64) for f in families])
     geom = np.concatenate([f.values for f in families])
     gcount = np.concatenate([np.diff(f.starts) for f in families])
     gbytes = np.add.reduceat(_varint_sizes(geom), np.concatenate([[0], np.cumsum(gcount)[:-1]]))
     n = len(rows)
     if keys:
-        vid = np.stack([c[rows] for c in codes], axis=1)  # (n, keys)
+        vid = np.stack(codes, axis=1)  # (n, keys)
         present = vid >= 0
         key_ids = np.broadcast_to(np.arange(len(keys)), vid.shape)
         pairs = np.stack([key_ids[present], vid[present]], axis=1).reshape(-1).astype(np.uint64)
@@ -402,7 +412,7 @@ def encode_layer(
     features, _ = varints(tokens)
     parts = [b"\x78\x02", _field_bytes(1, name.encode("utf-8")), features]
     parts.extend(_field_bytes(3, k.encode("utf-8")) for k in keys)
-    parts.extend(_field_bytes(4, v) for v in values)
+    parts.extend(values)
     parts.append(b"\x28" + _varint(extent))
     return b"".join(parts)
 

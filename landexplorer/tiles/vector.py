@@ -22,6 +22,8 @@ from landexplorer.tiles import grid, mvt
 #: Douglas-Peucker tolerance in tile units (1/4096 of a tile): below what a screen shows.
 SIMPLIFY_UNITS = 1.0
 _SIMPLIFY_MIN_VERTICES = 12
+#: Polygons and lines smaller than this (tile units) in both directions are not drawn.
+TINY_UNITS = 2.0
 
 
 @dataclass(frozen=True)
@@ -94,9 +96,9 @@ def render_vector_tile(
     if crossing.any():
         geoms[crossing] = shapely.clip_by_rect(geoms[crossing], lo, lo, hi, hi)
     types = np.where(shapely.is_empty(geoms), -1, shapely.get_type_id(geoms))
-    # outlines smaller than one tile unit both ways (1/16 of a screen pixel) cannot survive
-    # snapping to the grid as an area or a line: leave them out before the costly steps
-    tiny = ((b[:, 2] - b[:, 0]) < 1.0) & ((b[:, 3] - b[:, 1]) < 1.0)
+    # outlines under TINY_UNITS both ways (1/8 of a screen pixel; at most 4 square units,
+    # which snapping to the grid mostly erases anyway) are left out before the costly steps
+    tiny = ((b[:, 2] - b[:, 0]) < TINY_UNITS) & ((b[:, 3] - b[:, 1]) < TINY_UNITS)
     types = np.where(tiny & (types != 0) & (types != 4), -1, types)
     poly = (types == 3) | (types == 6)
     line = (types == 1) | (types == 5) | (types == 2)

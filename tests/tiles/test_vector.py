@@ -150,3 +150,30 @@ def test_lines_follow_the_source(tile_store: Store) -> None:
 def test_tile_without_features_is_empty(tile_store: Store) -> None:
     entry = tile_store.get("flood")
     assert render_vector_tile(tile_store, entry, 14, 0, 0) == b""
+
+
+def test_property_types_round_trip() -> None:
+    """Integers (negative too), doubles, booleans, text and nulls decode as they went in."""
+    import pyarrow as pa
+
+    from landexplorer.tiles import mvt
+
+    squares = np.array([shapely.box(10 * i, 10, 10 * i + 8, 18) for i in range(4)])
+    rows = np.arange(4)
+    props = {
+        "n": pa.array([1, -7, 300_000, None], type=pa.int64()),
+        "f": pa.array([0.5, float("nan"), -2.25, 1e10]),
+        "b": pa.array([True, False, None, True]),
+        "s": pa.array(["High", "Low", "High", "Über"]),
+    }
+    layer = mvt.encode_layer(
+        "t", [mvt.encode_polygons(squares, rows)], np.array([5, 6, 7, 2**40]), props
+    )
+    decoded = mapbox_vector_tile.decode(mvt.encode_tile([layer]))["t"]["features"]
+    got = {f["id"]: f["properties"] for f in decoded}
+    assert got == {
+        5: {"n": 1, "f": 0.5, "b": True, "s": "High"},
+        6: {"n": -7, "b": False, "s": "Low"},
+        7: {"n": 300_000, "f": -2.25, "s": "High"},
+        2**40: {"f": 1e10, "b": True, "s": "Über"},
+    }
