@@ -334,3 +334,73 @@ def test_phone_sized_viewport(browser, web_server: LiveServer, watch: PageWatch)
     page.wait_for_load_state("networkidle")
     shot(page, "12-phone-land-grade")
     assert watch.errors == []
+
+
+def test_compare_allotments_with_flood_risk(browser, web_server: LiveServer, watch: PageWatch):
+    page = open_page(browser, watch)
+    page.goto(web_server.url + "/")
+    wait_ready(page)
+    page.click("#sec-compare summary")
+    page.select_option("#compare-left", "allotments")
+    page.select_option("#compare-right", "flood_risk")
+    page.wait_for_selector("#compare-by option[value=prob_4band]", state="attached")
+    page.select_option("#compare-by", "prob_4band")
+    page.click("#compare-form button[type=submit]")
+    table = page.locator("[data-testid=compare-summary]")
+    table.wait_for()
+    page.wait_for_timeout(300)
+    shot(page, "13-compare")
+    assert page.is_hidden("#compare-distance-row")  # only asked for "within a distance"
+    api = web_server.post(
+        "/analysis/compare",
+        json={
+            "left": "allotments",
+            "right": "flood_risk",
+            "predicate": "intersects",
+            "by": "prob_4band",
+        },
+    ).json()
+    # SOURCES.md: 8 of the 35 allotments touch a RoFRS polygon
+    assert (api["left_matched"], api["left_total"]) == (8, 35)
+    assert "8 of 35" in page.inner_text("#compare-message")
+    by_band = {row["class"]: row["left_features"] for row in api["summary"]}
+    assert by_band == {"(any)": 8, "High": 4, "Medium": 5, "Low": 4, "Very Low": 2}
+    headers = table.locator("th").all_inner_texts()
+    shown = [
+        dict(zip(headers, row.locator("td").all_inner_texts(), strict=True))
+        for row in table.locator("tbody tr").all()
+    ]
+    assert len(shown) == len(api["summary"])
+    for got, want in zip(shown, api["summary"], strict=True):
+        assert {k: str(v) for k, v in want.items()} == got
+    # the matching allotments are drawn on top of the map, one outline per pair
+    outlines = page.locator(".leaflet-overlay-pane path").count()
+    assert outlines == len(api["matches"]["features"])
+    assert watch.errors == []
+
+
+def test_find_a_name_and_a_grid_reference(browser, web_server: LiveServer, watch: PageWatch):
+    page = open_page(browser, watch)
+    page.goto(web_server.url + "/")
+    wait_ready(page)
+    page.click("#sec-find summary")
+    fc = web_server.get("/collections/allotments/items", params={"limit": 1}).json()
+    name = fc["features"][0]["properties"]["name"]
+    page.fill("#find-text", name.split()[0])
+    page.press("#find-text", "Enter")
+    hit = page.locator("#find-results button", has_text=name).first
+    hit.wait_for()
+    hit.click()
+    page.wait_for_timeout(500)
+    shot(page, "14-find-name")
+    centre = page.evaluate("(() => { const c = lxMap.getCenter(); return [c.lng, c.lat]; })()")
+    assert shape(fc["features"][0]["geometry"]).buffer(0.002).contains(Point(centre))
+    # a grid reference goes to the centre of its square (pyproj's answer, to a metre or so)
+    page.fill("#find-text", "SJ 79 90")
+    page.press("#find-text", "Enter")
+    page.wait_for_function("document.getElementById('find-results').innerText.includes('SJ 79 90')")
+    lon, lat = page.evaluate("(() => { const c = lxMap.getCenter(); return [c.lng, c.lat]; })()")
+    to_lonlat = Transformer.from_crs("EPSG:27700", "EPSG:4326", always_xy=True)
+    want_lon, want_lat = to_lonlat.transform(379500, 390500)
+    assert lon == pytest.approx(want_lon, abs=5e-5) and lat == pytest.approx(want_lat, abs=5e-5)
+    assert watch.errors == []
