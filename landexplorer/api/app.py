@@ -81,4 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ]
     for router in routers:
         app.include_router(router)
+    # cached tiles answered before routing (falls through to the tiles router otherwise)
+    from landexplorer.api.tilefast import CachedTiles
+
+    app.add_middleware(CachedTiles)
     return app

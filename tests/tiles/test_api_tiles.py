@@ -199,3 +199,22 @@ def test_gdal_mvt_driver_reads_a_served_tile(live: str, tile_store: Store) -> No
     expected = tile_store.count("flood", Query(bbox=grid.tile_bounds_lonlat(z, x, y)))
     assert 0.9 * expected <= len(frame) <= expected
     assert set(frame["prob_4band"]) <= {"High", "Medium", "Low", "Very Low"}
+
+
+def test_cached_fast_path_answers_like_the_router(client: TestClient) -> None:
+    """The second request of a tile is answered from the cache before routing: same bytes,
+    same headers; a request the fast path does not handle still gets the router's answer."""
+    for path in (f"/tiles/flood/{TILE}.mvt?properties=prob_4band", "/tiles/dem/13/4042/2652.png"):
+        first = client.get(path)  # drawn by the router
+        second = client.get(path)  # from the cache
+        assert first.status_code == second.status_code == 200
+        assert first.content == second.content
+        for header in ("content-type", "content-length", "etag", "cache-control"):
+            assert first.headers[header] == second.headers[header]
+    empty1 = client.get("/tiles/flood/14/1/1.mvt")
+    empty2 = client.get("/tiles/flood/14/1/1.mvt")
+    assert empty1.status_code == empty2.status_code == 204
+    assert empty1.headers["etag"] == empty2.headers["etag"]
+    # errors still come from the router, with the one error body
+    _error(client.get(f"/tiles/flood/{TILE}.mvt?properties=nope"), 400)
+    _error(client.get("/tiles/flood/1/5/0.mvt"), 404)

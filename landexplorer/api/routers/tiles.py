@@ -68,7 +68,8 @@ def _parse_rescale(text: str | None) -> tuple[float, float] | None:
     return low, high
 
 
-def _etag(key: TileKey) -> str:
+def etag_of(key: TileKey) -> str:
+    """The ETag of a tile: its layer generation, variant and address."""
     return f'"{key.layer_id}-{key.generation}-{key.variant}-{key.z}-{key.x}-{key.y}"'
 
 
@@ -102,7 +103,7 @@ async def _tile(
             entry, z, x, y, colormap, _parse_rescale(rescale)
         )
         media = PNG
-    etag = _etag(key)
+    etag = etag_of(key)
     unchanged = not_modified(request, etag)
     if unchanged is not None:
         return unchanged

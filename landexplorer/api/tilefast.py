@@ -1,0 +1,92 @@
+"""A fast path for cached tiles, in front of the FastAPI stack.
+
+A map pans by asking for dozens of tiles a second, and most are already in the tile
+cache. For a plain anonymous GET of a cached tile this ASGI middleware answers straight
+from the cache, skipping routing, dependency injection and validation (about a third of
+the cost of such a request). Anything else - a tile not drawn yet, a conditional or
+authorised request, CORS, unusual query parameters, any error - goes on to the tiles
+router unchanged, which gives the same bytes and headers for the same tile.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from landexplorer.errors import LandExplorerError
+
+_OGC = re.compile(r"^/collections/([a-z][a-z0-9_]{0,47})/tiles/WebMercatorQuad/(\d+)/(\d+)/(\d+)$")
+_XYZ = re.compile(r"^/tiles/([a-z][a-z0-9_]{0,47})/(\d+)/(\d+)/(\d+)\.(mvt|pbf|png)$")
+_SKIP_HEADERS = (b"if-none-match", b"authorization", b"origin", b"range")
+
+
+class CachedTiles:
+    """ASGI middleware: serve cached tiles without entering the framework."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            answer = self._cached(scope)
+            if answer is not None:
+                status, headers, body = answer
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+    def _cached(self, scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        path: str = scope["path"]
+        match = _XYZ.match(path) or _OGC.match(path)
+        if match is None:
+            return None
+        app: Any = scope.get("app")
+        service = getattr(getattr(app, "state", None), "tiles", None)
+        if service is None:
+            return None
+        if any(name in _SKIP_HEADERS for name, _ in scope["headers"]):
+            return None
+        layer_id, z, x, y = (
+            match.group(1),
+            int(match.group(2)),
+            int(match.group(3)),
+            int(match.group(4)),
+        )
+        ext = match.group(5) if match.re is _XYZ else None
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"))
+        try:
+            entry = service.store.get(layer_id)
+            if not entry.is_public or z > 24:
+                return None
+            if entry.data_type == "vector" and ext in (None, "mvt", "pbf"):
+                if any(k != "properties" for k, _ in query) or len(query) > 1:
+                    return None
+                names = None
+                if query:
+                    names = [p.strip() for p in query[0][1].split(",") if p.strip()] or None
+                key, _ = service.vector_request(entry, z, x, y, names)
+                media = b"application/vnd.mapbox-vector-tile"
+            elif entry.data_type == "raster" and ext in (None, "png") and not query:
+                key, _, _ = service.raster_request(entry, z, x, y)
+                media = b"image/png"
+            else:
+                return None
+        except LandExplorerError:
+            return None  # the router gives the proper error
+        data = service.cache.get(key)
+        if data is None:
+            return None
+        from landexplorer.api.routers.tiles import CACHE_CONTROL, etag_of
+
+        headers = [
+            (b"etag", etag_of(key).encode()),
+            (b"cache-control", CACHE_CONTROL.encode()),
+        ]
+        if not data:
+            return 204, headers, b""
+        headers += [(b"content-length", str(len(data)).encode()), (b"content-type", media)]
+        return 200, headers, data
