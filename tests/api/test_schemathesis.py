@@ -21,9 +21,10 @@ def test_no_server_error(live_url, tmp_path, collection):
     config.write_text(f'[parameters]\n"path.collectionId" = "{collection}"\n' if collection else "")
     run = subprocess.run(
         [str(st), "--config-file", str(config), "run", f"{live_url}/openapi.json",
-         "--checks", "not_a_server_error", "--max-examples", "25", "--seed", "20261128",
+         "--checks", "not_a_server_error", "--max-examples", "15", "--seed", "20261128",
          "--phases", "coverage,fuzzing", "--request-timeout", "30", "--no-color"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-4000:]
-    assert " passed" in run.stdout and "failed" not in run.stdout.split("SUMMARY")[-1]
+    summary = run.stdout.split("SUMMARY")[-1]
+    assert " passed" in summary and "Server error" not in summary

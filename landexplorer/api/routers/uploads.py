@@ -23,6 +23,7 @@ from landexplorer.errors import InputError, LayerExists, LayerNotFound, TooLarge
 
 router = APIRouter(tags=["Uploads and jobs"])
 Writer = Depends(require_writer)
+CollectionId = Annotated[str, PathParam(alias="collectionId", max_length=200)]
 _CHUNK = 1 << 20
 
 
@@ -165,6 +166,7 @@ async def upload_layer(
 async def replace_layer(
     request: Request,
     store: StoreDep,
+    collection_id: CollectionId,
     file: Annotated[UploadFile, File()],
     crs: Annotated[str | None, Form(max_length=100)] = None,
     x: Annotated[str | None, Form(max_length=100)] = None,
@@ -174,8 +176,7 @@ async def replace_layer(
     """Load a file as the next version of an existing layer, keeping its metadata."""
     from landexplorer.layers.ingest import IngestOptions
 
-    layer_id = request.path_params["collectionId"]
-    entry = _existing(store, layer_id)
+    entry = _existing(store, collection_id)
     options = IngestOptions(
         id=entry.id, title=entry.title, description=entry.description, kind=entry.kind,
         licence=entry.licence, attribution=entry.attribution, owner=entry.owner,
@@ -196,12 +197,12 @@ def _existing(store: Any, layer_id: str) -> Any:
     "/collections/{collectionId}", summary="Change a layer's details", dependencies=[Writer]
 )
 def update_layer(
-    request: Request,
     store: StoreDep,
+    collection_id: CollectionId,
     changes: Annotated[dict[str, str], Body(examples=[{"licence": "OGL-UK-3.0"}])],
 ) -> JSONResponse:
     """Change title, description, kind, owner, visibility, licence or attribution."""
-    entry = _existing(store, request.path_params["collectionId"])
+    entry = _existing(store, collection_id)
     if "visibility" in changes and changes["visibility"] not in ("public", "private", "hidden"):
         raise InputError("visibility must be public, private or hidden.")
     updated = store.update_metadata(entry.id, **changes)
@@ -215,9 +216,9 @@ def update_layer(
     dependencies=[Writer],
     response_class=Response,
 )
-def delete_layer(request: Request, store: StoreDep) -> Response:
+def delete_layer(store: StoreDep, collection_id: CollectionId) -> Response:
     """Remove a layer and its data."""
-    entry = _existing(store, request.path_params["collectionId"])
+    entry = _existing(store, collection_id)
     store.delete(entry.id)
     return Response(status_code=204)
 
