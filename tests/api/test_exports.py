@@ -103,3 +103,10 @@ def test_raster_layers_have_no_export(client):
 def test_export_bytes_are_a_zip(client):
     r = client.get("/collections/allotments/export", params={"f": "shp"})
     assert zipfile.is_zipfile(io.BytesIO(r.content))
+
+
+def test_head_on_export_sends_the_headers_only(client):
+    r = client.head("/collections/allotments/export", params={"f": "shp", "crs": "EPSG:27700"})
+    assert r.status_code == 200 and r.content == b""
+    assert r.headers["content-type"] == "application/zip"
+    assert 'filename="allotments_v1_epsg27700.zip"' in r.headers["content-disposition"]

@@ -7,9 +7,9 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from starlette.background import BackgroundTask
-from starlette.responses import FileResponse
+from starlette.responses import FileResponse, Response
 
 from landexplorer.api.deps import StoreDep, VectorCollection
 from landexplorer.api.exporting import FORMATS, export_crs, write_export
@@ -18,36 +18,42 @@ from landexplorer.api.metadata import licence_links
 router = APIRouter(tags=["Exports"])
 
 
-@router.get(
+@router.api_route(
     "/collections/{collectionId}/export",
+    methods=["GET", "HEAD"],
     summary="Download a collection",
     response_class=FileResponse,
     responses={200: {"content": {media: {} for media, _ in FORMATS.values()}}},
 )
 def export(
+    request: Request,
     entry: VectorCollection,
     store: StoreDep,
     f: Annotated[str, Query(pattern="^(geojson|csv|gpkg|shp|kml)$")] = "geojson",
     crs: Annotated[str | None, Query(max_length=200, description="e.g. EPSG:27700")] = None,
-) -> FileResponse:
+) -> Response:
     """The whole collection as a file, with its licence and attribution inside."""
     target = export_crs(crs)
+    media, suffix = FORMATS[f]
+    epsg = target.to_epsg() if f != "kml" else 4326
+    links = ", ".join(f'<{link["href"]}>; rel="license"' for link in licence_links(entry))
+    filename = f"{entry.id}_v{entry.version}_epsg{epsg}{suffix}"
+    headers = {"Content-Crs": f"<http://www.opengis.net/def/crs/EPSG/0/{epsg}>"}
+    if links:
+        headers["Link"] = links
+    if request.method == "HEAD":  # what GET would send, without writing the file
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return Response(media_type=media, headers=headers)
     folder = Path(tempfile.mkdtemp(prefix="le-export-"))
     try:
         path = write_export(store, entry, f, target, folder)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    media, suffix = FORMATS[f]
-    epsg = target.to_epsg() if f != "kml" else 4326
-    links = ", ".join(f'<{link["href"]}>; rel="license"' for link in licence_links(entry))
-    headers = {"Content-Crs": f"<http://www.opengis.net/def/crs/EPSG/0/{epsg}>"}
-    if links:
-        headers["Link"] = links
     return FileResponse(
         path,
         media_type=media,
-        filename=f"{entry.id}_v{entry.version}_epsg{epsg}{suffix}",
+        filename=filename,
         headers=headers,
         background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
     )
