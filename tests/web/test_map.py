@@ -404,3 +404,83 @@ def test_find_a_name_and_a_grid_reference(browser, web_server: LiveServer, watch
     want_lon, want_lat = to_lonlat.transform(379500, 390500)
     assert lon == pytest.approx(want_lon, abs=5e-5) and lat == pytest.approx(want_lat, abs=5e-5)
     assert watch.errors == []
+
+
+def test_dropping_a_csv_on_the_map_adds_it(
+    browser, web_server: LiveServer, watch: PageWatch, real_data: Path
+):
+    source = (
+        real_data / "flood_risk_rofrs" / "water_level_monitoring_stations_trafford_and_environs.csv"
+    )
+    page = open_page(browser, watch)
+    page.goto(web_server.url + "/")
+    wait_ready(page)
+    # a real drag and drop of the file onto the map (a DataTransfer holding it)
+    drop = page.evaluate_handle(
+        """([name, text]) => {
+            const dt = new DataTransfer();
+            dt.items.add(new File([text], name, { type: "text/csv" }));
+            return dt;
+        }""",
+        [source.name, source.read_text("utf-8")],
+    )
+    page.dispatch_event("#map", "dragenter", {"dataTransfer": drop})
+    assert page.is_visible("#drop-zone")
+    page.dispatch_event("#map", "drop", {"dataTransfer": drop})
+    assert page.is_hidden("#drop-zone")
+    assert (
+        page.input_value("#upload-title") == "water level monitoring stations trafford and environs"
+    )
+    page.fill("#upload-attribution", "© Environment Agency copyright and/or database right 2025.")
+    page.fill("#upload-token", web_server.token)
+    page.click("#upload-submit")
+    count = page.locator("[data-testid=upload-count]")
+    count.wait_for(timeout=120_000)
+    shot(page, "15-dropped-csv")
+    assert count.inner_text() == "19"  # SOURCES.md: 19 EA stations
+    assert watch.errors == []
+
+
+def test_whats_here_on_a_clicked_polygon(browser, web_server: LiveServer, watch: PageWatch):
+    fc = web_server.get("/collections/allotments/items", params={"limit": 100}).json()
+    biggest = max(fc["features"], key=lambda f: to_bng(shape(f["geometry"])).area)
+    inside = polylabel(
+        max(getattr(g := shape(biggest["geometry"]), "geoms", [g]), key=lambda p: p.area)
+    )
+    page = open_page(browser, watch)
+    page.goto(f"{web_server.url}/#map=17/{inside.y}/{inside.x}&layers=allotments,flood_risk")
+    wait_ready(page)
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.locator(".leaflet-popup-content .whats-here[data-layer=allotments]").click()
+    page.wait_for_selector("[data-testid=report-area]", timeout=120_000)
+    shot(page, "16-whats-here")
+    shown = float(page.get_attribute("[data-testid=report-area]", "data-value"))
+    # the report is for the allotment's whole outline from the API, in British National Grid
+    assert shown == pytest.approx(to_bng(shape(biggest["geometry"])).area, rel=1e-6)
+    count = page.get_attribute("[data-testid=report-count][data-layer=allotments]", "data-value")
+    assert int(count) >= 1
+    assert watch.errors == []
+
+
+def test_drawing_a_line_measures_it(browser, web_server: LiveServer, watch: PageWatch):
+    page = open_page(browser, watch)
+    page.goto(web_server.url + "/#map=14/53.4473/-2.3460&layers=")
+    page.wait_for_function("window.landexplorer && window.landexplorer.ready === true")
+    page.click("#sec-draw summary")
+    page.click("button[data-draw=Line]")
+    page.wait_for_function("window.lxMap.pm && window.lxMap.pm.globalDrawModeEnabled()")
+    box = page.locator("#map").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    for dx, dy in [(-200, 0), (0, 120), (220, -60)]:
+        page.mouse.click(cx + dx, cy + dy)
+        page.wait_for_timeout(150)
+    page.mouse.click(cx + 220, cy - 60)  # clicking the last point again finishes the line
+    page.wait_for_selector("[data-testid=drawn-length]")
+    shot(page, "17-line")
+    line = page.evaluate("window.landexplorer.shapes()")["features"][0]["geometry"]
+    assert line["type"] == "LineString" and len(line["coordinates"]) == 3
+    measured = float(page.get_attribute("[data-testid=drawn-length]", "data-value"))
+    assert measured == pytest.approx(to_bng(shape(line)).length, rel=1e-4)
+    assert " km" in page.inner_text("#measure")
+    assert watch.errors == []

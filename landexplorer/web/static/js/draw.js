@@ -5,6 +5,14 @@ import { formatArea, formatLength, measure } from "./geo.js";
 
 const SHAPE_STYLE = { color: "#e6550d", weight: 3, fillOpacity: 0.15 };
 
+// On a phone the panel covers the map: put it away so the person can draw.
+function closePanelOnPhone() {
+  const panel = document.getElementById("panel");
+  if (window.matchMedia("(max-width: 700px)").matches && !panel.hidden) {
+    document.getElementById("panel-toggle").click();
+  }
+}
+
 export class DrawTools {
   constructor(map, { layers, onChange }) {
     this.map = map;
@@ -24,7 +32,11 @@ export class DrawTools {
         const shape = button.dataset.draw;
         const active = map.pm.globalDrawModeEnabled() && button.getAttribute("aria-pressed") === "true";
         map.pm.disableDraw();
-        if (!active) { map.pm.enableDraw(shape); this.setPressed(button); } else this.setPressed(null);
+        if (!active) {
+          map.pm.enableDraw(shape);
+          this.setPressed(button);
+          closePanelOnPhone();
+        } else this.setPressed(null);
       });
     });
     document.getElementById("draw-edit").addEventListener("click", async (e) => {
@@ -111,6 +123,12 @@ export class DrawTools {
   }
 
   async report(geometry, title = "the drawn area") {
+    // An area picked on the map (not drawn) is outlined, so it is clear what was measured.
+    if (this.outline) this.map.removeLayer(this.outline);
+    this.outline = title === "the drawn area" ? null : L.geoJSON(geometry, {
+      pmIgnore: true, interactive: false,
+      style: () => ({ color: "#e6550d", weight: 3, dashArray: "6 4", fill: false }),
+    }).addTo(this.map);
     const section = document.getElementById("sec-draw");
     section.open = true;
     const layers = this.layers.visibleIds();
@@ -138,7 +156,7 @@ export class DrawTools {
           `</tbody></table>`;
       } else {
         const unit = l.unit === "m2" ? "m²" : l.unit;
-        html += `<p><span data-testid="report-count" data-layer="${escapeHtml(l.layer)}" data-value="${l.count}">${fmt(l.count)}</span> features` +
+        html += `<p><span data-testid="report-count" data-layer="${escapeHtml(l.layer)}" data-value="${l.count}">${fmt(l.count)}</span> ${l.count === 1 ? "feature" : "features"}` +
           (l.amount !== null && l.amount !== undefined ? `, <span data-testid="report-amount" data-layer="${escapeHtml(l.layer)}" data-value="${l.amount}">${fmt(l.amount)}</span> ${escapeHtml(unit)}` : "") +
           (l.share !== null && l.share !== undefined ? ` (${fmt(l.share * 100, 1)}% of the area)` : "") + `</p>`;
         if (l.classes && l.classes.length) {

@@ -15,10 +15,6 @@ const OWN_KEY = "landexplorer.ownLayers";
 // load light, enough to show what the map is for.
 export const DEFAULT_VISIBLE = ["flood_risk", "allotments"];
 
-// Leaflet 1.8 dropped L.DomEvent.fakeStop, which VectorGrid's click handling still calls.
-if (window.L && !L.DomEvent.fakeStop) {
-  L.DomEvent.fakeStop = (e) => { e._stopped = true; };
-}
 
 export function ownLayerIds() {
   try { return JSON.parse(localStorage.getItem(OWN_KEY) || "[]"); } catch (_) { return []; }
@@ -44,11 +40,10 @@ function attributionOf(state) {
 }
 
 export class LayerManager {
-  constructor(map, { onChange, onFeatureClick, metrics }) {
+  constructor(map, { onChange, metrics }) {
     this.map = map;
     this.states = new Map();
     this.onChange = onChange || (() => {});
-    this.onFeatureClick = onFeatureClick || (() => {});
     this.metrics = metrics;
     this.container = document.getElementById("layer-groups");
   }
@@ -107,10 +102,10 @@ export class LayerManager {
     const layer = L.vectorGrid.protobuf(`/tiles/${state.id}/{z}/{x}/{y}.mvt?v=${state.version}`, {
       ...common,
       rendererFactory: L.canvas.tile,
-      interactive: true,
+      // Clicks go to the map (inspect.js asks the API what is there): interactive tiles
+      // would keep them for their own layer only.
+      interactive: false,
       maxZoom: 22,
-      // The feature id is kept with the properties so a click knows which feature it hit.
-      getFeatureId: (f) => { f.properties.__fid = f.id; return f.id; },
       vectorTileLayerStyles: {
         [state.id]: (props, zoom) => {
           if (state.classColumn === undefined) state.classColumn = classColumnOf(Object.keys(props));
@@ -118,7 +113,6 @@ export class LayerManager {
         },
       },
     });
-    layer.on("click", (e) => this.onFeatureClick(state, e));
     layer.on("tileload", () => {
       if (this.metrics && this.metrics.firstVectorTile === null) {
         this.metrics.firstVectorTile = performance.now();

@@ -1,6 +1,7 @@
 // Land Explorer's web map: starts the map, the layer panel and the tools, and keeps the view
 // in the address so any map can be shared.
 import { escapeHtml, getJSON, plain } from "./api.js";
+import { wireInspect } from "./inspect.js";
 import { wireCompare } from "./compare.js";
 import { DrawTools } from "./draw.js";
 import { wireFind } from "./find.js";
@@ -29,15 +30,6 @@ function wirePanel() {
   toggle.addEventListener("click", () => set(panel.hidden));
 }
 
-function popupHtml(hits) {
-  return `<div class="popup">` + hits.map(({ state, props, fid }) => {
-    const rows = Object.entries(props).filter(([k]) => !k.startsWith("__")).map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join("");
-    const polygon = /polygon/i.test(state.geometryType);
-    return `<h4>${escapeHtml(state.title)}</h4><table data-layer="${escapeHtml(state.id)}">${rows}</table>` +
-      (polygon && fid !== undefined ? `<button type="button" class="whats-here" data-layer="${escapeHtml(state.id)}" data-fid="${escapeHtml(fid)}">What's here?</button>` : "");
-  }).join("") + `</div>`;
-}
-
 async function start() {
   wirePanel();
   // Both requests start at once (the page's <link rel=preload> started them even earlier),
@@ -63,44 +55,14 @@ async function start() {
     map.getContainer().classList.add("no-basemap");
   }
 
-  let pending = [];
-  const layers = new LayerManager(map, {
-    metrics,
-    onChange: () => save(),
-    onFeatureClick: (state, e) => {
-      // Several layers answer one click: gather them into one popup.
-      const props = e.layer.properties || {};
-      pending.push({ state, props, fid: props.__fid, latlng: e.latlng });
-      if (pending.length === 1) {
-        setTimeout(() => {
-          const hits = pending.reverse();
-          pending = [];
-          L.popup({ maxWidth: 320 }).setLatLng(hits[0].latlng).setContent(popupHtml(hits)).openOn(map);
-        }, 0);
-      }
-    },
-  });
+  const layers = new LayerManager(map, { metrics, onChange: () => save() });
   const draw = new DrawTools(map, { layers, onChange: () => save() });
   metrics.shapes = () => draw.toGeoJSON(); // for tests: exactly what the page sends
   let restoring = true;
   const save = () => { if (!restoring) writeHash(map, layers, draw); };
   map.on("moveend", save);
 
-  // What's here? on a clicked polygon: its full geometry from the API, then the report.
-  map.on("popupopen", (e) => {
-    const button = e.popup.getElement().querySelector(".whats-here");
-    if (!button) return;
-    button.addEventListener("click", async () => {
-      try {
-        const f = await getJSON(`/collections/${button.dataset.layer}/items/${button.dataset.fid}`, { headers: { Accept: "application/geo+json" } });
-        map.closePopup();
-        document.getElementById("panel").hidden = false;
-        await draw.report(f.geometry, `this ${layers.states.get(button.dataset.layer).title.toLowerCase()} feature`);
-      } catch (error) {
-        status.textContent = plain(error);
-      }
-    });
-  });
+  wireInspect(map, layers, draw, status);
 
   try {
     await layers.load(collections, { render: false });
