@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -50,18 +51,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def live_url(demo_settings: Settings) -> Iterator[str]:
-    """``landexplorer serve`` on a free loopback port over the demo catalogue."""
+@contextlib.contextmanager
+def serve(settings: Settings, **env_extra: str) -> Iterator[str]:
+    """Run ``landexplorer serve`` on a free loopback port for ``settings``; yield its URL."""
     port = _free_port()
-    env = {**os.environ, "LANDEXPLORER_DATA_DIR": str(demo_settings.data_dir)}
-    if demo_settings.database_url:  # the PostGIS run of the demo
-        env["LANDEXPLORER_DATABASE_URL"] = demo_settings.database_url
+    env = {**os.environ, "LANDEXPLORER_DATA_DIR": str(settings.data_dir), **env_extra}
+    if settings.database_url:  # the PostGIS run of the demo
+        env["LANDEXPLORER_DATABASE_URL"] = settings.database_url
     cmd = [
-        sys.executable, "-m", "landexplorer.cli", "--data-dir", str(demo_settings.data_dir),
+        sys.executable, "-m", "landexplorer.cli", "--data-dir", str(settings.data_dir),
         "serve", "--port", str(port), "--log-level", "warning",
     ]  # fmt: skip
-    log = Path(demo_settings.data_dir).parent / f"serve-{port}.log"
+    log = Path(settings.data_dir).parent / f"serve-{port}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -83,3 +84,10 @@ def live_url(demo_settings: Settings) -> Iterator[str]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def live_url(demo_settings: Settings) -> Iterator[str]:
+    """``landexplorer serve`` on a free loopback port over the demo catalogue."""
+    with serve(demo_settings) as url:
+        yield url
