@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from landexplorer.catalog.base import Store
@@ -26,6 +27,7 @@ from landexplorer.layers.crs import crs_name
 from landexplorer.layers.normalize import Normalizer
 from landexplorer.layers.raster import build_cog
 from landexplorer.layers.readers import (
+    RawBatch,
     ReadOptions,
     SchemaDrift,
     VectorSource,
@@ -98,6 +100,33 @@ def file_checksum(paths: Sequence[Path]) -> str:
             while chunk := fh.read(4 * 1024 * 1024):
                 digest.update(chunk)
     return "sha256:" + digest.hexdigest()
+
+
+#: Geometry bytes (WKB) normalised at a time. Repair and reprojection hold several copies
+#: of a batch's geometries as shapely objects, so batches of large polygons are cut to this
+#: size to keep memory flat whatever the file holds (points are never cut).
+MAX_BATCH_WKB_BYTES = 4 * 1024 * 1024
+
+
+def _bounded(batch: RawBatch) -> Iterator[RawBatch]:
+    """The batch itself, or zero-copy slices of it holding at most MAX_BATCH_WKB_BYTES of WKB."""
+    wkb = batch.wkb
+    if wkb is None or len(wkb) < 2 or wkb.nbytes <= MAX_BATCH_WKB_BYTES:
+        yield batch
+        return
+    # end of each geometry, in bytes from the start of the batch (from the Arrow offsets)
+    width = np.int64 if pa.types.is_large_binary(wkb.type) else np.int32
+    raw = np.frombuffer(wkb.buffers()[1], dtype=width)[wkb.offset : wkb.offset + len(wkb) + 1]
+    offsets = raw[1:].astype(np.int64) - int(raw[0])
+    start = 0
+    while start < len(wkb):
+        base = offsets[start - 1] if start else 0
+        stop = int(np.searchsorted(offsets, base + MAX_BATCH_WKB_BYTES, side="right"))
+        stop = max(stop, start + 1)  # one geometry larger than the limit goes alone
+        yield RawBatch(
+            batch.attributes.slice(start, stop - start), wkb=wkb.slice(start, stop - start)
+        )
+        start = stop
 
 
 class _BackgroundChecksum:
@@ -259,11 +288,12 @@ def _write_source(
 
     def normalized() -> Iterator[pa.RecordBatch]:
         for batch in raw:
-            out = normalizer(batch)
-            if out is not None and out.num_rows:
-                if progress is not None:
-                    progress(report.features_stored)
-                yield out
+            for piece in _bounded(batch):
+                out = normalizer(piece)
+                if out is not None and out.num_rows:
+                    if progress is not None:
+                        progress(report.features_stored)
+                    yield out
 
     stream = normalized()
     first = next(stream, None)
