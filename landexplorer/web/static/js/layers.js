@@ -26,12 +26,17 @@ export function rememberOwnLayer(id) {
   try { localStorage.setItem(OWN_KEY, JSON.stringify([...ids])); } catch (_) { /* private mode */ }
 }
 
+// Drawing order: rasters, then areas, lines, points. Among areas, layers of a few large
+// polygons (land grade, wards) go under layers of many small ones (flood bands), and the
+// community's own layers go on top of the open ones.
 function zIndexFor(state) {
   const g = (state.geometryType || "").toLowerCase();
   if (state.dataType === "raster") return 100;
   if (g.includes("point")) return 400;
   if (g.includes("line")) return 300;
-  return 200;
+  const many = Math.min(40, Math.round(Math.log2((state.featureCount || 0) + 1) * 3));
+  const community = state.group === "community" || state.group === "own" ? 50 : 0;
+  return 200 + many + community;
 }
 
 function attributionOf(state) {
