@@ -48,6 +48,24 @@ def overlay_le(catalogue: str, left: str, right: str, by: str, left_by: str) -> 
     return {"total_s": total_s, "areas": areas, "crs": result.crs}
 
 
+def overlay_le_frames(left: str, right: str, by: str, left_by: str) -> dict:
+    """landexplorer on the same inputs as the geopandas peer: frames in EPSG:27700."""
+    import geopandas as gpd
+
+    from landexplorer.analysis import overlay_areas
+
+    t = time.perf_counter()
+    f = gpd.read_file(left, columns=[left_by])
+    a = gpd.read_file(right, columns=[by])
+    load_s = time.perf_counter() - t
+    t = time.perf_counter()
+    result = overlay_areas(f, a, by=by, left_by=left_by)
+    total_s = time.perf_counter() - t
+    areas = {f"{k[0]}|{k[1]}": v for k, v in
+             result.totals.set_index([left_by, "class"])["area_m2"].items()}
+    return {"load_s": load_s, "total_s": total_s, "areas": areas, "crs": result.crs}
+
+
 def overlay_gpd(left: str, right: str, by: str, left_by: str) -> dict:
     import geopandas as gpd
 
@@ -98,7 +116,8 @@ def zonal_compute(polys_gpkg: str, layer: str, dem: str, out: str) -> dict:
 
 def main() -> None:
     mode, *args = sys.argv[1:]
-    fn = {"join": join, "overlay-le": overlay_le, "overlay-gpd": overlay_gpd, "zonal": zonal,
+    fn = {"join": join, "overlay-le": overlay_le, "overlay-gpd": overlay_gpd,
+          "overlay-le-frames": overlay_le_frames, "zonal": zonal,
           "zonal-compute": zonal_compute}[mode]
     print(json.dumps({"mode": mode, **fn(*args)}, default=float))
 

@@ -77,6 +77,14 @@ def name(crs: CRS) -> str:
     return crs_name(crs)
 
 
+def wgs84() -> CRS:
+    """EPSG:4326, the storage CRS."""
+    return _WGS84
+
+
+_WGS84 = CRS.from_epsg(4326)
+
+
 def parse_wgs84() -> CRS:
     """EPSG:4326, for projecting results back to the storage CRS."""
     return CRS.from_epsg(4326)

@@ -18,7 +18,7 @@ import shapely
 from landexplorer.analysis import metric
 from landexplorer.analysis.compare import candidate_pairs
 from landexplorer.analysis.results import Overlay
-from landexplorer.analysis.sources import LayerLike, geometry_kind, load
+from landexplorer.analysis.sources import LayerLike, load
 from landexplorer.catalog.base import BBox, Store
 from landexplorer.errors import InputError
 
@@ -55,16 +55,15 @@ def overlay_areas(
     """
     lf = load(left, store, bbox=bbox, columns=[left_by] if left_by else [])
     box = lf.bounds
-    rf = load(
-        right,
-        store,
-        bbox=box if box is not None else (0.0, 0.0, 0.0, 0.0),
-        columns=[by] if by else [],
+    # a catalogue layer is read only around the left features; a frame is used as given
+    right_box = (
+        (box if box is not None else (0.0, 0.0, 0.0, 0.0)) if isinstance(right, str) else None
     )
-    kind = geometry_kind(lf.geoms)
+    rf = load(right, store, bbox=right_box, columns=[by] if by else [])
+    kind = lf.kind()
     if kind in ("mixed",):
         raise InputError("The left layer mixes points, lines and polygons; split it first.")
-    rkind = geometry_kind(rf.geoms)
+    rkind = rf.kind()
     if rkind not in ("polygon", "empty"):
         raise InputError(
             "Overlay needs a polygon layer on the right (areas such as flood zones or land "
@@ -82,10 +81,17 @@ def overlay_areas(
         else np.full(len(rm), ALL_CLASSES, dtype=object)
     )
 
-    li, rj = candidate_pairs(lm, rm, "intersects")
-    amounts, pieces = pair_amounts(lm, rm, li, rj, kind, keep_pieces)
+    # Cut big right polygons (a land grade dissolved over a district) into pieces of a few
+    # hundred vertices: each intersection then touches only a small piece.
+    parts, origin = _pieces_near(lm, rm)
+    li, pj = candidate_pairs(lm, parts, "intersects")
+    amounts, pieces = pair_amounts(lm, parts, li, pj, kind, keep_pieces=True)
+    assert pieces is not None
     if dissolve or kind == "point":
-        li, rj, amounts, pieces = _dissolve_overlaps(lm, rm, classes, li, rj, amounts, pieces, kind)
+        li, pj, amounts, pieces = _dissolve_overlaps(
+            lm, parts, origin, classes, li, pj, amounts, pieces, kind
+        )
+    rj = origin[pj]
 
     left_measure = _measure(lm, kind)
     fids = lf.attrs.index.to_numpy()
@@ -149,6 +155,66 @@ def overlay_areas(
     )
 
 
+_SUBDIVIDE_OVER = 2048  # vertices: bigger right polygons are cut before intersecting
+
+
+def _pieces_near(lm: np.ndarray, rm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The right polygons that meet the left features, the big ones cut to the left
+    features' extent and subdivided; with the index of each piece's polygon."""
+    if len(lm) == 0 or len(rm) == 0:
+        return rm[:0], np.zeros(0, dtype=np.intp)
+    used = np.unique(shapely.STRtree(lm).query(rm, predicate="intersects")[0])
+    nv = shapely.get_num_coordinates(rm[used])
+    small, big = used[nv <= _SUBDIVIDE_OVER], used[nv > _SUBDIVIDE_OVER]
+    if not len(big):
+        return rm[small], small
+    extent = shapely.box(*shapely.total_bounds(lm))
+    cut = shapely.intersection(rm[big], extent)
+    parts, owner = subdivide(cut)
+    keep = shapely.area(parts) > 0
+    return np.concatenate([rm[small], parts[keep]]), np.concatenate([small, big[owner[keep]]])
+
+
+def subdivide(geoms: np.ndarray, max_vertices: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Split polygons with more than ``max_vertices`` into pieces that tile them exactly
+    (halving the bbox along its longer side until every piece is small, like PostGIS'
+    ST_Subdivide). Returns the pieces and, for each, the index of its polygon."""
+    n = len(geoms)
+    if n == 0:
+        return geoms, np.zeros(0, dtype=np.intp)
+    nv = shapely.get_num_coordinates(geoms)
+    done_g = [geoms[nv <= max_vertices]]
+    done_o = [np.flatnonzero(nv <= max_vertices)]
+    todo_o = np.flatnonzero(nv > max_vertices)
+    todo_g = geoms[todo_o]
+    for _ in range(40):  # each round halves the pieces' extent
+        if not len(todo_g):
+            break
+        b = shapely.bounds(todo_g)
+        wide = (b[:, 2] - b[:, 0]) >= (b[:, 3] - b[:, 1])
+        mx = (b[:, 0] + b[:, 2]) / 2
+        my = (b[:, 1] + b[:, 3]) / 2
+        first = shapely.box(
+            b[:, 0], b[:, 1], np.where(wide, mx, b[:, 2]), np.where(wide, b[:, 3], my)
+        )
+        second = shapely.box(
+            np.where(wide, mx, b[:, 0]), np.where(wide, b[:, 1], my), b[:, 2], b[:, 3]
+        )
+        halves = shapely.intersection(
+            np.concatenate([todo_g, todo_g]), np.concatenate([first, second])
+        )
+        owners = np.concatenate([todo_o, todo_o])
+        keep = ~shapely.is_empty(halves) & (shapely.area(halves) > 0)
+        halves, owners = halves[keep], owners[keep]
+        small = shapely.get_num_coordinates(halves) <= max_vertices
+        done_g.append(halves[small])
+        done_o.append(owners[small])
+        todo_g, todo_o = halves[~small], owners[~small]
+    done_g.append(todo_g)
+    done_o.append(todo_o)
+    return np.concatenate(done_g), np.concatenate(done_o)
+
+
 def _measure(geoms: np.ndarray, kind: str) -> np.ndarray:
     if kind == "polygon":
         return np.asarray(shapely.area(geoms), dtype=float)
@@ -203,53 +269,66 @@ def pair_amounts(
 
 def _dissolve_overlaps(
     lm: np.ndarray,
-    rm: np.ndarray,
+    parts: np.ndarray,
+    origin: np.ndarray,
     classes: np.ndarray,
     li: np.ndarray,
-    rj: np.ndarray,
+    pj: np.ndarray,
     amounts: np.ndarray,
-    pieces: np.ndarray | None,
+    pieces: np.ndarray,
     kind: str,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Merge the pairs of one left feature whose right polygons (same class) overlap."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Merge the pairs of one left feature whose right polygons (same class) overlap.
+
+    ``pj`` index the (subdivided) right ``parts``, ``origin`` maps a part to its right
+    polygon and ``classes`` a right polygon to its class. Parts of one polygon tile it and
+    never overlap each other.
+    """
+    pclass = classes[origin]
     if len(li) < 2:
-        return li, rj, amounts, pieces
+        return li, pj, amounts, pieces
     if kind == "point":
         # A point is in a class once, however many polygons of that class hold it.
-        key = pd.DataFrame({"i": li, "c": classes[rj]})
+        key = pd.DataFrame({"i": li, "c": pclass[pj]})
         first = ~key.duplicated().to_numpy()
-        return li[first], rj[first], amounts[first], (pieces[first] if pieces is not None else None)
-    # Which right polygons meet another of their class? For areas only overlapping
-    # interiors matter; a line can run along the edge two polygons share, so for lengths
-    # touching counts too.
-    used = np.unique(rj)
-    sub = rm[used]
+        return li[first], pj[first], amounts[first], pieces[first]
+    # Which parts meet a part of another polygon of their class? For areas only
+    # overlapping interiors matter; a line can run along the edge two polygons share, so
+    # for lengths touching counts too.
+    used = np.unique(pj)
+    sub = parts[used]
     a, b = shapely.STRtree(sub).query(sub, predicate="intersects")
-    keep = (a < b) & (classes[used[a]] == classes[used[b]])
+    keep = (a < b) & (pclass[used[a]] == pclass[used[b]]) & (origin[used[a]] != origin[used[b]])
     a, b = a[keep], b[keep]
     if len(a) and kind == "polygon":
         keep = ~shapely.touches(sub[a], sub[b])
         a, b = a[keep], b[keep]
     if not len(a):
-        return li, rj, amounts, pieces
-    overlapping = np.zeros(len(rm), dtype=bool)
+        return li, pj, amounts, pieces
+    overlapping = np.zeros(len(parts), dtype=bool)
     overlapping[used[a]] = True
     overlapping[used[b]] = True
-    flagged = overlapping[rj]
-    positions = np.flatnonzero(flagged)
-    key = pd.DataFrame({"i": li[positions], "c": classes[rj[positions]]})
-    groups = {g: positions[idx] for g, idx in key.groupby(["i", "c"]).indices.items()}
+    positions = np.flatnonzero(overlapping[pj])
+    key = pd.DataFrame({"i": li[positions], "c": pclass[pj[positions]]})
+    groups = [positions[idx] for idx in key.groupby(["i", "c"]).indices.values()]
     drop = np.zeros(len(li), dtype=bool)
     amounts = amounts.copy()
-    for idx in groups.values():
+    pieces = pieces.copy()
+    for idx in groups:
         if len(idx) < 2:
             continue
-        # intersect with the merged polygons rather than merging the separate pieces: the
-        # pieces of one line cut by two overlapping polygons need not match exactly
-        merged = shapely.intersection(lm[li[idx[0]]], shapely.union_all(rm[rj[idx]]))
-        amounts[idx[0]] = shapely.area(merged) if kind == "polygon" else shapely.length(merged)
-        if pieces is not None:
-            pieces[idx[0]] = merged
+        if kind == "polygon":
+            merged = shapely.union_all(pieces[idx])
+            amounts[idx[0]] = shapely.area(merged)
+        else:
+            # intersect the line with the merged parts rather than merging its separate
+            # pieces: two overlapping polygons need not cut a line at exactly one place
+            feature = lm[li[idx[0]]]
+            window = shapely.box(*shapely.bounds(feature))
+            zone = shapely.union_all(shapely.intersection(parts[pj[idx]], window))
+            merged = shapely.intersection(feature, zone)
+            amounts[idx[0]] = shapely.length(merged)
+        pieces[idx[0]] = merged
         drop[idx[1:]] = True
     keep = ~drop
-    return li[keep], rj[keep], amounts[keep], (pieces[keep] if pieces is not None else None)
+    return li[keep], pj[keep], amounts[keep], pieces[keep]

@@ -50,9 +50,14 @@ class Source:
 
 @dataclass
 class Features:
-    """Geometries (shapely, EPSG:4326) with their attributes, one row each, and provenance."""
+    """Geometries (shapely, EPSG:4326) with their attributes, one row each, and provenance.
 
-    geoms: np.ndarray
+    A frame given in another CRS keeps its own geometries in ``native``; the EPSG:4326
+    ones are made only when something asks for them, so measuring a frame in its own
+    CRS costs no reprojection at all.
+    """
+
+    _geoms: np.ndarray | None
     attrs: pd.DataFrame  # index: feature id (fid for catalogue layers, the frame's index else)
     source: Source
     notes: list[str] = field(default_factory=list)
@@ -61,13 +66,25 @@ class Features:
     native: tuple[np.ndarray, Any] | None = None
 
     def __len__(self) -> int:
-        return len(self.geoms)
+        return len(self.attrs)
+
+    @property
+    def geoms(self) -> np.ndarray:
+        """The geometries in EPSG:4326."""
+        if self._geoms is None:
+            from landexplorer.analysis.metric import project, wgs84
+
+            assert self.native is not None
+            self._geoms = project(self.native[0], wgs84(), src=_as_crs(self.native[1]))
+        return self._geoms
 
     @property
     def bounds(self) -> BBox | None:
         """Lon/lat bounds of the non-empty geometries, or None when there are none."""
-        if len(self.geoms) == 0:
+        if len(self) == 0:
             return None
+        if self._geoms is None and self.native is not None:
+            return _native_bounds(self.native[0], _as_crs(self.native[1]))
         b = shapely.bounds(self.geoms)
         ok = ~np.isnan(b[:, 0])
         if not ok.any():
@@ -81,17 +98,38 @@ class Features:
 
     def kind(self) -> str:
         """'point', 'line', 'polygon', 'mixed' or 'empty' from the geometry types present."""
-        return geometry_kind(self.geoms)
+        return geometry_kind(self._geoms if self._geoms is not None else self.native[0])  # type: ignore[index]
 
     def subset(self, mask: np.ndarray) -> Features:
         native = (self.native[0][mask], self.native[1]) if self.native is not None else None
         return Features(
-            self.geoms[mask],
+            self._geoms[mask] if self._geoms is not None else None,
             self.attrs.iloc[np.flatnonzero(mask)],
             self.source,
             list(self.notes),
             native,
         )
+
+
+def _as_crs(value: Any) -> Any:
+    from pyproj import CRS
+
+    return CRS.from_user_input(value)
+
+
+def _native_bounds(geoms: np.ndarray, crs: Any) -> BBox | None:
+    """Lon/lat bounds of geometries in ``crs`` without reprojecting them one by one."""
+    from landexplorer.analysis.metric import _transformer, wgs84
+
+    b = shapely.bounds(geoms)
+    ok = ~np.isnan(b[:, 0])
+    if not ok.any():
+        return None
+    x0, y0 = float(b[ok, 0].min()), float(b[ok, 1].min())
+    x1, y1 = float(b[ok, 2].max()), float(b[ok, 3].max())
+    t = _transformer(crs.to_wkt(), wgs84().to_wkt())
+    lon0, lat0, lon1, lat1 = t.transform_bounds(x0, y0, x1, y1, densify_pts=21)
+    return (lon0, lat0, lon1, lat1)
 
 
 _KIND_OF_TYPE = {
@@ -243,14 +281,15 @@ def _load_frame(frame: Any, bbox: BBox | None, columns: Sequence[str] | None) ->
         )
     code = epsg_code(frame.crs)
     native = None
+    given = np.asarray(frame.geometry.values, dtype=object)
+    geoms: np.ndarray | None = given
     if code != 4326:
-        native = (np.asarray(frame.geometry.values, dtype=object), frame.crs)
+        native = (given, frame.crs)
+        geoms = None  # made from ``native`` when needed
         notes.append(
             f"{source_of(frame, None).id} was given in {crs_name(frame.crs)} and was reprojected "
-            "to EPSG:4326 before comparing."
+            "on purpose (to EPSG:4326 to compare, to the metric CRS to measure)."
         )
-        frame = frame.to_crs("EPSG:4326")
-    geoms = np.asarray(frame.geometry.values, dtype=object)
     keep = [c for c in frame.columns if c != frame.geometry.name]
     if columns is not None:
         missing = [c for c in columns if c not in keep]
@@ -261,7 +300,7 @@ def _load_frame(frame: Any, bbox: BBox | None, columns: Sequence[str] | None) ->
     attrs.index.name = FID
     feats = Features(geoms, attrs, source_of(frame, None), notes, native)
     if bbox is not None:
-        feats = feats.subset(shapely.intersects(geoms, shapely.box(*bbox)))
+        feats = feats.subset(shapely.intersects(feats.geoms, shapely.box(*bbox)))
     return feats
 
 
