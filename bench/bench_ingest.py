@@ -453,6 +453,10 @@ def main() -> None:
         vals = [x[key] for x in recs if key in x]
         return summarize(vals)["median"] if vals else None
 
+    def cpu(recs: list[dict]) -> float | None:
+        vals = [(x["user_s"] or 0) + (x["sys_s"] or 0) for x in recs if "user_s" in x]
+        return summarize(vals)["median"] if vals else None
+
     def ratio(a: float | None, b: float | None) -> float | None:
         return round(a / b, 3) if a is not None and b else None
 
@@ -484,6 +488,16 @@ def main() -> None:
             "what": "landexplorer / pyogrio write_arrow (pyarrow.csv) wall time (1M points)",
             "value": ratio(le_wall, median(runs_1m["pyogrio write_arrow (pyarrow.csv + shapely)"])),
             "goal": "<= 1.0",
+        },
+        {
+            "what": "landexplorer / ogr2ogr CPU time, user+sys (1M points; steadier under load)",
+            "value": ratio(cpu(le), cpu(runs_1m["ogr2ogr (Debian GDAL 3.6)"])),
+            "goal": "report",
+        },
+        {
+            "what": "landexplorer / pyogrio read_arrow+write_arrow CPU time (1M points)",
+            "value": ratio(cpu(le), cpu(runs_1m["pyogrio read_arrow + write_arrow (GDAL 3.12)"])),
+            "goal": "report",
         },
         {
             "what": "landexplorer peak RSS, 1M points (MB, max of runs)",
