@@ -51,6 +51,10 @@ CAT = WORK / "landexplorer_tiles"
 OUT = ROOT / "bench" / "results" / "tiles.json"
 PROPS = "id,prob_4band"
 COMMAND = "BENCH_ONLY=tiles bash bench/run.sh"
+#: tipg over HTTP with wrk in the peers' run (../shared/bench/results/peers-2026-11-28.md):
+#: (zoom, connections, goal, tiles/s); z8 there was timed one request at a time only.
+QUIET_TIPG = [("14", 1, 3, 348.4), ("14", 8, 5, 642.6), ("12", 1, 3, 194.0), ("12", 8, 5, 328.6),
+              ("8", 1, 3, 6.9)]  # fmt: skip
 # the harness's PostGIS (pg_cluster.sh) serves tipg: bench/run.sh starts and loads it
 _PG = PG_URL
 
@@ -341,6 +345,18 @@ def main() -> None:
                         "goal": f">= {goal}",
                     }
                 )
+    # the same landexplorer figures against tipg's on a quiet machine (the peers' own run,
+    # results/peers-*.json): tipg slows down under the load of a shared machine too
+    for z, conc, goal, quiet in QUIET_TIPG:
+        if ("landexplorer", z, conc) in rate:
+            ratios.append(
+                {
+                    "what": f"landexplorer (this run) / tipg in the peers' quiet run ({quiet:.0f} "
+                    f"tiles/s), z{z}, c={conc}",
+                    "value": round(rate[("landexplorer", z, conc)] / quiet, 2),
+                    "goal": f">= {goal}",
+                }
+            )
     ingest_med = statistics.median(ingest_s)
     rows.append(
         {

@@ -131,10 +131,10 @@ class TileCache:
 
     def put(self, key: TileKey, data: bytes) -> None:
         """Keep a tile in memory and (atomically) on disk."""
+        self._retire_older(key.layer_id, key.generation)
         self._remember(key, data)
         if self.root is None:
             return
-        self._retire_older(key.layer_id, key.generation)
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,13 +159,25 @@ class TileCache:
     def _retire_older(self, layer_id: str, generation: str) -> None:
         """Remove cached files of a layer's other generations that are not newer than
         ``generation`` (once per generation seen; a lagging worker never removes newer ones)."""
-        if self._generations.get(layer_id) == generation or self.root is None:
+        if self._generations.get(layer_id) == generation:
             return
         self._generations[layer_id] = generation
+        current = _version_of(generation)
+        with self._lock:
+            stale = [
+                k
+                for k in self._mem
+                if k.layer_id == layer_id
+                and k.generation != generation
+                and _version_of(k.generation) <= current
+            ]
+            for k in stale:
+                self._size -= len(self._mem.pop(k))
+        if self.root is None:
+            return
         folder = self.root / layer_id
         if not folder.is_dir():
             return
-        current = _version_of(generation)
         for child in folder.iterdir():
             number = _version_of(child.name)
             if child.name != generation and 0 <= number <= current:
