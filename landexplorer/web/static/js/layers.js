@@ -126,6 +126,7 @@ export class LayerManager {
     layer.on("load", () => {
       if (!this.metrics) return;
       this.metrics.vectorLoads += 1;
+      this.metrics.loaded[state.id] = (this.metrics.loaded[state.id] || 0) + 1;
       if (this.metrics.firstLayerLoaded === null) this.metrics.firstLayerLoaded = performance.now();
     });
     return layer;

@@ -11,7 +11,7 @@ import { wireUpload } from "./upload.js";
 
 // Timings read by the benchmark (navigation -> first vector tile painted).
 const metrics = (window.landexplorer = {
-  firstVectorTile: null, firstLayerLoaded: null, vectorLoads: 0, ready: false,
+  firstVectorTile: null, firstLayerLoaded: null, vectorLoads: 0, loaded: {}, ready: false,
 });
 const status = document.getElementById("status");
 const TRAFFORD = [[53.3574, -2.4784], [53.4804, -2.253]];
