@@ -143,11 +143,13 @@ def _edge_columns(
     rb = np.clip(np.floor((top - ymin) / dy).astype(np.int64), 0, nr - 1)
     first_below = np.clip(np.ceil((top - ymin) / dy).astype(np.int64), 0, nr)
     rb = np.minimum(rb, first_below - 1)
-    ra = np.minimum(ra, rb)
+    ra = np.maximum(np.minimum(ra, rb), 0)  # an edge along the block top: no exact rows
     # constant part: dy x width for every row from first_below down
     has_below = first_below < nr
     cm_key = offsets[pz] + col * nr + first_below
-    np.add.at(below, cm_key[has_below], (sign * dy * (hi - lo))[has_below])
+    below += np.bincount(
+        cm_key[has_below], weights=(sign * dy * (hi - lo))[has_below], minlength=len(below)
+    )
     # exact part for rows ra..rb
     nexact = np.maximum(rb - ra + 1, 0)
     q = np.repeat(np.arange(len(pe)), nexact)
@@ -167,4 +169,4 @@ def _edge_columns(
     clamped = np.clip(yv, y0[:, None], y1[:, None]) - y0[:, None]
     integral = np.sum(widths * clamped, axis=1)
     key = offsets[pz[q]] + row * ncols[pz[q]] + col[q]
-    np.add.at(exact, key, sign[q] * integral)
+    exact += np.bincount(key, weights=sign[q] * integral, minlength=len(exact))

@@ -153,3 +153,21 @@ def test_bad_requests(demo_store):
         zonal_stats("street_trees", "elevation", store=demo_store)
     with pytest.raises(InputError, match="raster"):
         zonal_stats("allotments", "no_such_raster", store=demo_store)
+
+
+def test_edges_on_cell_boundaries_do_not_leak_into_other_polygons(tmp_path):
+    rng = np.random.default_rng(3)
+    data = rng.uniform(0, 100, size=(20, 20)).astype("float32")
+    path = _small_raster(tmp_path, data, None)
+    # boxes whose edges lie exactly on cell lines, mixed with ones that cut cells
+    shapes = [
+        shapely.box(380_020, 389_900, 380_060, 389_960),
+        shapely.box(380_005, 389_905, 380_033, 389_977),
+        shapely.box(380_100, 389_800, 380_150, 389_850),
+        shapely.Polygon([(380_000, 390_000), (380_040, 390_000), (380_020, 389_970)]),
+    ]
+    zones = gpd.GeoDataFrame(geometry=shapes, crs="EPSG:27700")
+    got = zonal_stats(zones, path, stats=["count", "mean"]).stats
+    ref = exact_extract(str(path), zones, ["count", "mean"], output="pandas")
+    assert got["count"].to_numpy() == pytest.approx(ref["count"].to_numpy(), abs=1e-6)
+    assert got["mean"].to_numpy() == pytest.approx(ref["mean"].to_numpy(), abs=1e-6)
