@@ -341,6 +341,7 @@ def test_compare_allotments_with_flood_risk(browser, web_server: LiveServer, wat
     page.goto(web_server.url + "/")
     wait_ready(page)
     page.click("#sec-compare summary")
+    page.wait_for_selector("#compare-left option[value=allotments]", state="attached")
     page.select_option("#compare-left", "allotments")
     page.select_option("#compare-right", "flood_risk")
     page.wait_for_selector("#compare-by option[value=prob_4band]", state="attached")

@@ -2,9 +2,7 @@
 // in the address so any map can be shared.
 import { escapeHtml, getJSON, plain } from "./api.js";
 import { wireInspect } from "./inspect.js";
-import { wireCompare } from "./compare.js";
 import { DrawTools } from "./draw.js";
-import { wireFind } from "./find.js";
 import { DEFAULT_VISIBLE, LayerManager, rememberOwnLayer } from "./layers.js";
 import { loadSavedMap, readHash, wireSave, writeHash } from "./share.js";
 import { wireUpload } from "./upload.js";
@@ -28,6 +26,18 @@ function wirePanel() {
   set(!phone.matches);
   phone.addEventListener("change", (e) => set(!e.matches));
   toggle.addEventListener("click", () => set(panel.hidden));
+}
+
+// Run ``load`` once, the first time a panel section is opened.
+function onFirstOpen(id, load) {
+  const section = document.getElementById(id);
+  const run = () => {
+    if (!section.open) return;
+    section.removeEventListener("toggle", run);
+    load().catch((error) => { status.textContent = plain(error); });
+  };
+  section.addEventListener("toggle", run);
+  run();
 }
 
 async function start() {
@@ -95,9 +105,26 @@ async function start() {
   restoring = false;
   save();
 
-  const compare = wireCompare(layers);
-  compare.fill();
-  wireFind(map, layers);
+  // Compare and Find load when their section is first opened: most visits never use them.
+  let compare = null;
+  onFirstOpen("sec-compare", async () => {
+    const { wireCompare } = await import("./compare.js");
+    compare = wireCompare(layers);
+    compare.fill();
+  });
+  document.getElementById("compare-form").addEventListener("submit", (e) => e.preventDefault());
+  let findWired = false;
+  let findLoading = null;
+  const loadFind = () => (findLoading ||= import("./find.js").then(({ wireFind }) => {
+    wireFind(map, layers);
+    findWired = true;
+  }));
+  onFirstOpen("sec-find", loadFind);
+  const findForm = document.getElementById("find-form");
+  findForm.addEventListener("submit", async (e) => {
+    e.preventDefault(); // the page never reloads; find.js answers once it is loaded
+    if (!findWired) { await loadFind(); findForm.requestSubmit(); }
+  });
   wireSave(map, layers, draw);
   wireUpload(map, layers, config, (collection) => {
     rememberOwnLayer(collection.id);
@@ -105,7 +132,7 @@ async function start() {
     layers.render();
     layers.setVisible(collection.id, true);
     layers.zoomTo(collection.id);
-    compare.fill();
+    if (compare) compare.fill();
   });
   metrics.ready = true;
   document.body.dataset.ready = "true";
