@@ -43,7 +43,7 @@ PY = sys.executable
 PORT = int(os.environ.get("BENCH_WEB_PORT", "0")) or next(
     p for p in range(18091, 18191) if port_free(p)
 )
-ROUNDS = 3 if QUICK else int(os.environ.get("BENCH_WEB_ROUNDS", "9"))
+ROUNDS = 3 if QUICK else int(os.environ.get("BENCH_WEB_ROUNDS", "15"))
 CAT = WORK / "landexplorer_web"
 REAL = Path(os.environ.get("BENCH_REAL", str(SHARED.parent / "data" / "real")))
 OUT = ROOT / "bench" / "results" / "web.json"
