@@ -57,11 +57,6 @@ def _from(uri: str) -> Transformer:
     return Transformer.from_crs(_crs(uri), _crs(CRS84))
 
 
-def is_geographic(uri: str) -> bool:
-    """Are coordinates in this CRS degrees?"""
-    return bool(_crs(uri).is_geographic)
-
-
 def from_crs84(geoms: Any, uri: str) -> Any:
     """Reproject shapely geometries (array or one) from CRS84 into ``uri`` (its axis order)."""
     if uri == CRS84:

@@ -3,10 +3,6 @@
 Geometry JSON is made in C by ``shapely.to_geojson`` and spliced in with
 ``orjson.Fragment`` (no shapely -> dict -> json round trip); properties go through
 orjson, which writes NaN and infinity as null, so the output is always valid JSON.
-
-Coordinates are rounded to 7 decimals in degrees (about 1 cm) and 3 in metres (1 mm),
-finer than RFC 7946's advice of 6: a 100-feature page shrinks by about a third, which
-the server's send and every client's parse pay for. Exports keep full precision.
 """
 
 from __future__ import annotations
@@ -14,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import orjson
 import pyarrow as pa
 import shapely
@@ -22,9 +17,6 @@ import shapely
 from landexplorer.catalog import FID, GEOMETRY
 
 _NULL = orjson.Fragment(b"null")
-#: Decimals kept in served coordinates: degrees, and metres for projected CRSs.
-DECIMALS_DEGREES = 7
-DECIMALS_METRES = 3
 
 
 def geometry_fragments(table: pa.Table, crs_uri: str | None = None) -> list[Any]:
@@ -33,13 +25,10 @@ def geometry_fragments(table: pa.Table, crs_uri: str | None = None) -> list[Any]
     if len(wkb) == 0:
         return []
     geoms = shapely.from_wkb(wkb)
-    decimals = DECIMALS_DEGREES
     if crs_uri is not None:
-        from landexplorer.api.crs import from_crs84, is_geographic
+        from landexplorer.api.crs import from_crs84
 
         geoms = from_crs84(geoms, crs_uri)
-        decimals = DECIMALS_DEGREES if is_geographic(crs_uri) else DECIMALS_METRES
-    geoms = shapely.transform(geoms, lambda xy: np.round(xy, decimals))
     texts = shapely.to_geojson(geoms)
     return [orjson.Fragment(t) if t is not None else _NULL for t in texts]
 
