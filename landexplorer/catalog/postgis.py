@@ -91,57 +91,84 @@ class PostGISStore(Store):
 
     backend = "postgis"
 
-    def __init__(self, url: str, raster_dir: Path) -> None:
+    def __init__(
+        self, url: str, raster_dir: Path, *, pool_size: int = 10, busy_timeout: float = 15.0
+    ) -> None:
+        from psycopg_pool import ConnectionPool
+
         self.url = url
         self.raster_dir = Path(raster_dir)
+        #: How long an operation waits for a free connection before giving up with StoreBusy.
+        self.busy_timeout = busy_timeout
         self._local = threading.local()
-        self._all: list[Any] = []
-        self._lock = threading.Lock()
         self._types: dict[str, dict[str, str]] = {}  # storage table -> column -> pg type
+        self._probe()
+        # A bounded pool: many threads (an API worker has dozens) share a few connections,
+        # so a busy server queues on the pool instead of exhausting max_connections.
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True, "application_name": "landexplorer"},
+            timeout=busy_timeout,
+            open=True,
+        )
         self.migrate()
         self.cleanup()
 
     # ----- connections ---------------------------------------------------------------------
-    def _conn(self) -> Any:
-        """This thread's connection (autocommit; transactions are explicit)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.broken:
-            psycopg = _psycopg()
-            try:
-                conn = psycopg.connect(self.url, autocommit=True, application_name="landexplorer")
-            except psycopg.OperationalError as exc:
-                raise LandExplorerError(
-                    "The catalogue database cannot be reached. Check that PostgreSQL is "
-                    "running and LANDEXPLORER_DATABASE_URL is right.",
-                    detail=_redact(str(exc)),
-                ) from exc
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
+    def _probe(self) -> None:
+        """Connect once directly, so an unreachable database is a plain error at once."""
+        psycopg = _psycopg()
+        try:
+            psycopg.connect(self.url, connect_timeout=10).close()
+        except psycopg.OperationalError as exc:
+            raise LandExplorerError(
+                "The catalogue database cannot be reached. Check that PostgreSQL is "
+                "running and LANDEXPLORER_DATABASE_URL is right.",
+                detail=_redact(str(exc)),
+            ) from exc
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A pooled connection (autocommit) for this thread; re-entrant, so whatever runs
+        inside a transaction uses that transaction's connection."""
+        held = getattr(self._local, "conn", None)
+        if held is not None:
+            yield held
+            return
+        from psycopg_pool import PoolTimeout
+
+        try:
+            context = self._pool.connection()
+            conn = context.__enter__()
+        except PoolTimeout as exc:
+            raise StoreBusy(
+                "The catalogue database is busy. Please try again in a moment.",
+                detail=f"no free connection within {self.busy_timeout} s",
+            ) from exc
+        self._local.conn = conn
+        try:
+            yield conn
+        except BaseException as exc:
+            self._local.conn = None
+            context.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._local.conn = None
+        context.__exit__(None, None, None)
 
     def close(self) -> None:
-        with self._lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            with contextlib.suppress(Exception):
-                conn.close()
-        self._local = threading.local()
+        self._pool.close()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Any]:
-        """A transaction on this thread's connection; a dropped connection is replaced."""
-        conn = self._conn()
-        try:
-            with conn.transaction():
-                yield conn
-        except BaseException:
-            if conn.broken or conn.closed:
-                self._local.conn = None
-            raise
+        """A transaction on a pooled connection (committed at the end, rolled back on any
+        exception, Ctrl-C included)."""
+        with self._connection() as conn, conn.transaction():
+            yield conn
 
     def _fetch(self, sql: str, params: Iterable[Any] = (), binary: bool = False) -> list[Any]:
-        with self._conn().cursor(binary=binary) as cur:
+        with self._connection() as conn, conn.cursor(binary=binary) as cur:
             cur.execute(sql, list(params))
             return list(cur.fetchall())
 

@@ -152,3 +152,37 @@ def test_geopackage_held_lock_gives_store_busy(tmp_path: Path, real_data: Path) 
         other.close()
     assert store.update_metadata("shared", title="New title").title == "New title"
     assert store.count("shared", Query(bbox=BOX)) == contents[6000][2]
+
+
+def test_postgis_pool_exhausted_gives_store_busy(pg_url: str, tmp_path: Path) -> None:
+    """With every pooled connection held by a long write, a reader gets a clear StoreBusy
+    after the busy timeout, and everything works again once the write is done."""
+    from landexplorer.catalog.postgis import PostGISStore
+
+    store = PostGISStore(pg_url, tmp_path / "rasters", pool_size=1, busy_timeout=0.5)
+    schema = pa.schema([("name", pa.string()), ("geometry", pa.binary())])
+    point = shapely.to_wkb(shapely.Point(-2.3, 53.4))
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow_batches():  # type: ignore[no-untyped-def]
+        yield pa.record_batch([pa.array(["a"]), pa.array([point], pa.binary())], schema=schema)
+        started.set()
+        release.wait(30)  # an upload still being read from a slow client
+
+    writer = threading.Thread(
+        target=store.write_vector,
+        args=(LayerEntry(id="slow", title="Slow", feature_count=1), schema, slow_batches()),
+    )
+    writer.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(StoreBusy) as info:
+            store.list_layers()
+        assert "try again" in info.value.public
+    finally:
+        release.set()
+        writer.join(30)
+    assert [e.id for e in store.list_layers()] == ["slow"]
+    assert store.exact_count("slow") == 1
+    store.close()

@@ -71,13 +71,13 @@ def test_mvt_pushed_down_decodes_to_the_same_features(pair: Pair, layer_id: str,
         # same features (ids from fid) touching the tile, same properties
         expected = pg.count(layer_id, Query(bbox=tuple(TMS.bounds(t))))
         assert len(fb) <= expected
-        assert set(fb) <= set(fa)
-        missing = set(fa) - set(fb)
-        for fid in missing:  # only specks ST_AsMVTGeom drops after snapping to the grid
-            geom = shapely.geometry.shape(fa[fid]["geometry"])
-            # specks and slivers under a unit or so wide: nothing a screen would show
+        # each renderer may drop what collapses to (almost) nothing on the tile grid; what
+        # one has and the other has not must be specks or slivers under ~1 unit wide
+        assert len(set(fa) & set(fb)) >= 0.8 * max(len(fa), len(fb)) - 1, t
+        for fid in set(fa) ^ set(fb):
+            geom = shapely.geometry.shape((fa.get(fid) or fb[fid])["geometry"])
             assert geom.area < 8 or geom.area <= 0.5 * geom.length, (t, fid)
-        for fid in fb:
+        for fid in set(fa) & set(fb):
             assert fb[fid]["properties"] == {
                 k: v for k, v in fa[fid]["properties"].items() if v is not None
             }
