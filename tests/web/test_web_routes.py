@@ -170,6 +170,7 @@ def test_save_and_open_a_map(client, tmp_path):
     [
         {"view": {"center": [53.4], "zoom": 14}},
         {"view": {"center": [53.4, -2.3], "zoom": 40}},
+        {"view": {"center": [-2.3, 253.4], "zoom": 12}},
         a_map(layers=[{"id": "Robert'); DROP TABLE layers;--"}]),
         a_map(layers=[{"id": "flood_risk", "opacity": 3}]),
         a_map(shapes={"type": "Feature"}),

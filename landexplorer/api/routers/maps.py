@@ -38,7 +38,7 @@ class View(BaseModel):
     """Where the map looks: centre as [latitude, longitude] and a zoom level."""
 
     model_config = ConfigDict(extra="forbid")
-    center: tuple[float, float]
+    center: tuple[Annotated[float, Field(ge=-90, le=90)], Annotated[float, Field(ge=-180, le=180)]]
     zoom: float = Field(ge=0, le=22)
 
 
@@ -76,6 +76,19 @@ def _check_shapes(shapes: dict[str, Any] | None) -> None:
         raise ApiError(400, "bad-request", "A saved map can hold at most 500 drawn shapes.")
 
 
+def _publish(tmp: Path, target: Path) -> None:
+    """Give the finished file its name. link() fails if the name was taken meanwhile, so two
+    savers never overwrite each other; where the file system has no hard links, rename."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError:
+        if target.exists():
+            raise FileExistsError(target) from None
+        os.replace(tmp, target)
+
+
 def write_map(folder: Path, body: dict[str, Any]) -> str:
     """Store a map under a new random id, atomically; returns the id."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -91,8 +104,7 @@ def write_map(folder: Path, body: dict[str, Any]) -> str:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            # link() fails if the name was taken meanwhile, so two savers never overwrite.
-            os.link(tmp, target)
+            _publish(Path(tmp), target)
         except FileExistsError:
             continue
         finally:
