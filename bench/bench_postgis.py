@@ -420,7 +420,13 @@ def bench_http() -> None:
                 "peak_rss_mb": round(rss[k], 1) if rss.get(k) else None,
                 "rate": f"{rps[(k, cell, conc)]:.1f} req/s",
                 "notes": f"{nreq} requests in {len(rr)}x{DURATION}s; errors "
-                f"{sum(x['errors'] for x in rr)}",
+                f"{sum(x['errors'] for x in rr)}"
+                + (
+                    "; landexplorer answers repeat tiles from its version-keyed tile cache, "
+                    "tipg renders every request (cache misses: the tile render rows)"
+                    if "tiles" in cell and k == "landexplorer"
+                    else ""
+                ),
             }
         )
     for cell in cells:
@@ -432,6 +438,57 @@ def bench_http() -> None:
                     ">= 1.5",
                 )
     notes.append(f"items feature counts (expected, landexplorer, tipg): {checks}")
+
+
+# ----- 4b. tile rendering without the cache --------------------------------------------------
+def bench_tile_render() -> None:
+    """The server answers repeat tiles from its version-keyed cache; this is the cost of a
+    miss: the store's ST_AsMVT push-down against the same query typed by hand (psycopg)."""
+    import psycopg
+
+    from landexplorer.catalog.postgis import PostGISStore
+
+    pg = PostGISStore(PG_URL, DIRS["postgis"] / "rasters")
+    table = pg.table_name("flood")
+    hand_sql = (
+        "SELECT ST_AsMVT(q, 'flood', 4096, 'geom', 'fid') FROM (SELECT fid, prob_4band, "
+        "ST_AsMVTGeom(ST_Transform(geom, 3857), ST_TileEnvelope(%s, %s, %s), 4096, 256, true) "
+        f"AS geom FROM {table} WHERE geom && ST_Transform(ST_TileEnvelope(%s, %s, %s), 4326)) q"
+    )
+    conn = psycopg.connect(PG_URL, autocommit=True)
+    q = json.loads((DATA / "L" / "queries.json").read_text())
+
+    def le(t: dict) -> int:
+        return len(pg.vector_tile("flood", t["z"], t["x"], t["y"], properties=["prob_4band"]))
+
+    def hand(t: dict) -> int:
+        args = (t["z"], t["x"], t["y"]) * 2
+        return len(conn.execute(hand_sql, args).fetchone()[0] or b"")
+
+    tools = {"landexplorer PostGIS store.vector_tile (no cache)": le,
+             "hand SQL ST_AsMVT (psycopg)": hand}  # fmt: skip
+    for z in ("12", "14"):
+        tiles = q["tiles"][z]
+        times: dict[str, list[float]] = {t: [] for t in tools}
+        sizes: dict[str, int] = {t: 0 for t in tools}
+        for r in range(ROUNDS):
+            for name in rotate(list(tools), r):
+                for t in tiles:
+                    t0 = time.perf_counter()
+                    sizes[name] += tools[name](t)
+                    times[name].append(time.perf_counter() - t0)
+        med = {}
+        for name, xs in times.items():
+            med[name] = add_row(
+                name, f"z{z} ({len(tiles)} tiles), c=1", xs,
+                rate=f"{len(xs) / sum(xs):,.0f} tiles/s",
+                note=f"{len(xs)} tiles timed; mean tile {sizes[name] / len(xs) / 1024:.1f} KiB",
+            )  # fmt: skip
+        names = list(tools)
+        add_ratio(f"tile render z{z}: landexplorer push-down / hand ST_AsMVT (median latency)",
+                  med[names[0]] / med[names[1]], "report")  # fmt: skip
+    conn.close()
+    pg.close()
 
 
 # ----- 5. mixed reads and uploads --------------------------------------------------------------------
@@ -544,6 +601,7 @@ def main() -> None:
         bench_overlay()
     if "http" in only:
         bench_http()
+        bench_tile_render()
     if "mixed" in only:
         for store in ("postgis", "gpkg"):
             result = mixed(store)

@@ -19,6 +19,7 @@ catalogue, as in the GeoPackage store.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import threading
@@ -620,16 +621,19 @@ class PostGISStore(Store):
                 else {}
             )
             cols = [f"{_select(n, types[n], pg_types.get(n))} AS {quote_ident(n)}" for n in names]
+            merc, lonlat = _tile_bounds(z, x, y)
+            # both envelopes are bound constants, so PostgreSQL works them out once
             sql = (
-                "WITH b AS (SELECT ST_TileEnvelope(%s, %s, %s) AS m) "
                 "SELECT ST_AsMVT(q, %s, %s, 'geom', 'fid') FROM ("
                 f"SELECT t.{FID}, {''.join(c + ', ' for c in cols)}"
-                f"ST_AsMVTGeom(ST_Transform(t.{GEOM_COLUMN}, 3857), b.m, %s, %s, true) AS geom "
-                f"FROM {quote_ident(entry.storage)} AS t, b "
-                f"WHERE ST_Intersects(t.{GEOM_COLUMN}, ST_Transform(b.m, 4326))"
+                f"ST_AsMVTGeom(ST_Transform(t.{GEOM_COLUMN}, 3857), "
+                "ST_MakeEnvelope(%s, %s, %s, %s, 3857), %s, %s, true) AS geom "
+                f"FROM {quote_ident(entry.storage)} AS t "
+                f"WHERE ST_Intersects(t.{GEOM_COLUMN}, ST_MakeEnvelope(%s, %s, %s, %s, 4326))"
                 ") AS q WHERE q.geom IS NOT NULL"
             )
-            rows = self._fetch(sql, (z, x, y, entry.id, extent, extent, buffer), binary=True)
+            params = (entry.id, extent, *merc, extent, buffer, *lonlat)
+            rows = self._fetch(sql, params, binary=True)
             return bytes(rows[0][0] or b"")
 
         return self._retrying(layer_id, run)  # type: ignore[no-any-return]
@@ -676,6 +680,24 @@ class PostGISStore(Store):
     def table_name(self, layer_id: str) -> str:
         """The table of a layer's current version (for SQL-level readers)."""
         return self._vector(layer_id).storage
+
+
+_HALF_WORLD = 20037508.342789244  # WebMercator metres from the origin to the edge
+
+
+def _tile_bounds(z: int, x: int, y: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """A WebMercatorQuad tile's bounds in EPSG:3857 metres and in lon/lat degrees."""
+    if not (0 <= z <= 30 and 0 <= x < 2**z and 0 <= y < 2**z):
+        raise InputError(f"There is no tile {z}/{x}/{y}.")
+    size = 2 * _HALF_WORLD / 2**z
+    west, south = -_HALF_WORLD + x * size, _HALF_WORLD - (y + 1) * size
+    merc = (west, south, west + size, south + size)
+
+    def lat(row: int) -> float:
+        return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * row / 2**z))))
+
+    lonlat = (x / 2**z * 360 - 180, lat(y + 1), (x + 1) / 2**z * 360 - 180, lat(y))
+    return merc, lonlat
 
 
 def _select(name: str, kind: str, pg: str | None) -> str:
