@@ -8,11 +8,12 @@ from landexplorer.api.deps import Collection, StoreDep, VectorCollection, visibl
 from landexplorer.api.metadata import JSON, SCHEMA_JSON, collection_doc, json_schema
 from landexplorer.api.responses import JSONResponse
 from landexplorer.api.routers.landing import base_url
+from landexplorer.api.routing import get_and_head
 
 router = APIRouter(tags=["Collections"])
 
 
-@router.api_route("/collections", methods=["GET", "HEAD"], summary="The collections")
+@get_and_head(router, "/collections", summary="The collections")
 def list_collections(request: Request, store: StoreDep) -> JSONResponse:
     """Every layer the caller may see (anonymous callers: public, licensed layers)."""
     root = base_url(request)
@@ -25,15 +26,15 @@ def list_collections(request: Request, store: StoreDep) -> JSONResponse:
     )
 
 
-@router.api_route("/collections/{collectionId}", methods=["GET", "HEAD"], summary="One collection")
+@get_and_head(router, "/collections/{collectionId}", summary="One collection")
 def get_collection(request: Request, entry: Collection) -> JSONResponse:
     """A collection's description: extent, CRS, links to items, queryables and licence."""
     return JSONResponse(collection_doc(entry, base_url(request)))
 
 
-@router.api_route(
+@get_and_head(
+    router,
     "/collections/{collectionId}/queryables",
-    methods=["GET", "HEAD"],
     summary="Properties usable in filters",
 )
 def queryables(request: Request, entry: VectorCollection) -> JSONResponse:
@@ -42,9 +43,7 @@ def queryables(request: Request, entry: VectorCollection) -> JSONResponse:
     return JSONResponse(body, media_type=SCHEMA_JSON)
 
 
-@router.api_route(
-    "/collections/{collectionId}/schema", methods=["GET", "HEAD"], summary="Feature schema"
-)
+@get_and_head(router, "/collections/{collectionId}/schema", summary="Feature schema")
 def schema(request: Request, entry: VectorCollection) -> JSONResponse:
     """The schema of the collection's features as JSON Schema."""
     body = json_schema(entry, base_url(request), queryables=False)

@@ -14,13 +14,14 @@ from starlette.responses import FileResponse, Response
 from landexplorer.api.deps import StoreDep, VectorCollection
 from landexplorer.api.exporting import FORMATS, export_crs, write_export
 from landexplorer.api.metadata import licence_links
+from landexplorer.api.routing import get_and_head
 
 router = APIRouter(tags=["Exports"])
 
 
-@router.api_route(
+@get_and_head(
+    router,
     "/collections/{collectionId}/export",
-    methods=["GET", "HEAD"],
     summary="Download a collection",
     response_class=FileResponse,
     responses={200: {"content": {media: {} for media, _ in FORMATS.values()}}},

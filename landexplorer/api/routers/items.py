@@ -18,6 +18,7 @@ from landexplorer.api.errors import ApiError
 from landexplorer.api.metadata import GEOJSON, JSON, licence_links, licence_members
 from landexplorer.api.params import ItemsParams, ItemsRequest
 from landexplorer.api.routers.landing import base_url
+from landexplorer.api.routing import get_and_head
 from landexplorer.catalog import LayerEntry, Query, Store
 
 router = APIRouter(tags=["Features"])
@@ -45,9 +46,9 @@ def _page_link(request: Request, rel: str, offset: int, media: str) -> dict[str,
     return {"rel": rel, "type": media, "href": href}
 
 
-@router.api_route(
+@get_and_head(
+    router,
     "/collections/{collectionId}/items",
-    methods=["GET", "HEAD"],
     summary="Features of a collection",
     response_class=Response,
     responses={200: {"content": {GEOJSON: {}, JSON: {}}}},
@@ -105,9 +106,9 @@ def _items_page(
     return Response(body, media_type=media, headers=headers)
 
 
-@router.api_route(
+@get_and_head(
+    router,
     "/collections/{collectionId}/items/{featureId}",
-    methods=["GET", "HEAD"],
     summary="One feature",
     response_class=Response,
     responses={200: {"content": {GEOJSON: {}, JSON: {}}}},

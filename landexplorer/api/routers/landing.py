@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from landexplorer.api.responses import JSONResponse
+from landexplorer.api.routing import get_and_head
 
 router = APIRouter(tags=["Capabilities"])
 
@@ -34,7 +35,7 @@ def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-@router.api_route("/", methods=["GET", "HEAD"], summary="Landing page")
+@get_and_head(router, "/", summary="Landing page")
 def landing(request: Request) -> JSONResponse:
     """Links to the API description, conformance and the collections."""
     root = base_url(request)
@@ -56,7 +57,7 @@ def landing(request: Request) -> JSONResponse:
     return JSONResponse(body)
 
 
-@router.api_route("/conformance", methods=["GET", "HEAD"], summary="Conformance classes")
+@get_and_head(router, "/conformance", summary="Conformance classes")
 def conformance() -> JSONResponse:
     """The conformance classes this server implements."""
     return JSONResponse({"conformsTo": CONFORMANCE})

@@ -18,6 +18,7 @@ from landexplorer.api.errors import ApiError
 from landexplorer.api.jobs import Job, Jobs
 from landexplorer.api.responses import JSONResponse
 from landexplorer.api.routers.landing import base_url
+from landexplorer.api.routing import get_and_head
 from landexplorer.catalog import check_layer_id, slugify
 from landexplorer.errors import InputError, LayerExists, LayerNotFound, TooLarge
 
@@ -223,7 +224,7 @@ def delete_layer(store: StoreDep, collection_id: CollectionId) -> Response:
     return Response(status_code=204)
 
 
-@router.api_route("/jobs/{jobId}", methods=["GET", "HEAD"], summary="Status of a job")
+@get_and_head(router, "/jobs/{jobId}", summary="Status of a job")
 def job_status(
     request: Request, job_id: Annotated[str, PathParam(alias="jobId", max_length=64)]
 ) -> JSONResponse:
