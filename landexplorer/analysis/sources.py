@@ -224,7 +224,12 @@ def _load_layer(
     if table is None:
         table = store.read_arrow(layer_id, Query(bbox=bbox, columns=columns))
     geoms = shapely.from_wkb(table.column(GEOMETRY).to_numpy(zero_copy_only=False))
-    attrs = table.drop_columns([GEOMETRY]).to_pandas().set_index(FID)
+    # column by column: much cheaper than Table.to_pandas for the small reads of a report
+    attrs = pd.DataFrame(
+        {n: table.column(n).to_pandas() for n in table.schema.names if n not in (FID, GEOMETRY)},
+        index=pd.RangeIndex(table.num_rows),
+    )
+    attrs.index = pd.Index(table.column(FID).to_numpy(), name=FID)
     return Features(np.asarray(geoms, dtype=object), attrs, source)
 
 
