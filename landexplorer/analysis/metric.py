@@ -46,14 +46,28 @@ def _transformer(src_wkt: str, dst_wkt: str) -> Transformer:
 
 
 _WGS84_WKT = CRS.from_epsg(4326).to_wkt()
+#: CRS object -> WKT; ``CRS.to_wkt`` costs about a millisecond and a report calls it often.
+_WKT: dict[int, tuple[CRS, str]] = {}
+
+
+def wkt_of(crs: CRS) -> str:
+    """The WKT of a CRS, remembered per CRS object (they are immutable)."""
+    hit = _WKT.get(id(crs))
+    if hit is not None and hit[0] is crs:
+        return hit[1]
+    text = crs.to_wkt()
+    if len(_WKT) > 256:
+        _WKT.clear()
+    _WKT[id(crs)] = (crs, text)  # keeps the object alive, so its id is not reused
+    return text
 
 
 def project(geoms: np.ndarray, crs: CRS, src: CRS | None = None) -> np.ndarray:
     """Reproject shapely geometries (EPSG:4326 unless ``src``) to ``crs``, vectorised."""
     if len(geoms) == 0:
         return np.asarray(geoms, dtype=object)
-    src_wkt = src.to_wkt() if src is not None else _WGS84_WKT
-    transformer = _transformer(src_wkt, crs.to_wkt())
+    src_wkt = wkt_of(src) if src is not None else _WGS84_WKT
+    transformer = _transformer(src_wkt, wkt_of(crs))
 
     def fn(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return transformer.transform(x, y)  # type: ignore[no-any-return]

@@ -119,7 +119,7 @@ def _as_crs(value: Any) -> Any:
 
 def _native_bounds(geoms: np.ndarray, crs: Any) -> BBox | None:
     """Lon/lat bounds of geometries in ``crs`` without reprojecting them one by one."""
-    from landexplorer.analysis.metric import _transformer, wgs84
+    from landexplorer.analysis.metric import _transformer, wgs84, wkt_of
 
     b = shapely.bounds(geoms)
     ok = ~np.isnan(b[:, 0])
@@ -127,7 +127,7 @@ def _native_bounds(geoms: np.ndarray, crs: Any) -> BBox | None:
         return None
     x0, y0 = float(b[ok, 0].min()), float(b[ok, 1].min())
     x1, y1 = float(b[ok, 2].max()), float(b[ok, 3].max())
-    t = _transformer(crs.to_wkt(), wgs84().to_wkt())
+    t = _transformer(wkt_of(crs), wkt_of(wgs84()))
     lon0, lat0, lon1, lat1 = t.transform_bounds(x0, y0, x1, y1, densify_pts=21)
     return (lon0, lat0, lon1, lat1)
 

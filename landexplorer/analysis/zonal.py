@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +64,6 @@ class RasterInfo:
 
 def raster_of(raster: str | Path, store: Store | None) -> RasterInfo:
     """The file and provenance of a raster layer id, or of a raster file path."""
-    import rasterio
-
     if isinstance(raster, str) and store is not None and store.exists(raster):
         entry = store.get(raster)
         if entry.data_type != "raster":
@@ -76,11 +75,21 @@ def raster_of(raster: str | Path, store: Store | None) -> RasterInfo:
         if not path.exists():
             raise InputError(f"There is no raster layer or file called '{raster}'.")
         source = Source(path.stem, path.name)
-    with rasterio.open(path) as src:
-        if src.crs is None:
-            raise InputError(f"The raster '{source.id}' has no coordinate system.")
-        crs = CRS.from_wkt(src.crs.to_wkt())
+    stat = path.stat()
+    crs = _raster_crs(str(path), stat.st_mtime_ns, stat.st_size)
+    if crs is None:
+        raise InputError(f"The raster '{source.id}' has no coordinate system.")
     return RasterInfo(path, source, crs)
+
+
+@lru_cache(maxsize=64)
+def _raster_crs(path: str, mtime_ns: int, size: int) -> CRS | None:
+    """A raster file's CRS (remembered per file version: catalogue rasters never change
+    in place, a new version is a new file)."""
+    import rasterio
+
+    with rasterio.open(path) as src:
+        return None if src.crs is None else CRS.from_wkt(src.crs.to_wkt())
 
 
 def zonal_stats(
