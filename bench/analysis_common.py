@@ -61,7 +61,7 @@ def row(tool: str, seconds: list[float], *, rss: list[float] | None = None,
 
 
 def ratio(what: str, value: float | None, goal: str) -> dict[str, Any]:
-    return {"what": what, "value": None if value is None else round(value, 3), "goal": goal}
+    return {"what": what, "value": None if value is None else float(f"{value:.4g}"), "goal": goal}
 
 
 def write(name: str, title: str, command: str, rows: list[dict], ratios: list[dict],
