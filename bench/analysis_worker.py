@@ -48,7 +48,7 @@ def overlay_le(catalogue: str, left: str, right: str, by: str, left_by: str) -> 
     return {"total_s": total_s, "areas": areas, "crs": result.crs}
 
 
-def overlay_le_frames(left: str, right: str, by: str, left_by: str) -> dict:
+def overlay_le_frames(left: str, right: str, by: str, left_by: str, dissolve: str = "1") -> dict:
     """landexplorer on the same inputs as the geopandas peer: frames in EPSG:27700."""
     import geopandas as gpd
 
@@ -59,7 +59,7 @@ def overlay_le_frames(left: str, right: str, by: str, left_by: str) -> dict:
     a = gpd.read_file(right, columns=[by])
     load_s = time.perf_counter() - t
     t = time.perf_counter()
-    result = overlay_areas(f, a, by=by, left_by=left_by)
+    result = overlay_areas(f, a, by=by, left_by=left_by, dissolve=dissolve == "1")
     total_s = time.perf_counter() - t
     areas = {f"{k[0]}|{k[1]}": v for k, v in
              result.totals.set_index([left_by, "class"])["area_m2"].items()}
