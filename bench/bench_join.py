@@ -32,7 +32,7 @@ PEERS = {
     "shapely STRtree(points).query(polygons)": [PEER_PY, JOIN_PY, "strtree_points"],
     "PostGIS JOIN + GROUP BY (GiST, 2 workers)": [PEER_PY, JOIN_PY, "postgis", PG_DSN, SQL_JOIN],
 }
-LE = "landexplorer count_points (grid-binned points, prepared polygons)"
+LE = "landexplorer count_points (STRtree on the points, bulk query by polygons)"
 
 
 def main() -> None:

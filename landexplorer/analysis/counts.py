@@ -35,71 +35,17 @@ def point_pairs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(polygon index, point index) pairs where the polygon holds the point.
 
-    Single points are binned on a regular grid with one numpy sort (cheaper than building
-    an R-tree over a million points). Each polygon's bbox covers a band of grid rows, and
-    in each row the candidate points are one contiguous slice of the sorted points, so the
-    candidates come out of a few vectorised passes; a bbox test in numpy drops most of
-    them, and the rest get the exact prepared-geometry test. Layers with multi-points or
-    empty geometries fall back to an STRtree on the points.
+    The tree is built on the points and queried with all polygons in one bulk call, each
+    polygon prepared once. (A numpy grid binning of the points was tried instead of the
+    tree: no faster in a fresh process, since the exact tests of the points inside the
+    polygons' bboxes dominate, and it used more memory.)
     """
-    types = shapely.get_type_id(points)
     if len(points) == 0 or len(polygons) == 0:
         empty = np.zeros(0, dtype=np.intp)
         return empty, empty
-    if not (types == 0).all() or shapely.is_empty(points).any():
-        tree = shapely.STRtree(points)
-        pi, qi = tree.query(polygons, predicate=predicate)  # type: ignore[call-overload]
-        return pi, qi
-    xy = shapely.get_coordinates(points)
-    x, y = xy[:, 0], xy[:, 1]
-    pb = shapely.bounds(polygons)
-    ok = ~np.isnan(pb[:, 0])
-    x0, y0 = float(x.min()), float(y.min())
-    span_x = max(float(x.max()) - x0, 1e-12)
-    span_y = max(float(y.max()) - y0, 1e-12)
-    # four cells per point: fine enough that few candidates fall outside a polygon's bbox
-    ncells = max(1, 4 * len(x))
-    size = max(np.sqrt(span_x * span_y / ncells), 1e-12)
-    nx = int(span_x / size) + 1
-    ny = int(span_y / size) + 1
-    cx = np.minimum(((x - x0) / size).astype(np.int64), nx - 1)
-    cy = np.minimum(((y - y0) / size).astype(np.int64), ny - 1)
-    cell = cy * nx + cx
-    order = np.argsort(cell, kind="stable")
-    starts = np.searchsorted(cell[order], np.arange(nx * ny + 1))
-    # polygon bbox -> cell ranges, clipped to the grid
-    px0 = np.clip(np.floor((pb[:, 0] - x0) / size), 0, nx - 1)
-    px1 = np.clip(np.floor((pb[:, 2] - x0) / size), -1, nx - 1)
-    py0 = np.clip(np.floor((pb[:, 1] - y0) / size), 0, ny - 1)
-    py1 = np.clip(np.floor((pb[:, 3] - y0) / size), -1, ny - 1)
-    inside_grid = (
-        ok
-        & (pb[:, 2] >= x0)
-        & (pb[:, 0] <= x0 + nx * size)
-        & (pb[:, 3] >= y0)
-        & (pb[:, 1] <= y0 + ny * size)
-    )
-    poly = np.flatnonzero(inside_grid & (px1 >= px0) & (py1 >= py0))
-    px0, px1 = px0[poly].astype(np.int64), px1[poly].astype(np.int64)
-    py0, py1 = py0[poly].astype(np.int64), py1[poly].astype(np.int64)
-    nrows = py1 - py0 + 1
-    # one (polygon, grid row) pair per row of each polygon's bbox
-    rp = np.repeat(np.arange(len(poly)), nrows)
-    row = py0[rp] + np.arange(len(rp)) - np.repeat(np.cumsum(nrows) - nrows, nrows)
-    lo = starts[row * nx + px0[rp]]
-    hi = starts[row * nx + px1[rp] + 1]
-    length = hi - lo
-    cp = np.repeat(rp, length)
-    cq = order[
-        np.repeat(lo, length) + np.arange(len(cp)) - np.repeat(np.cumsum(length) - length, length)
-    ]
-    b = pb[poly[cp]]
-    keep = (x[cq] >= b[:, 0]) & (x[cq] <= b[:, 2]) & (y[cq] >= b[:, 1]) & (y[cq] <= b[:, 3])
-    cp, cq = poly[cp[keep]], cq[keep]
-    shapely.prepare(polygons)
-    test = shapely.contains_xy if predicate == "contains" else shapely.intersects_xy
-    hit = test(polygons[cp], x[cq], y[cq])
-    return cp[hit], cq[hit]
+    tree = shapely.STRtree(points)
+    pi, qi = tree.query(polygons, predicate=predicate)  # type: ignore[call-overload]
+    return pi, qi
 
 
 def count_points(

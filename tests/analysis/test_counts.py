@@ -1,4 +1,4 @@
-"""The grid-binned point-in-polygon join agrees with an STRtree join, boundaries included."""
+"""Point-in-polygon counts agree with a plain STRtree join, boundaries and duplicates included."""
 
 from __future__ import annotations
 
