@@ -30,8 +30,13 @@ def _remote_assets(html: str) -> list[str]:
 def comparison_map(demo_store, tmp_path) -> Path:
     if not (LEAFLET_DIST / "leaflet.js").exists():
         pytest.fail("Leaflet is not installed: run `make install` (npm ci in landexplorer/web)")
-    return write_map(demo_store, ["street_trees"], tmp_path / "map.html",
-                     compare=("allotments", "flood_risk"), by="prob_4band")
+    return write_map(
+        demo_store,
+        ["street_trees"],
+        tmp_path / "map.html",
+        compare=("allotments", "flood_risk"),
+        by="prob_4band",
+    )
 
 
 def test_map_html_is_self_contained(comparison_map):
@@ -53,8 +58,9 @@ def test_map_opens_offline_in_a_browser(comparison_map):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=["--no-sandbox", "--disable-gpu"])
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
         context = browser.new_context(offline=True)
         page = context.new_page()
         problems: list[str] = []
@@ -74,8 +80,17 @@ def test_map_opens_offline_in_a_browser(comparison_map):
 
 def test_map_command(capsys, demo_settings, tmp_path):
     target = tmp_path / "out" / "trees.html"
-    code = main(["--data-dir", str(demo_settings.data_dir), "map", "allotments", "greenspace",
-                 "--out", str(target)])
+    code = main(
+        [
+            "--data-dir",
+            str(demo_settings.data_dir),
+            "map",
+            "allotments",
+            "greenspace",
+            "--out",
+            str(target),
+        ]
+    )
     assert code == 0 and target.exists()
     assert _remote_assets(target.read_text(encoding="utf-8")) == []
     code = main(["--data-dir", str(demo_settings.data_dir), "map", "--out", str(target)])
