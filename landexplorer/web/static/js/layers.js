@@ -155,7 +155,8 @@ export class LayerManager {
       attribution: c.attribution || "",
       bbox: bbox || null,
       visible: false,
-      opacity: 1,
+      // a raster covers everything under it: start it see-through
+      opacity: c.itemType === "coverage" ? 0.6 : 1,
       classColumn: undefined,
       seen: new Map(),
       layer: null,

@@ -92,12 +92,12 @@ async function start() {
       status.textContent = plain(error);
     }
   }
-  const wanted = state.layers || DEFAULT_VISIBLE.filter((id) => layers.states.has(id)).map((id) => ({ id, opacity: 1 }));
+  const wanted = state.layers || DEFAULT_VISIBLE.filter((id) => layers.states.has(id)).map((id) => ({ id }));
   if (state.view) map.setView(state.view.center, state.view.zoom);
   else map.fitBounds(TRAFFORD);
   for (const l of wanted) {
     if (!layers.states.has(l.id)) continue;
-    layers.setOpacity(l.id, l.opacity ?? 1);
+    layers.setOpacity(l.id, l.opacity ?? layers.states.get(l.id).opacity);
     layers.setVisible(l.id, true);
   }
   layers.render(); // the panel after the layers: the map's first tiles are already asked for

@@ -36,7 +36,7 @@ export function readHash(hash = location.hash) {
   if (params.has("layers")) {
     out.layers = params.get("layers").split(",").filter(Boolean).map((part) => {
       const [id, opacity] = part.split(":");
-      return { id, opacity: opacity === undefined ? 1 : Math.min(1, Math.max(0, Number(opacity) / 100)) };
+      return { id, opacity: opacity === undefined ? undefined : Math.min(1, Math.max(0, Number(opacity) / 100)) };
     });
   }
   if (params.has("shapes")) out.shapes = decodeShapes(params.get("shapes"));
