@@ -16,9 +16,10 @@ cumulative sum. Everything runs as a few numpy passes over all edges at once.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import shapely
 
-_CHUNK = 2_000_000  # (edge, column) pairs per numpy pass, to bound memory
+_CHUNK = 250_000  # (edge, column) pairs per numpy pass, to bound memory
 
 
 def coverage_fractions(
@@ -90,11 +91,11 @@ def coverage_fractions(
         )
         start = stop
     # Sum the constants down each column (segments of nrows in column-major order).
-    running = np.cumsum(below[:-1])
+    # Each column restarts from zero (a cumulative sum over the whole array minus the
+    # column's start would lose digits to cancellation as the running total grows).
     seg_len = np.repeat(nrows, ncols)
-    seg_start = np.r_[0, np.cumsum(seg_len)[:-1]]
-    before = np.where(seg_start > 0, running[np.maximum(seg_start - 1, 0)], 0.0)
-    column_major = running - np.repeat(before, seg_len)
+    column = np.repeat(np.arange(len(seg_len)), seg_len)
+    column_major = pd.Series(below[:-1]).groupby(column, sort=False).cumsum().to_numpy()
     # Column-major position of each row-major cell.
     z = np.repeat(np.arange(len(zones)), ncells)
     k = np.arange(total) - np.repeat(offsets, ncells)

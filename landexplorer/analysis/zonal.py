@@ -53,6 +53,7 @@ STATS = (
 DEFAULT_STATS = ("count", "mean", "min", "max")
 _SMALL_CELLS = 256  # polygons whose bbox spans at most this many cells go the vectorised way
 _EDGE_CELLS = 50_000_000  # cells in a bbox above which a polygon is rasterised instead
+_ZONES_PER_PASS = 5_000
 _BLOCK = 16  # cells per side of the blocks large polygons are cut into
 _GROUP_CELLS = 2048  # polygons are handled in groups whose bboxes start in one such tile
 
@@ -198,21 +199,23 @@ def compute(
                 valid &= arr != nodata
             valid &= ~np.isnan(arr)
             origin = (t.c + wc0 * dx, t.f - wr0 * dy)
-            z, r, c, w = _cells(
-                zones[members],
-                c0[members] - wc0,
-                c1[members] - wc0,
-                r0[members] - wr0,
-                r1[members] - wr0,
-                origin,
-                dx,
-                dy,
-                method,
-            )
-            keep = valid[r, c] & (w > 0)
-            zone_ids.append(members[z[keep]])
-            vals.append(arr[r[keep], c[keep]])
-            weights.append(w[keep])
+            # a few thousand zones at a time keeps the per-cell arrays small
+            for part in np.array_split(members, -(-len(members) // _ZONES_PER_PASS)):
+                z, r, c, w = _cells(
+                    zones[part],
+                    c0[part] - wc0,
+                    c1[part] - wc0,
+                    r0[part] - wr0,
+                    r1[part] - wr0,
+                    origin,
+                    dx,
+                    dy,
+                    method,
+                )
+                keep = valid[r, c] & (w > 0)
+                zone_ids.append(part[z[keep]])
+                vals.append(arr[r[keep], c[keep]])
+                weights.append(w[keep])
     zi = np.concatenate(zone_ids) if zone_ids else np.zeros(0, np.int64)
     v = np.concatenate(vals) if vals else np.zeros(0)
     w = np.concatenate(weights) if weights else np.zeros(0)
