@@ -9,10 +9,17 @@ ingestion pipeline goes straight in.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from landexplorer.catalog.base import FID, GEOMETRY
+from landexplorer.catalog.sql import quote_ident
+
+GEOM_COLUMN = "geom"
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
 
@@ -117,3 +124,39 @@ def encode_batch(arrays: list[pa.Array]) -> bytes:
             buf[np.arange(payload.size, dtype=np.int64) + shift] = payload
         field_start = field_start + size
     return buf.tobytes()
+
+
+def fill_table(conn: Any, table: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> int:
+    """Create a version table, binary-COPY the batches in, then key and index it."""
+    names = [f.name for f in schema if f.name not in (GEOMETRY, FID)]
+    given_fids = FID in schema.names
+    qtable = quote_ident(table)
+    # only a retired table of a deleted layer can have this name
+    conn.execute(f"DROP TABLE IF EXISTS {qtable}")
+    columns = [f"{FID} bigint NOT NULL"]
+    columns += [f"{quote_ident(n)} {pg_type(schema.field(n).type)}" for n in names]
+    columns.append(f"{GEOM_COLUMN} geometry(Geometry, 4326)")
+    conn.execute(f"CREATE TABLE {qtable} ({', '.join(columns)})")
+    target = ", ".join([FID, *(quote_ident(n) for n in names), GEOM_COLUMN])
+    fid = 0
+    with conn.cursor().copy(f"COPY {qtable} ({target}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(HEADER)
+        for batch in batches:
+            n = batch.num_rows
+            if not n:
+                continue
+            if given_fids:
+                arrays = [batch.column(FID)]
+            else:
+                arrays = [pa.array(range(fid + 1, fid + n + 1), type=pa.int64())]
+            arrays += [batch.column(name) for name in names]
+            arrays.append(batch.column(GEOMETRY))
+            copy.write(encode_batch(arrays))
+            fid += n
+        copy.write(TRAILER)
+    # key and index after the load: one sort instead of a million index updates
+    conn.execute(f"ALTER TABLE {qtable} ADD PRIMARY KEY ({FID})")
+    index = quote_ident(table + "_gix")
+    conn.execute(f"CREATE INDEX {index} ON {qtable} USING gist ({GEOM_COLUMN})")
+    conn.execute(f"ANALYZE {qtable}")
+    return fid

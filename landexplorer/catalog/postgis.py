@@ -19,7 +19,6 @@ catalogue, as in the GeoPackage store.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import shutil
 import threading
@@ -30,10 +29,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from landexplorer.catalog.base import FID, GEOMETRY, BBox, Filter, Query, Store
+from landexplorer.catalog import pgquery
+from landexplorer.catalog.base import FID, GEOMETRY, BBox, Query, Store
 from landexplorer.catalog.gpkg import _COLUMN_TO_ARROW, _check_bbox, column_type, now_iso
 from landexplorer.catalog.model import Column, LayerEntry, check_layer_id
-from landexplorer.catalog.pgcopy import HEADER, TRAILER, encode_batch, pg_type
+from landexplorer.catalog.pgcopy import fill_table
+from landexplorer.catalog.pgquery import GEOM_COLUMN, coerce_filters, redact, select_expr
 from landexplorer.catalog.sql import compile_filters, quote_ident
 from landexplorer.errors import (
     InputError,
@@ -46,7 +47,6 @@ from landexplorer.errors import (
 CATALOG_TABLE = "landexplorer_layers"
 STAGING_TABLE = "landexplorer_staging"
 MIGRATIONS_TABLE = "landexplorer_migrations"
-GEOM_COLUMN = "geom"
 #: Any constant: the advisory lock key that serialises schema migrations.
 _MIGRATION_LOCK = 0x6C616E64
 
@@ -127,7 +127,7 @@ class PostGISStore(Store):
             raise LandExplorerError(
                 "The catalogue database cannot be reached. Check that PostgreSQL is "
                 "running and LANDEXPLORER_DATABASE_URL is right.",
-                detail=_redact(str(exc)),
+                detail=redact(str(exc)),
             ) from exc
 
     @contextlib.contextmanager
@@ -378,7 +378,7 @@ class PostGISStore(Store):
                 entry.storage = f"{entry.id}_v{entry.version}"
                 if old is not None and old.storage == entry.storage:
                     old = None  # re-importing the same version: the table is rebuilt in place
-                self._fill_table(conn, entry.storage, schema, batches)
+                fill_table(conn, entry.storage, schema, batches)
                 names = [f.name for f in schema if f.name not in (GEOMETRY, FID)]
                 entry.columns = [Column(n, column_type(schema.field(n).type)) for n in names]
                 self._finish_version(conn, entry, old)
@@ -393,44 +393,6 @@ class PostGISStore(Store):
         if old is not None and old.storage != entry.storage:
             self._discard(old.storage)
         return entry
-
-    @staticmethod
-    def _fill_table(
-        conn: Any, table: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
-    ) -> int:
-        """Create a version table, binary-COPY the batches in, then key and index it."""
-        names = [f.name for f in schema if f.name not in (GEOMETRY, FID)]
-        given_fids = FID in schema.names
-        qtable = quote_ident(table)
-        # only a retired table of a deleted layer can have this name
-        conn.execute(f"DROP TABLE IF EXISTS {qtable}")
-        columns = [f"{FID} bigint NOT NULL"]
-        columns += [f"{quote_ident(n)} {pg_type(schema.field(n).type)}" for n in names]
-        columns.append(f"{GEOM_COLUMN} geometry(Geometry, 4326)")
-        conn.execute(f"CREATE TABLE {qtable} ({', '.join(columns)})")
-        target = ", ".join([FID, *(quote_ident(n) for n in names), GEOM_COLUMN])
-        fid = 0
-        with conn.cursor().copy(f"COPY {qtable} ({target}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.write(HEADER)
-            for batch in batches:
-                n = batch.num_rows
-                if not n:
-                    continue
-                if given_fids:
-                    arrays = [batch.column(FID)]
-                else:
-                    arrays = [pa.array(range(fid + 1, fid + n + 1), type=pa.int64())]
-                arrays += [batch.column(name) for name in names]
-                arrays.append(batch.column(GEOMETRY))
-                copy.write(encode_batch(arrays))
-                fid += n
-            copy.write(TRAILER)
-        # key and index after the load: one sort instead of a million index updates
-        conn.execute(f"ALTER TABLE {qtable} ADD PRIMARY KEY ({FID})")
-        index = quote_ident(table + "_gix")
-        conn.execute(f"CREATE INDEX {index} ON {qtable} USING gist ({GEOM_COLUMN})")
-        conn.execute(f"ANALYZE {qtable}")
-        return fid
 
     def write_raster(
         self, entry: LayerEntry, cog_path: Path, *, replace: bool = False
@@ -503,7 +465,7 @@ class PostGISStore(Store):
     def where(self, entry: LayerEntry, query: Query, alias: str = "t") -> tuple[str, list[Any]]:
         """The WHERE clause (with ``alias``) and its parameters for a query on a layer."""
         types = {c.name: c.type for c in entry.columns}
-        filters = _coerce(query.filters, types)
+        filters = coerce_filters(query.filters, types)
         geom = f"{alias}.{GEOM_COLUMN}"
 
         def spatial(op: str, wkb: bytes) -> tuple[str, list[Any]]:
@@ -553,7 +515,7 @@ class PostGISStore(Store):
                 else {}
             )
             where, params = self.where(entry, query)
-            cols = [f"t.{FID}", *(_select(n, types[n], pg_types.get(n)) for n in names)]
+            cols = [f"t.{FID}", *(select_expr(n, types[n], pg_types.get(n)) for n in names)]
             cols.append(f"ST_AsBinary(t.{GEOM_COLUMN})")
             sql = f"SELECT {', '.join(cols)} FROM {quote_ident(entry.storage)} AS t{where}"
             sql += f" ORDER BY t.{FID}"
@@ -594,7 +556,7 @@ class PostGISStore(Store):
 
         return self._retrying(layer_id, run)  # type: ignore[no-any-return]
 
-    # ----- push-downs ------------------------------------------------------------------------
+    # ----- push-downs (SQL in landexplorer.catalog.pgquery) ------------------------------
     def vector_tile(
         self,
         layer_id: str,
@@ -606,37 +568,10 @@ class PostGISStore(Store):
         buffer: int = 256,
         properties: Sequence[str] | None = None,
     ) -> bytes | None:
-        """The tile cut by PostGIS (``ST_AsMVTGeom`` + ``ST_AsMVT``): features touching the
-        tile, clipped to it plus ``buffer``, feature ids from ``fid``, layer named by id."""
-
-        def run(entry: LayerEntry) -> bytes:
-            types = {c.name: c.type for c in entry.columns}
-            names = list(properties) if properties is not None else entry.column_names()
-            for name in names:
-                if name not in types:
-                    raise InputError(f"Layer '{layer_id}' has no column called '{name}'.")
-            pg_types = (
-                self._pg_types(entry.storage)
-                if any(types[n] in ("date", "datetime") for n in names)
-                else {}
-            )
-            cols = [f"{_select(n, types[n], pg_types.get(n))} AS {quote_ident(n)}" for n in names]
-            merc, lonlat = _tile_bounds(z, x, y)
-            # both envelopes are bound constants, so PostgreSQL works them out once
-            sql = (
-                "SELECT ST_AsMVT(q, %s, %s, 'geom', 'fid') FROM ("
-                f"SELECT t.{FID}, {''.join(c + ', ' for c in cols)}"
-                f"ST_AsMVTGeom(ST_Transform(t.{GEOM_COLUMN}, 3857), "
-                "ST_MakeEnvelope(%s, %s, %s, %s, 3857), %s, %s, true) AS geom "
-                f"FROM {quote_ident(entry.storage)} AS t "
-                f"WHERE ST_Intersects(t.{GEOM_COLUMN}, ST_MakeEnvelope(%s, %s, %s, %s, 4326))"
-                ") AS q WHERE q.geom IS NOT NULL"
-            )
-            params = (entry.id, extent, *merc, extent, buffer, *lonlat)
-            rows = self._fetch(sql, params, binary=True)
-            return bytes(rows[0][0] or b"")
-
-        return self._retrying(layer_id, run)  # type: ignore[no-any-return]
+        """The tile cut by PostGIS (``ST_AsMVTGeom`` + ``ST_AsMVT``)."""
+        return pgquery.vector_tile(
+            self, layer_id, z, x, y, extent=extent, buffer=buffer, properties=properties
+        )
 
     def count_points_in_polygons(
         self,
@@ -646,122 +581,11 @@ class PostGISStore(Store):
         predicate: str = "intersects",
         bbox: BBox | None = None,
     ) -> pa.Table | None:
-        """Points per polygon as one indexed join in PostGIS: the polygons that hold points
-        are counted in a GROUP BY join that PostgreSQL can run in parallel, and the rest are
-        filled in with zeros (faster than a count per polygon)."""
-        test = {"intersects": "ST_Intersects", "contains": "ST_Contains"}.get(predicate)
-        if test is None:
-            raise InputError("Points can be counted with 'intersects' or 'contains'.")
-        points = self._vector(points_id)
-        if "point" not in points.geometry_type.lower():
-            raise InputError("The second layer must hold points to count.")
-        if "polygon" not in self._vector(polygons_id).geometry_type.lower():
-            raise InputError("The first layer must hold polygons to count points in.")
-
-        def run(polys: LayerEntry) -> pa.Table:
-            where, params = self.where(polys, Query(bbox=bbox), alias="p")
-            inner, inner_params = self.where(polys, Query(bbox=bbox), alias="q")
-            table, pts = quote_ident(polys.storage), quote_ident(points.storage)
-            sql = (
-                f"SELECT p.{FID}, coalesce(c.n, 0) FROM {table} AS p LEFT JOIN ("
-                f"SELECT q.{FID}, count(*) AS n FROM {table} AS q JOIN {pts} AS t "
-                f"ON {test}(q.{GEOM_COLUMN}, t.{GEOM_COLUMN}){inner} "
-                f"GROUP BY q.{FID}) AS c ON c.{FID} = p.{FID}{where} ORDER BY p.{FID}"
-            )
-            params = [*inner_params, *params]
-            rows = self._fetch(sql, params, binary=True)
-            fids, counts = zip(*rows, strict=True) if rows else ((), ())
-            return pa.table(
-                {FID: pa.array(fids, pa.int64()), "count": pa.array(counts, pa.int64())}
-            )
-
-        return self._retrying(polygons_id, run)  # type: ignore[no-any-return]
+        """Points per polygon as one indexed join in PostGIS."""
+        return pgquery.count_points_in_polygons(
+            self, polygons_id, points_id, predicate=predicate, bbox=bbox
+        )
 
     def table_name(self, layer_id: str) -> str:
         """The table of a layer's current version (for SQL-level readers)."""
         return self._vector(layer_id).storage
-
-
-_HALF_WORLD = 20037508.342789244  # WebMercator metres from the origin to the edge
-
-
-def _tile_bounds(z: int, x: int, y: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """A WebMercatorQuad tile's bounds in EPSG:3857 metres and in lon/lat degrees."""
-    if not (0 <= z <= 30 and 0 <= x < 2**z and 0 <= y < 2**z):
-        raise InputError(f"There is no tile {z}/{x}/{y}.")
-    size = 2 * _HALF_WORLD / 2**z
-    west, south = -_HALF_WORLD + x * size, _HALF_WORLD - (y + 1) * size
-    merc = (west, south, west + size, south + size)
-
-    def lat(row: int) -> float:
-        return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * row / 2**z))))
-
-    lonlat = (x / 2**z * 360 - 180, lat(y + 1), (x + 1) / 2**z * 360 - 180, lat(y))
-    return merc, lonlat
-
-
-def _select(name: str, kind: str, pg: str | None) -> str:
-    """A column as the GeoPackage store returns it (dates and times as ISO text)."""
-    col = f"t.{quote_ident(name)}"
-    if kind == "date" and pg == "date":
-        return f"to_char({col}, 'YYYY-MM-DD')"
-    if kind == "datetime" and pg and pg.startswith("timestamp with time zone"):
-        return f"to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-    if kind == "datetime" and pg and pg.startswith("timestamp"):
-        return f"to_char({col}, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS')"
-    if kind in ("date", "datetime"):
-        return f"{col}::text"
-    return col
-
-
-def _coerce(filters: Iterable[Filter], types: dict[str, str]) -> list[Filter]:
-    """Give filter values the Python type of their column, as PostgreSQL is strict about it.
-
-    SQLite compares a text column with the number 5 happily; PostgreSQL refuses, so a value
-    meant for a text column becomes text and one meant for a number becomes a number.
-    """
-    out: list[Filter] = []
-    for f in filters:
-        op = f.op.lower()
-        if op in ("and", "or", "not"):
-            out.append(Filter(f.column, f.op, tuple(_coerce(f.value, types))))
-            continue
-        kind = types.get(f.column)
-        if kind is None or op in ("isnull", "notnull", "intersects"):
-            out.append(f)
-            continue
-        value = f.value
-        if op in ("in", "between"):
-            value = [_coerce_value(v, kind) for v in value]
-        else:
-            value = _coerce_value(value, kind)
-        out.append(Filter(f.column, f.op, value))
-    return out
-
-
-def _coerce_value(value: Any, kind: str) -> Any:
-    if value is None:
-        return None
-    try:
-        if kind == "string":
-            return value if isinstance(value, str) else str(value)
-        if kind == "integer":
-            if isinstance(value, float) and not value.is_integer():
-                return value
-            return int(value)
-        if kind == "number":
-            return float(value)
-        if kind == "boolean" and isinstance(value, str):
-            return value.strip().lower() in ("1", "true", "yes", "t")
-        if kind in ("date", "datetime"):
-            return str(value)
-    except (TypeError, ValueError):
-        raise InputError(f"'{value}' cannot be compared with a {kind} column.") from None
-    return value
-
-
-def _redact(text: str) -> str:
-    """Connection errors can echo the URL; never log a password."""
-    import re
-
-    return re.sub(r"(postgres(?:ql)?://[^:/@]*:)[^@]*@", r"\1***@", text)
