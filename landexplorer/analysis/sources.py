@@ -9,6 +9,7 @@ PostGIS push-down can be added beside the GeoPackage one.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -258,15 +259,19 @@ def _fast_read(
         return None
     import pyogrio
 
-    table_name = store.table_name(layer_id)
-    cols = list(columns) if columns is not None else None
-    _, table = pyogrio.read_arrow(
-        str(store.path),  # type: ignore[attr-defined]
-        layer=table_name,
-        columns=cols,
-        bbox=bbox,
-        return_fids=True,
-    )
+    # GDAL's SQLite does not see the store's locks: hold the store's read gate meanwhile, so
+    # no writer in this process changes (or retires) the table under GDAL's feet
+    reading = getattr(store, "reading", None)
+    with reading() if reading is not None else contextlib.nullcontext():
+        table_name = store.table_name(layer_id)
+        cols = list(columns) if columns is not None else None
+        _, table = pyogrio.read_arrow(
+            str(store.path),  # type: ignore[attr-defined]
+            layer=table_name,
+            columns=cols,
+            bbox=bbox,
+            return_fids=True,
+        )
     geom_name = table.schema.names[-1]
     table = table.rename_columns([*table.schema.names[:-1], GEOMETRY])
     if geom_name != GEOMETRY:
