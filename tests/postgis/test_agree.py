@@ -92,14 +92,15 @@ def test_trees_in_flood_match_sources_md(pair: Pair) -> None:
         assert inside == 532
 
 
-def test_overlay_areas_match_geopandas(pair: Pair, real_data) -> None:  # type: ignore[no-untyped-def]
-    """Areas measured from the PostGIS store agree with geopandas.overlay in EPSG:27700 to
-    1e-6 relative, and with SOURCES.md (flooded allotment area, High band: 13,084 m2)."""
+def test_overlay_areas_agree_with_geopandas(pair: Pair, real_data) -> None:  # type: ignore[no-untyped-def]
+    """Areas measured from either store agree with each other and with geopandas.overlay in
+    EPSG:27700 to 1e-6 relative, and with SOURCES.md (flooded allotment area, High band:
+    13,084 m2)."""
     import geopandas as gpd
 
     from landexplorer.analysis.overlay import overlay_areas
 
-    _, pg = pair
+    gpkg, pg = pair
     left = gpd.read_file(real_data / "allotments" / "trafford_allotments.geojson")
     right = gpd.read_file(real_data / "flood_risk_rofrs" / "trafford_rofrs_2018.geojson")
     left, right = left.to_crs(27700), shapely_valid(right.to_crs(27700))
@@ -111,6 +112,10 @@ def test_overlay_areas_match_geopandas(pair: Pair, real_data) -> None:  # type: 
     for band, m2 in reference.items():
         assert got[band] == pytest.approx(m2, rel=1e-6), band
     assert got["High"] == pytest.approx(13_084, abs=1.0)
+    # and the GeoPackage store's answer (its own fast read path) is the same
+    other = overlay_areas("allotments", "flood", store=gpkg, by="prob_4band", dissolve=False)
+    for band, m2 in zip(other.totals["class"], other.totals["area_m2"], strict=True):
+        assert got[band] == pytest.approx(m2, rel=1e-6), band
 
 
 def shapely_valid(frame):  # type: ignore[no-untyped-def]
