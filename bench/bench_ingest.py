@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import sys
 import time
@@ -50,6 +51,9 @@ BIG_COPIES = 2 if QUICK else int(os.environ.get("BENCH_INGEST_BIG_COPIES", "10")
 GEOJSON_COPIES = 1 if QUICK else int(os.environ.get("BENCH_INGEST_GEOJSON_COPIES", "8"))
 RESULT = ROOT / "bench" / "results" / "ingest.json"
 COMMAND = "BENCH_ONLY=ingest make bench"
+# which parts run (1m, big, geojson); the others are taken from the last results file
+PARTS = os.environ.get("BENCH_INGEST_PARTS", "1m big geojson").split()
+_ID = re.compile(r'"id": (\d+)')
 
 # the catalogue must be the GeoPackage one, whatever the caller's environment says
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("LANDEXPLORER_")}
@@ -95,7 +99,7 @@ def make_big_csv(copies: int) -> Path:
 
 def make_big_geojson(copies: int) -> Path:
     """The 100k flood polygons as one GeoJSON FeatureCollection, repeated ``copies`` times."""
-    out = SCRATCH / f"polys_{copies}x100k.geojson"
+    out = SCRATCH / f"polys_{copies}x100k_v2.geojson"
     if out.exists():
         return out
     one = SCRATCH / "polys_100k.geojson"
@@ -117,6 +121,10 @@ def make_big_geojson(copies: int) -> Path:
         for k in range(copies):
             for i, feature in enumerate(features):
                 tail = "" if (k == copies - 1 and i == len(features) - 1) else ","
+                # ids stay unique across copies: ogr2ogr takes the "id" property as the FID
+                feature = _ID.sub(
+                    lambda m, k=k: f'"id": {int(m.group(1)) + k * 100_000}', feature, count=1
+                )
                 fh.write(feature + tail + "\n")
         fh.write("\n".join(lines[last + 1 :]) + "\n")
     part_path.rename(out)
@@ -405,6 +413,16 @@ def make_row(tool: str, size: str, n: int, recs: list[dict], notes: str) -> dict
     }
 
 
+def runs_for(part: str, tools: dict[str, dict], previous: dict) -> dict[str, list[dict]]:
+    """Run a part now, or take its runs from the last results file (BENCH_INGEST_PARTS)."""
+    if part in PARTS:
+        return run_rounds(tools, ROUNDS)
+    if part not in previous.get("runs", {}):
+        raise SystemExit(f"part '{part}' was not run and no earlier result holds it")
+    log(f"part '{part}': runs taken from {RESULT} ({previous.get('when')})")
+    return previous["runs"][part]
+
+
 def main() -> None:
     SCRATCH.mkdir(parents=True, exist_ok=True)
     if not CSV_1M.exists():
@@ -417,7 +435,8 @@ def main() -> None:
     # 1. the goal workload: 1M points, landexplorer and the peers interleaved
     tools = {"landexplorer ingest": landexplorer_tool(CSV_1M, "1m", n1, extent1)}
     tools.update(peer_tools(CSV_1M, n1))
-    runs_1m = run_rounds(tools, ROUNDS)
+    previous = json.loads(RESULT.read_text()) if RESULT.exists() else {}
+    runs_1m = runs_for("1m", tools, previous)
     for name, recs in runs_1m.items():
         rows.append(make_row(name, "1M points CSV (70 MB)", n1, recs, tools[name]["notes"]))
 
@@ -425,7 +444,7 @@ def main() -> None:
     big = make_big_csv(BIG_COPIES)
     nb, extent_b = csv_extent(big)
     big_tools = {"landexplorer ingest": landexplorer_tool(big, "big", nb, extent_b)}
-    runs_big = run_rounds(big_tools, ROUNDS)
+    runs_big = runs_for("big", big_tools, previous)
     size_b = f"{nb / 1e6:.0f}M points CSV ({big.stat().st_size / 2**20:.0f} MB)"
     rows.append(
         make_row(
@@ -444,7 +463,7 @@ def main() -> None:
         "landexplorer ingest": {**landexplorer_tool(gj, "geojson", ng, None)},
         "ogr2ogr (Debian GDAL 3.6)": geojson_peer(gj, ng),
     }
-    runs_gj = run_rounds(gj_tools, ROUNDS)
+    runs_gj = runs_for("geojson", gj_tools, previous)
     size_g = f"{ng / 1e3:.0f}k polygons GeoJSON ({gj.stat().st_size / 2**20:.0f} MB)"
     for name, recs in runs_gj.items():
         rows.append(make_row(name, size_g, ng, recs, gj_tools[name]["notes"]))
@@ -534,6 +553,16 @@ def main() -> None:
             f"average {n['loadavg_before'][0]} -> {n['loadavg_after'][0]}, steal "
             f"{n['steal_pct']} %. The machine is shared with other engineers' runs: quote "
             "medians and compare tools within the run, not across runs."
+            + (
+                ""
+                if set(PARTS) >= {"1m", "big", "geojson"}
+                else f" Parts run at {started}: {', '.join(PARTS)}; the others are from the "
+                f"run of {previous.get('when')} (noise then: {previous.get('noise_text', '-')})."
+            )
+        ),
+        "noise_text": (
+            f"CPU probe {n['probe_before_ms']} -> {n['probe_after_ms']} ms, load average "
+            f"{n['loadavg_before'][0]} -> {n['loadavg_after'][0]}"
         ),
         "env": env_info(),
         "runs": {"1m": runs_1m, "big": runs_big, "geojson": runs_gj},
