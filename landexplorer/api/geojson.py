@@ -37,19 +37,12 @@ def features(table: pa.Table, crs_uri: str | None = None) -> list[dict[str, Any]
     """GeoJSON Feature dicts (geometry as pre-encoded fragments)."""
     geoms = geometry_fragments(table, crs_uri)
     names = [n for n in table.column_names if n not in (FID, GEOMETRY)]
-    columns = [table.column(n).to_pylist() for n in names]
+    props = table.select(names).to_pylist()  # row dicts made by Arrow in C++
     fids = table.column(FID).to_pylist()
-    out = []
-    for i, fid in enumerate(fids):
-        out.append(
-            {
-                "type": "Feature",
-                "id": fid,
-                "geometry": geoms[i],
-                "properties": {n: c[i] for n, c in zip(names, columns, strict=True)},
-            }
-        )
-    return out
+    return [
+        {"type": "Feature", "id": fid, "geometry": geom, "properties": row}
+        for fid, geom, row in zip(fids, geoms, props, strict=True)
+    ]
 
 
 def feature_collection(
