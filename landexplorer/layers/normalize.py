@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -41,6 +43,11 @@ from landexplorer.layers.readers import RawBatch, VectorSource
 POINT, LINE, POLYGON = "point", "line", "polygon"
 _FAMILY_OF_TYPE_ID = {0: POINT, 4: POINT, 1: LINE, 2: LINE, 5: LINE, 3: POLYGON, 6: POLYGON}
 _FAMILY_TYPE_IDS = {POINT: (0, 4), LINE: (1, 2, 5), POLYGON: (3, 6)}
+_MULTI_BUILDERS: dict[str, Callable[..., Any]] = {
+    POINT: shapely.multipoints,
+    LINE: shapely.multilinestrings,
+    POLYGON: shapely.multipolygons,
+}
 # PostgreSQL's system columns too, so that every layer can move to the PostGIS store.
 _PG_SYSTEM = {"ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"}
 _RESERVED = {"fid", "geom", "geometry", "ogc_fid", "rowid", "oid"} | _PG_SYSTEM
@@ -305,8 +312,7 @@ class Normalizer:
         rebuilt = np.full(len(rows), None, dtype=object)
         if good.any():
             parts, index = parts[good], index[good]
-            build = {POINT: shapely.multipoints, LINE: shapely.multilinestrings,
-                     POLYGON: shapely.multipolygons}[self.family]
+            build: Callable[..., Any] = _MULTI_BUILDERS[self.family]
             merged = np.asarray(build(parts, indices=index))
             present = np.unique(index)
             rebuilt[present] = merged[present]
