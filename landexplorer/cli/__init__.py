@@ -6,10 +6,12 @@ import signal
 import sys
 from types import FrameType
 
-from landexplorer.cli import analysis_cmd  # noqa: F401 - registers commands
-from landexplorer.cli import layers_cmd  # noqa: F401 - registers commands
-from landexplorer.cli import migrate_cmd  # noqa: F401 - registers commands
-from landexplorer.cli import serve_cmd  # noqa: F401 - registers commands
+from landexplorer.cli import (
+    analysis_cmd,  # noqa: F401 - registers commands
+    layers_cmd,  # noqa: F401 - registers commands
+    migrate_cmd,  # noqa: F401 - registers commands
+    serve_cmd,  # noqa: F401 - registers commands
+)
 from landexplorer.cli.app import app, err, state
 from landexplorer.errors import LandExplorerError
 
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         if state.debug and exc.detail:
             err.print(f"[dim]{exc.detail}[/]")
         return 1
-    except Exception as exc:  # noqa: BLE001 - the last line of defence for users
+    except Exception as exc:
         # typer ships its own click: recognise its usage errors, exits and aborts by shape
         name = type(exc).__name__
         code = getattr(exc, "exit_code", None)

@@ -183,9 +183,7 @@ class Normalizer:
     def _attributes(self, attrs: pa.RecordBatch) -> pa.RecordBatch:
         if self.columns is None:
             self.columns = safe_column_names(attrs.schema.names)
-            self.report.renamed_columns.update(
-                {k: v for k, v in self.columns.items() if k != v}
-            )
+            self.report.renamed_columns.update({k: v for k, v in self.columns.items() if k != v})
             self._types = {f.name: _storable(f) for f in attrs.schema}
         arrays = []
         names = []
