@@ -3,11 +3,6 @@ replaced under a running app; and GDAL's MVT driver reading a tile from a live s
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +15,7 @@ from landexplorer.api import create_app
 from landexplorer.catalog import Store
 from landexplorer.layers.ingest import IngestOptions, ingest
 from landexplorer.settings import Settings
+from tests.live import serve
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -144,42 +140,11 @@ def test_replacing_a_layer_serves_new_tiles_at_once(
         assert "grade" in features[0]["properties"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def live(tile_settings: Settings) -> Iterator[str]:
     """``landexplorer serve`` (2 workers) on a free loopback port."""
-    port = _free_port()
-    data_dir = str(tile_settings.data_dir)
-    env = {**os.environ, "LANDEXPLORER_DATA_DIR": data_dir}
-    cmd = [sys.executable, "-m", "landexplorer.cli", "--data-dir", data_dir, "serve",
-           "--port", str(port), "--workers", "2", "--log-level", "warning"]  # fmt: skip
-    log = Path(data_dir).parent / f"serve-{port}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/conformance", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
+    with serve(tile_settings.data_dir, workers=2) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_gdal_mvt_driver_reads_a_served_tile(live: str, tile_store: Store) -> None:

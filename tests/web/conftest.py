@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +15,7 @@ import httpx
 import pytest
 
 from landexplorer.settings import Settings
+from tests.live import serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
@@ -29,12 +26,6 @@ LAUNCH_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 WEB_DIR = Path(__file__).resolve().parents[2] / "landexplorer" / "web" / "node_modules"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -65,37 +56,9 @@ def web_server(
         pytest.skip(message)
     data_dir = tmp_path_factory.mktemp("web") / "data"
     shutil.copytree(demo_gpkg_settings.data_dir, data_dir)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "LANDEXPLORER_DATA_DIR": str(data_dir),
-        "LANDEXPLORER_BASEMAP": "none",
-        "LANDEXPLORER_WRITE_TOKEN": TOKEN,
-    }
-    cmd = [sys.executable, "-m", "landexplorer.cli", "--data-dir", str(data_dir),
-           "serve", "--port", str(port), "--log-level", "warning"]  # fmt: skip
-    log = data_dir.parent / f"serve-{port}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/config.json", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
+    env = {"LANDEXPLORER_BASEMAP": "none", "LANDEXPLORER_WRITE_TOKEN": TOKEN}
+    with serve(data_dir, env=env, ready_path="/config.json") as url:
         yield LiveServer(url, data_dir)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="session")
