@@ -35,7 +35,7 @@ import shapely
 from landexplorer.catalog.base import FID, GEOMETRY, Query, Store
 from landexplorer.catalog.gate import gate_for
 from landexplorer.catalog.model import Column, LayerEntry, check_layer_id
-from landexplorer.catalog.sql import compile_filters, quote_ident
+from landexplorer.catalog.sql import catalog_upsert, catalog_values, compile_filters, quote_ident
 from landexplorer.errors import InputError, LandExplorerError, LayerExists, LayerNotFound, StoreBusy
 
 CATALOG_TABLE = "landexplorer_layers"
@@ -240,28 +240,8 @@ class GeoPackageStore(Store):
 
     def _save_entry(self, conn: sqlite3.Connection, entry: LayerEntry) -> None:
         conn.execute(
-            f"INSERT INTO {CATALOG_TABLE} (id, title, kind, data_type, visibility, licence, "
-            "attribution, version, feature_count, storage, updated, entry) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
-            "title=excluded.title, kind=excluded.kind, data_type=excluded.data_type, "
-            "visibility=excluded.visibility, licence=excluded.licence, "
-            "attribution=excluded.attribution, version=excluded.version, "
-            "feature_count=excluded.feature_count, storage=excluded.storage, "
-            "updated=excluded.updated, entry=excluded.entry",
-            (
-                entry.id,
-                entry.title,
-                entry.kind,
-                entry.data_type,
-                entry.visibility,
-                entry.licence,
-                entry.attribution,
-                entry.version,
-                entry.feature_count,
-                entry.storage,
-                entry.updated,
-                json.dumps(entry.to_dict()),
-            ),
+            catalog_upsert(CATALOG_TABLE, "?"),
+            (*catalog_values(entry), json.dumps(entry.to_dict())),
         )
 
     def update_metadata(self, layer_id: str, **fields: Any) -> LayerEntry:

@@ -35,7 +35,7 @@ from landexplorer.catalog.gpkg import _COLUMN_TO_ARROW, _check_bbox, column_type
 from landexplorer.catalog.model import Column, LayerEntry, check_layer_id
 from landexplorer.catalog.pgcopy import fill_table
 from landexplorer.catalog.pgquery import GEOM_COLUMN, coerce_filters, redact, select_expr
-from landexplorer.catalog.sql import compile_filters, quote_ident
+from landexplorer.catalog.sql import catalog_upsert, catalog_values, compile_filters, quote_ident
 from landexplorer.errors import (
     InputError,
     LandExplorerError,
@@ -229,28 +229,7 @@ class PostGISStore(Store):
         from psycopg.types.json import Jsonb
 
         conn.execute(
-            f"INSERT INTO {CATALOG_TABLE} (id, title, kind, data_type, visibility, licence, "
-            "attribution, version, feature_count, storage, updated, entry) "
-            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (id) DO UPDATE SET "
-            "title=excluded.title, kind=excluded.kind, data_type=excluded.data_type, "
-            "visibility=excluded.visibility, licence=excluded.licence, "
-            "attribution=excluded.attribution, version=excluded.version, "
-            "feature_count=excluded.feature_count, storage=excluded.storage, "
-            "updated=excluded.updated, entry=excluded.entry",
-            (
-                entry.id,
-                entry.title,
-                entry.kind,
-                entry.data_type,
-                entry.visibility,
-                entry.licence,
-                entry.attribution,
-                entry.version,
-                entry.feature_count,
-                entry.storage,
-                entry.updated,
-                Jsonb(entry.to_dict()),
-            ),
+            catalog_upsert(CATALOG_TABLE, "%s"), (*catalog_values(entry), Jsonb(entry.to_dict()))
         )
 
     def update_metadata(self, layer_id: str, **fields: Any) -> LayerEntry:

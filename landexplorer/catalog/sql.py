@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from landexplorer.catalog.base import Filter
+from landexplorer.catalog.model import LayerEntry
 from landexplorer.errors import InputError
 
 _COMPARISONS = {"=", "<>", "!=", "<", "<=", ">", ">="}
@@ -95,3 +96,29 @@ def compile_filters(
         else:
             raise InputError(f"'{f.op}' is not a comparison landexplorer understands.")
     return clauses, params
+
+
+#: The catalogue table's columns: searchable copies of an entry's main fields, then the
+#: whole entry as JSON (the same in every store).
+CATALOG_COLUMNS = (
+    "id", "title", "kind", "data_type", "visibility", "licence", "attribution", "version",
+    "feature_count", "storage", "updated", "entry",
+)  # fmt: skip
+
+
+def catalog_upsert(table: str, placeholder: str) -> str:
+    """``INSERT ... ON CONFLICT (id) DO UPDATE`` of one catalogue row (SQLite and PostgreSQL)."""
+    names = ", ".join(CATALOG_COLUMNS)
+    marks = ", ".join([placeholder] * len(CATALOG_COLUMNS))
+    updates = ", ".join(f"{c}=excluded.{c}" for c in CATALOG_COLUMNS if c != "id")
+    return (
+        f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}"
+    )
+
+
+def catalog_values(entry: LayerEntry) -> tuple[Any, ...]:
+    """The row's values but the last (the entry as JSON, which each store wraps its own way)."""
+    return (
+        entry.id, entry.title, entry.kind, entry.data_type, entry.visibility, entry.licence,
+        entry.attribution, entry.version, entry.feature_count, entry.storage, entry.updated,
+    )  # fmt: skip
