@@ -105,7 +105,7 @@ def file_checksum(paths: Sequence[Path]) -> str:
 #: Geometry bytes (WKB) normalised at a time. Repair and reprojection hold several copies
 #: of a batch's geometries as shapely objects, so batches of large polygons are cut to this
 #: size to keep memory flat whatever the file holds (points are never cut).
-MAX_BATCH_WKB_BYTES = 4 * 1024 * 1024
+MAX_BATCH_WKB_BYTES = 2 * 1024 * 1024
 
 
 def _bounded(batch: RawBatch) -> Iterator[RawBatch]:
@@ -130,7 +130,7 @@ def _bounded(batch: RawBatch) -> Iterator[RawBatch]:
 
 
 #: Bytes of normalised rows handed to the store at a time (with at most batch_size rows).
-MAX_WRITE_BATCH_BYTES = 8 * 1024 * 1024
+MAX_WRITE_BATCH_BYTES = 4 * 1024 * 1024
 
 
 def _coalesced(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:

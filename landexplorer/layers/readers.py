@@ -246,7 +246,7 @@ def _csv_header(path: Path) -> tuple[list[str], str]:
     return [c.strip().strip('"') for c in first.split(delimiter)], delimiter
 
 
-_MAX_CSV_BLOCK = 1024 * 1024
+_MAX_CSV_BLOCK = 512 * 1024
 # Features per batch read through GDAL: GDAL's readers (GeoJSON in particular) hold a batch
 # as features and as Arrow at once; 8192 keeps a 400 MB GeoJSON ingest under 300 MB.
 _MAX_OGR_BATCH = 8192
@@ -325,7 +325,7 @@ def _open_csv(path: Path, options: ReadOptions) -> VectorSource:
         },
     )
     # pyarrow reads CSV in blocks of bytes: size them so a block holds about batch_size rows,
-    # but at most 1 MiB, because its streaming reader keeps up to 32 blocks read ahead in
+    # but at most 512 KiB, because its streaming reader keeps up to 32 blocks read ahead in
     # its own threads (that read-ahead is what overlaps parsing with the GeoPackage write):
     # memory is then about 32 blocks, whatever the size of the file.
     block = max(64 * 1024, min(_MAX_CSV_BLOCK, options.batch_size * _row_bytes(path)))
