@@ -29,8 +29,9 @@ from landexplorer.analysis.sources import (
     geometry_kind,
     layer_bounds,
     load,
+    source_of,
 )
-from landexplorer.catalog.base import BBox, Store
+from landexplorer.catalog.base import FID, GEOMETRY, BBox, Query, Store
 from landexplorer.errors import InputError
 
 PREDICATES = ("intersects", "within", "contains", "within-distance", "nearest")
@@ -167,12 +168,19 @@ def compare(
         raise InputError("k (how many nearest features) must be 1 or more.")
     k = (k or 1) if predicate == "nearest" else None
 
-    lf = load(left, store, bbox=bbox, columns=left_columns)
     want_right = (
         None
         if right_columns is None
         else list(dict.fromkeys([*right_columns, *([by] if by else [])]))
     )
+    if store is not None and isinstance(left, str) and isinstance(right, str):
+        # a store with a spatial database finds (and measures) the pairs in SQL
+        pushed = _in_store(
+            store, left, right, predicate, distance, by, bbox, left_columns, want_right, overlap
+        )
+        if pushed is not None:
+            return pushed
+    lf = load(left, store, bbox=bbox, columns=left_columns)
     if by is not None and want_right is None:
         _check_column(right, store, by)
     left_box = lf.bounds
@@ -234,6 +242,95 @@ def compare(
         k=k,
         notes=notes,
     )
+
+
+def _in_store(
+    store: Store,
+    left: str,
+    right: str,
+    predicate: str,
+    distance: float | None,
+    by: str | None,
+    bbox: BBox | None,
+    left_columns: Sequence[str] | None,
+    right_columns: Sequence[str] | None,
+    overlap: bool,
+) -> Comparison | None:
+    """The comparison with its pairs found and measured by the store in SQL, or None (the
+    Python path answers then, with its own checks). Same read boxes, metric CRS, pair
+    order and frames as the Python path; only the matched features are read back."""
+    if predicate == "nearest":
+        return None  # k nearest in metres: the Python path (see docs/postgis.md)
+    lnames, rnames = store.get(left).column_names(), store.get(right).column_names()
+    if any(c not in lnames for c in left_columns or []) or any(
+        c not in rnames for c in [*(right_columns or []), *([by] if by else [])]
+    ):
+        return None  # the Python path says which column is missing
+    ls = store.summarise_features(left, bbox)
+    if ls is None:
+        return None
+    left_box = ls.bounds
+    right_box = (
+        None
+        if left_box is None
+        else expand_bbox(left_box, float(distance or 0.0))
+        if predicate == "within-distance"
+        else left_box
+    )
+    read_box = right_box if right_box is not None else (0.0, 0.0, 0.0, 0.0)
+    rs = store.summarise_features(right, read_box)
+    if rs is None:
+        return None
+    crs = metric.choose_metric_crs(left_box or layer_bounds(left, store), rs.bounds)
+    topological = predicate in ("intersects", "within", "contains")
+    pairs = store.compare_sql(
+        left, right, crs=metric.name(crs), predicate=predicate, distance=distance,
+        bbox=bbox, right_bbox=read_box, overlap=overlap and topological,
+    )  # fmt: skip
+    if pairs is None:
+        return None
+    lfid = pairs.column("left_fid").to_numpy()
+    rfid = pairs.column("right_fid").to_numpy()
+    lf = _read_fids(store, left, np.unique(lfid), left_columns)
+    rf = _read_fids(store, right, np.unique(rfid), right_columns)
+    li = np.searchsorted(lf.attrs.index.to_numpy(), lfid)
+    rj = np.searchsorted(rf.attrs.index.to_numpy(), rfid)
+    matches = _pairs_frame(lf, rf, li, rj)
+    if predicate == "within-distance":
+        matches["distance_m"] = pairs.column("distance_m").to_numpy()
+    if overlap and topological and len(li):
+        lk, rk = geometry_kind(lf.geoms[li]), geometry_kind(rf.geoms[rj])
+        if rk == "polygon" and lk in ("polygon", "line"):
+            name = "overlap_m2" if lk == "polygon" else "overlap_m"
+            matches[name] = pairs.column("overlap").to_numpy(zero_copy_only=False)
+    gdf = gpd.GeoDataFrame(matches, geometry=lf.geoms[li], crs="EPSG:4326")
+    return Comparison(
+        matches=gdf,
+        summary=summarise(gdf, by),
+        predicate=predicate,
+        left_total=ls.count,
+        left_matched=len(np.unique(li)),
+        crs=metric.name(crs),
+        sources=[source_of(left, store), source_of(right, store)],
+        by=by,
+        distance_m=distance,
+        k=None,
+        notes=[],
+    )
+
+
+def _read_fids(
+    store: Store, layer_id: str, fids: np.ndarray, columns: Sequence[str] | None
+) -> Features:
+    """The features with these ids (fid order), as ``load`` gives them."""
+    table = store.read_arrow(layer_id, Query(fids=fids.tolist(), columns=columns))
+    geoms = shapely.from_wkb(table.column(GEOMETRY).to_numpy(zero_copy_only=False))
+    attrs = pd.DataFrame(
+        {n: table.column(n).to_pandas() for n in table.schema.names if n not in (FID, GEOMETRY)},
+        index=pd.RangeIndex(table.num_rows),
+    )
+    attrs.index = pd.Index(table.column(FID).to_numpy(), name=FID)
+    return Features(np.asarray(geoms, dtype=object), attrs, source_of(layer_id, store))
 
 
 def _mask(idx: np.ndarray, n: int) -> np.ndarray:

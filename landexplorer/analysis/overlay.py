@@ -18,7 +18,7 @@ import shapely
 from landexplorer.analysis import metric
 from landexplorer.analysis.compare import candidate_pairs
 from landexplorer.analysis.results import Overlay
-from landexplorer.analysis.sources import LayerLike, load
+from landexplorer.analysis.sources import LayerLike, load, source_of
 from landexplorer.catalog.base import BBox, Store
 from landexplorer.errors import InputError
 
@@ -52,7 +52,14 @@ def overlay_areas(
 
     >>> o = overlay_areas("allotments", "flood_risk", store=store, by="prob_4band")
     >>> o.totals      # class, features, area_m2, area_ha, share
+
+    A store backed by a spatial database measures catalogue layers in SQL
+    (``Store.overlay_areas_sql``), with the same CRS and the same answers.
     """
+    if store is not None and isinstance(left, str) and isinstance(right, str) and not keep_pieces:
+        pushed = _in_store(store, left, right, by, left_by, bbox, dissolve)
+        if pushed is not None:
+            return pushed
     lf = load(left, store, bbox=bbox, columns=[left_by] if left_by else [])
     box = lf.bounds
     # a catalogue layer is read only around the left features; a frame is used as given
@@ -71,7 +78,7 @@ def overlay_areas(
         )
     if kind == "empty":
         kind = "polygon"
-    measure, amount_col, big_col, big_div = _UNITS[kind]
+    measure, amount_col, _, _ = _UNITS[kind]
     crs = metric.choose_metric_crs(lf.bounds, rf.bounds)
     lm = metric.project_features(lf, crs)
     rm = metric.project_features(rf, crs)
@@ -109,27 +116,13 @@ def overlay_areas(
         )[amount_col].sum()
     )
     per = per[per[amount_col] > 0].reset_index(drop=True)
-    whole = pd.Series(left_measure, index=fids)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per["share"] = per[amount_col].to_numpy() / whole.loc[per["left_fid"]].to_numpy()
-    if big_col:
-        per.insert(len(per.columns) - 1, big_col, per[amount_col] / big_div)
-
-    keys = [*([left_by] if left_by else []), "class"]
-    totals = (
-        per.groupby(keys, sort=True, dropna=False)
-        .agg(features=("left_fid", "nunique"), **{amount_col: (amount_col, "sum")})
-        .reset_index()
+    whole = pd.Series(left_measure, index=fids).loc[per["left_fid"]].to_numpy()
+    group_total = (
+        pd.Series(left_measure).groupby(lf.attrs[left_by].to_numpy()).sum() if left_by else None
     )
-    if left_by:
-        group_total = pd.Series(left_measure).groupby(lf.attrs[left_by].to_numpy()).sum()
-        denominators = group_total.reindex(totals[left_by]).to_numpy()
-    else:
-        denominators = np.full(len(totals), left_measure.sum())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        totals["share"] = totals[amount_col].to_numpy() / denominators
-    if big_col:
-        totals.insert(len(totals.columns) - 1, big_col, totals[amount_col] / big_div)
+    per, totals = _tabulate(
+        per, whole, group_total, float(left_measure.sum()), left_by, _UNITS[kind]
+    )
 
     piece_frame = None
     if keep_pieces and pieces is not None:
@@ -152,6 +145,124 @@ def overlay_areas(
         left_by=left_by,
         pieces=piece_frame,
         notes=[*lf.notes, *rf.notes],
+    )
+
+
+def _tabulate(
+    per: pd.DataFrame,
+    whole: np.ndarray,
+    group_total: pd.Series | None,
+    left_total: float,
+    left_by: str | None,
+    units: tuple[str, str, str | None, float],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Shares per feature, and totals per class (per ``left_by`` group too), from the
+    amounts per left feature and class (``whole``: each row's left feature measure;
+    ``group_total``: the left measure per ``left_by`` value)."""
+    _, amount_col, big_col, big_div = units
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per["share"] = per[amount_col].to_numpy() / whole
+    if big_col:
+        per.insert(len(per.columns) - 1, big_col, per[amount_col] / big_div)
+
+    keys = [*([left_by] if left_by else []), "class"]
+    totals = (
+        per.groupby(keys, sort=True, dropna=False)
+        .agg(features=("left_fid", "nunique"), **{amount_col: (amount_col, "sum")})
+        .reset_index()
+    )
+    if left_by and group_total is not None:
+        denominators = group_total.reindex(totals[left_by]).to_numpy()
+    else:
+        denominators = np.full(len(totals), left_total)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        totals["share"] = totals[amount_col].to_numpy() / denominators
+    if big_col:
+        totals.insert(len(totals.columns) - 1, big_col, totals[amount_col] / big_div)
+    return per, totals
+
+
+_KIND_OF_NAME = {
+    "POINT": "point",
+    "MULTIPOINT": "point",
+    "LINESTRING": "line",
+    "MULTILINESTRING": "line",
+    "POLYGON": "polygon",
+    "MULTIPOLYGON": "polygon",
+}
+
+
+def kind_of_types(names: frozenset[str]) -> str:
+    """The dimension family of a set of PostGIS geometry type names (as ``geometry_kind``)."""
+    kinds = {_KIND_OF_NAME.get(n.upper(), "mixed") for n in names}
+    if not kinds:
+        return "empty"
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def _in_store(
+    store: Store,
+    left: str,
+    right: str,
+    by: str | None,
+    left_by: str | None,
+    bbox: BBox | None,
+    dissolve: bool,
+) -> Overlay | None:
+    """The overlay measured by the store in SQL, or None (the Python path answers then,
+    with its own checks): the same features, metric CRS and tables as the Python path."""
+    ls = store.summarise_features(left, bbox)
+    if ls is None:
+        return None
+    kind = kind_of_types(ls.geometry_types)
+    right_box = ls.bounds if ls.bounds is not None else (0.0, 0.0, 0.0, 0.0)
+    rs = store.summarise_features(right, right_box)
+    if (
+        rs is None
+        or kind == "mixed"
+        or kind_of_types(rs.geometry_types) not in ("polygon", "empty")
+    ):
+        return None
+    kind = "polygon" if kind == "empty" else kind
+    crs = metric.choose_metric_crs(ls.bounds, rs.bounds)
+    rows = store.overlay_areas_sql(
+        left, right, crs=metric.name(crs), kind=kind, by=by, left_by=left_by, bbox=bbox,
+        right_bbox=right_box, dissolve=dissolve or kind == "point",
+    )  # fmt: skip
+    if rows is None:
+        return None
+    measure, amount_col, _, _ = _UNITS[kind]
+    t = rows.per
+    per = pd.DataFrame({"left_fid": t.column("left_fid").to_numpy()})
+    if left_by:
+        per[left_by] = t.column("left_by").to_pandas().to_numpy()
+    if by:
+        cls = t.column("class").to_pandas()
+        per["class"] = cls.astype("object").where(cls.notna(), "(none)").to_numpy()
+    else:
+        per["class"] = np.full(len(per), ALL_CLASSES, dtype=object)
+    per[amount_col] = t.column("amount").to_numpy()
+    group_total = None
+    if left_by and rows.group_totals is not None:
+        g = rows.group_totals
+        group_total = pd.Series(
+            g.column("amount").to_numpy(), index=g.column("left_by").to_pandas().to_numpy()
+        )
+    per, totals = _tabulate(
+        per, t.column("whole").to_numpy(), group_total, rows.left_total, left_by, _UNITS[kind]
+    )
+    return Overlay(
+        per_feature=per,
+        totals=totals,
+        measure=measure,
+        unit={"area": "m2", "length": "m", "count": "features"}[measure],
+        left_total=rows.left_total,
+        crs=metric.name(crs),
+        sources=[source_of(left, store), source_of(right, store)],
+        by=by,
+        left_by=left_by,
+        pieces=None,
+        notes=[],
     )
 
 

@@ -53,6 +53,31 @@ class Query:
     fids: Sequence[int] | None = None
 
 
+@dataclass(frozen=True)
+class FeatureSummary:
+    """What a bbox read of a layer would hold, worked out where the data is: how many
+    features, their lon/lat bounds (None when none has a geometry) and their geometry type
+    names as PostGIS spells them (``POLYGON``, ``MULTILINESTRING``, ...)."""
+
+    count: int
+    bounds: BBox | None
+    geometry_types: frozenset[str]
+
+
+@dataclass
+class OverlayRows:
+    """Overlay amounts measured in the database (see ``Store.overlay_areas_sql``).
+
+    ``per``: ``left_fid``, [``left_by``], [``class``], ``amount``, ``whole`` (the left
+    feature's own area/length/count), one row per left feature and class with amount > 0;
+    ``left_total``: the amount of every left feature read; ``group_totals``: ``left_by``
+    and ``amount`` per non-null ``left_by`` value (when ``left_by`` was given)."""
+
+    per: pa.Table
+    left_total: float
+    group_totals: pa.Table | None = None
+
+
 class Store(ABC):
     """A catalogue of layers and the storage behind it."""
 
@@ -159,6 +184,50 @@ class Store(ABC):
         bbox: BBox | None = None,
     ) -> pa.Table | None:
         """``fid`` and ``count`` of points per polygon (zeros included, fid order), or None."""
+        return None
+
+    def summarise_features(self, layer_id: str, bbox: BBox | None = None) -> FeatureSummary | None:
+        """Count, bounds and geometry types of the features meeting ``bbox``, or None."""
+        return None
+
+    def overlay_areas_sql(
+        self,
+        left_id: str,
+        right_id: str,
+        *,
+        crs: str,
+        kind: str,
+        by: str | None = None,
+        left_by: str | None = None,
+        bbox: BBox | None = None,
+        right_bbox: BBox | None = None,
+        dissolve: bool = True,
+    ) -> OverlayRows | None:
+        """Area/length/count of each left feature per ``by`` class of the right polygons,
+        measured in ``crs`` (``EPSG:<code>``), or None to measure in Python.
+
+        ``kind`` is the left layer's family (polygon, line, point); ``bbox`` limits the
+        left features, ``right_bbox`` the right ones. With ``dissolve``, right polygons of
+        one class are merged first, so no area is counted twice.
+        """
+        return None
+
+    def compare_sql(
+        self,
+        left_id: str,
+        right_id: str,
+        *,
+        crs: str,
+        predicate: str,
+        distance: float | None = None,
+        bbox: BBox | None = None,
+        right_bbox: BBox | None = None,
+        overlap: bool = False,
+    ) -> pa.Table | None:
+        """Pairs (``left_fid``, ``right_fid``, sorted) meeting ``predicate`` (intersects,
+        within, contains in the storage CRS; within-distance in ``crs``, with
+        ``distance_m``), and with ``overlap`` the metric area (polygons) or length (lines)
+        of each pair's intersection as ``overlap``; or None to compare in Python."""
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -23,14 +23,23 @@ import os
 import shutil
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from landexplorer.catalog import pgquery
-from landexplorer.catalog.base import FID, GEOMETRY, BBox, Query, Store
+from landexplorer.catalog import pganalysis, pgquery
+from landexplorer.catalog.base import (
+    FID,
+    GEOMETRY,
+    BBox,
+    FeatureSummary,
+    OverlayRows,
+    Query,
+    Store,
+)
 from landexplorer.catalog.gpkg import _COLUMN_TO_ARROW, _check_bbox, column_type, now_iso
 from landexplorer.catalog.model import Column, LayerEntry, check_layer_id
 from landexplorer.catalog.pgcopy import fill_table
@@ -103,6 +112,8 @@ class PostGISStore(Store):
         self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._types: dict[str, dict[str, str]] = {}  # storage table -> column -> pg type
+        #: How many times each analysis push-down answered in SQL (tests check the path)
+        self.pushdowns: Counter[str] = Counter()
         self._probe()
         # A bounded pool: many threads (an API worker has dozens) share a few connections,
         # so a busy server queues on the pool instead of exhausting max_connections.
@@ -564,6 +575,18 @@ class PostGISStore(Store):
         return pgquery.count_points_in_polygons(
             self, polygons_id, points_id, predicate=predicate, bbox=bbox
         )
+
+    def summarise_features(self, layer_id: str, bbox: BBox | None = None) -> FeatureSummary | None:
+        """Count, bounds and geometry types in one aggregate query."""
+        return pganalysis.summarise_features(self, layer_id, bbox)
+
+    def overlay_areas_sql(self, left_id: str, right_id: str, **kw: Any) -> OverlayRows | None:
+        """Overlay amounts as one spatial SQL join (landexplorer.catalog.pganalysis)."""
+        return pganalysis.overlay_areas_sql(self, left_id, right_id, **kw)
+
+    def compare_sql(self, left_id: str, right_id: str, **kw: Any) -> pa.Table | None:
+        """Comparison pairs as one indexed SQL join (landexplorer.catalog.pganalysis)."""
+        return pganalysis.compare_sql(self, left_id, right_id, **kw)
 
     def table_name(self, layer_id: str) -> str:
         """The table of a layer's current version (for SQL-level readers)."""
