@@ -37,6 +37,8 @@ SUBDIVIDE_VERTICES = 256
 #: meeting only after projection (nanometres apart in lon/lat) is not missed.
 _SLACK_DEG = 1e-9
 _TOPOLOGY = {"intersects": "ST_Intersects", "within": "ST_Within", "contains": "ST_Contains"}
+#: Bounds as plain numbers: comparing them is far cheaper than ``&&`` on geometries
+_BOX = "ST_XMin(g) AS x0, ST_YMin(g) AS y0, ST_XMax(g) AS x1, ST_YMax(g) AS y1"
 _MEASURE = {"polygon": "ST_Area({})", "line": "ST_Length({})", "point": "1.0::float8"}
 
 
@@ -154,15 +156,22 @@ def overlay_areas_sql(
     head = (
         f"WITH l AS MATERIALIZED (SELECT t.{FID} AS fid, {lb_expr} AS lb, "
         f"ST_Transform(t.{g}, %s) AS g FROM {L} AS t{_and_where(lwhere)}), "
-        f"r AS MATERIALIZED (SELECT t.{FID} AS fid, {cls_expr} AS cls, "
+        f"lb AS MATERIALIZED (SELECT l.*, {_BOX} FROM l), "
+        f"rs AS (SELECT t.{FID} AS fid, {cls_expr} AS cls, "
         f"ST_Subdivide(ST_Transform(t.{g}, %s), {SUBDIVIDE_VERTICES}) AS g "
         f"FROM {R} AS t{_and_where(rwhere)}), "
+        f"r AS MATERIALIZED (SELECT rs.*, {_BOX} FROM rs), "
         f"c AS (SELECT lt.{FID} AS lf, rt.{FID} AS rf FROM {L} AS lt JOIN {R} AS rt "
         f"ON rt.{g} && ST_Expand(lt.{g}, {_SLACK_DEG}){_and_where(cwhere)}), "
         f"p AS MATERIALIZED (SELECT l.fid, l.lb, r.cls, r.fid AS rf, {piece} AS piece"
         + (", ST_Intersection(r.g, ST_Envelope(l.g)) AS zone" if kind == "line" else "")
         + " "
-        "FROM c JOIN l ON l.fid = c.lf JOIN r ON r.fid = c.rf WHERE ST_Intersects(l.g, r.g))"
+        "FROM c JOIN lb AS l ON l.fid = c.lf JOIN r ON r.fid = c.rf "
+        # the boxes first: a big polygon's many pieces meet every pair of that polygon.
+        # Areas and lengths need no ST_Intersects (about half the time): a pair that does
+        # not meet measures 0 and is dropped with the other zero amounts
+        "WHERE l.x0 <= r.x1 AND r.x0 <= l.x1 AND l.y0 <= r.y1 AND r.y0 <= l.y1"
+        + (" AND ST_Intersects(l.g, r.g))" if kind == "point" else ")")
     )
     params: list[Any] = [srid, *lparams, srid, *rparams, *cparams]
     if kind == "point":
