@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import shapely
 
+from landexplorer.analysis.wkbflat import FlatPolygons, flat_polygons
 from landexplorer.catalog.base import FID, GEOMETRY, BBox, Query, Store
 from landexplorer.errors import CRSError, InputError
 from landexplorer.layers.crs import crs_name, epsg_code
@@ -65,6 +66,11 @@ class Features:
     #: The geometries in the CRS they were given in, when that was not EPSG:4326, so that
     #: measuring in that same CRS needs no round trip (which is not exact to the mm).
     native: tuple[np.ndarray, Any] | None = None
+    #: A big polygon layer read from the catalogue keeps its EPSG:4326 coordinates flat
+    #: instead of as geometries: measuring it projects them and builds each geometry once,
+    #: in the metric CRS (``metric.project_features``); ``geoms`` builds them when asked.
+    flat: FlatPolygons | None = None
+    _bounds: tuple[BBox | None] | None = field(default=None, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.attrs)
@@ -75,15 +81,26 @@ class Features:
         if self._geoms is None:
             from landexplorer.analysis.metric import project, wgs84
 
-            assert self.native is not None
-            self._geoms = project(self.native[0], wgs84(), src=_as_crs(self.native[1]))
+            if self.flat is not None:
+                self._geoms = self.flat.geometries()
+            else:
+                assert self.native is not None
+                self._geoms = project(self.native[0], wgs84(), src=_as_crs(self.native[1]))
         return self._geoms
 
     @property
     def bounds(self) -> BBox | None:
         """Lon/lat bounds of the non-empty geometries, or None when there are none."""
+        # geometries never change, so neither do their bounds: work them out once
+        if self._bounds is None:
+            self._bounds = (self._find_bounds(),)
+        return self._bounds[0]
+
+    def _find_bounds(self) -> BBox | None:
         if len(self) == 0:
             return None
+        if self._geoms is None and self.flat is not None:
+            return self.flat.bounds()
         if self._geoms is None and self.native is not None:
             return _native_bounds(self.native[0], _as_crs(self.native[1]))
         b = shapely.bounds(self.geoms)
@@ -99,12 +116,16 @@ class Features:
 
     def kind(self) -> str:
         """'point', 'line', 'polygon', 'mixed' or 'empty' from the geometry types present."""
+        if self._geoms is None and self.flat is not None:
+            return "polygon" if len(self.flat) else "empty"
         return geometry_kind(self._geoms if self._geoms is not None else self.native[0])  # type: ignore[index]
 
     def subset(self, mask: np.ndarray) -> Features:
         native = (self.native[0][mask], self.native[1]) if self.native is not None else None
+        # flat coordinates are not cut: the subset gets geometries (built here if need be)
+        keep = self._geoms if self._geoms is not None or native is not None else self.geoms
         return Features(
-            self._geoms[mask] if self._geoms is not None else None,
+            keep[mask] if keep is not None else None,
             self.attrs.iloc[np.flatnonzero(mask)],
             self.source,
             list(self.notes),
@@ -224,14 +245,25 @@ def _load_layer(
     table = _fast_read(store, layer_id, bbox, columns)
     if table is None:
         table = store.read_arrow(layer_id, Query(bbox=bbox, columns=columns))
-    geoms = shapely.from_wkb(table.column(GEOMETRY).to_numpy(zero_copy_only=False))
+    column = table.column(GEOMETRY)
+    flat = flat_polygons(column) if table.num_rows >= _FLAT_FROM else None
+    geoms = (
+        None
+        if flat is not None
+        else np.asarray(shapely.from_wkb(column.to_numpy(zero_copy_only=False)), dtype=object)
+    )
     # column by column: much cheaper than Table.to_pandas for the small reads of a report
     attrs = pd.DataFrame(
         {n: table.column(n).to_pandas() for n in table.schema.names if n not in (FID, GEOMETRY)},
         index=pd.RangeIndex(table.num_rows),
     )
     attrs.index = pd.Index(table.column(FID).to_numpy(), name=FID)
-    return Features(np.asarray(geoms, dtype=object), attrs, source)
+    return Features(geoms, attrs, source, flat=flat)
+
+
+#: rows from which a polygon layer is kept as flat coordinates (below it GEOS parses the
+#: WKB in a few milliseconds anyway)
+_FLAT_FROM = 5_000
 
 
 def _covers(outer: BBox, inner: Sequence[float]) -> bool:
