@@ -244,6 +244,24 @@ def compare(
     )
 
 
+_KIND_OF_NAME = {
+    "POINT": "point",
+    "MULTIPOINT": "point",
+    "LINESTRING": "line",
+    "MULTILINESTRING": "line",
+    "POLYGON": "polygon",
+    "MULTIPOLYGON": "polygon",
+}
+
+
+def kind_of_types(names: frozenset[str]) -> str:
+    """The dimension family of a set of PostGIS geometry type names (as ``geometry_kind``)."""
+    kinds = {_KIND_OF_NAME.get(n.upper(), "mixed") for n in names}
+    if not kinds:
+        return "empty"
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
 def _in_store(
     store: Store,
     left: str,
@@ -283,9 +301,13 @@ def _in_store(
         return None
     crs = metric.choose_metric_crs(left_box or layer_bounds(left, store), rs.bounds)
     topological = predicate in ("intersects", "within", "contains")
+    # no overlap to measure when the left holds only points or the right no polygons
+    lkind, rkind = kind_of_types(ls.geometry_types), kind_of_types(rs.geometry_types)
+    overlap = overlap and lkind != "point" and rkind not in ("point", "line")
     pairs = store.compare_sql(
         left, right, crs=metric.name(crs), predicate=predicate, distance=distance,
-        bbox=bbox, right_bbox=read_box, overlap=overlap and topological,
+        # a right feature meeting a left one meets the left bounds: no need to say so in SQL
+        bbox=bbox, right_bbox=None if topological else read_box, overlap=overlap and topological,
     )  # fmt: skip
     if pairs is None:
         return None

@@ -16,7 +16,7 @@ import pandas as pd
 import shapely
 
 from landexplorer.analysis import metric
-from landexplorer.analysis.compare import candidate_pairs
+from landexplorer.analysis.compare import candidate_pairs, kind_of_types
 from landexplorer.analysis.results import Overlay
 from landexplorer.analysis.sources import LayerLike, load, source_of
 from landexplorer.catalog.base import BBox, Store
@@ -180,24 +180,6 @@ def _tabulate(
     if big_col:
         totals.insert(len(totals.columns) - 1, big_col, totals[amount_col] / big_div)
     return per, totals
-
-
-_KIND_OF_NAME = {
-    "POINT": "point",
-    "MULTIPOINT": "point",
-    "LINESTRING": "line",
-    "MULTILINESTRING": "line",
-    "POLYGON": "polygon",
-    "MULTIPOLYGON": "polygon",
-}
-
-
-def kind_of_types(names: frozenset[str]) -> str:
-    """The dimension family of a set of PostGIS geometry type names (as ``geometry_kind``)."""
-    kinds = {_KIND_OF_NAME.get(n.upper(), "mixed") for n in names}
-    if not kinds:
-        return "empty"
-    return kinds.pop() if len(kinds) == 1 else "mixed"
 
 
 def _in_store(

@@ -279,7 +279,9 @@ def compare_sql(
     )
     metric = predicate == "within-distance" or overlap
     if not metric:
-        sql = f"{pairs} ORDER BY 1, 2"
+        # sorted outside the join: with ORDER BY on the join itself PostgreSQL walks the
+        # left table in fid order and probes the right index once per row (10x slower)
+        sql = f"WITH p AS MATERIALIZED ({pairs}) SELECT lf, rf FROM p ORDER BY 1, 2"
         names = ["left_fid", "right_fid"]
     else:
         head = (
