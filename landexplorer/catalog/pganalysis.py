@@ -36,6 +36,14 @@ SUBDIVIDE_VERTICES = 256
 #: Candidate pairs are found on boxes grown by this much (degrees, ~0.1 mm), so that a pair
 #: meeting only after projection (nanometres apart in lon/lat) is not missed.
 _SLACK_DEG = 1e-9
+_KNOWN_TYPES = {
+    "POINT",
+    "MULTIPOINT",
+    "LINESTRING",
+    "MULTILINESTRING",
+    "POLYGON",
+    "MULTIPOLYGON",
+}
 _TOPOLOGY = {"intersects": "ST_Intersects", "within": "ST_Within", "contains": "ST_Contains"}
 #: Bounds as plain numbers: comparing them is far cheaper than ``&&`` on geometries
 _BOX = "ST_XMin(g) AS x0, ST_YMin(g) AS y0, ST_XMax(g) AS x1, ST_YMax(g) AS y1"
@@ -58,6 +66,15 @@ def _box(bbox: BBox | None) -> BBox | None:
         return None
     x0, y0, x1, y1 = _check_bbox(bbox)
     return (max(x0, -180.0), max(y0, -90.0), min(x1, 180.0), min(y1, 90.0))
+
+
+def _covers(outer: BBox, inner: Any) -> bool:
+    return bool(
+        outer[0] <= inner[0]
+        and outer[1] <= inner[1]
+        and outer[2] >= inner[2]
+        and outer[3] >= inner[3]
+    )
 
 
 def _where_box(alias: str, bbox: BBox | None) -> tuple[str, list[Any]]:
@@ -88,9 +105,17 @@ def summarise_features(
     store: PostGISStore, layer_id: str, bbox: BBox | None = None
 ) -> FeatureSummary | None:
     """Count, lon/lat bounds and geometry types of a layer's features meeting ``bbox``."""
-    if _vector_or_none(store, layer_id, []) is None:
+    entry = _vector_or_none(store, layer_id, [])
+    if entry is None:
         return None
     box = _box(bbox)
+    kind = entry.geometry_type.upper()
+    whole = box is None or (entry.bbox is not None and _covers(box, entry.bbox))
+    if whole and kind in _KNOWN_TYPES and (entry.bbox or not entry.feature_count):
+        # the whole layer: ingest worked out its count, bounds and (one) geometry type
+        # from the stored features, so no scan of a million rows is needed
+        bounds = tuple(float(v) for v in entry.bbox) if entry.bbox else None
+        return FeatureSummary(entry.feature_count, bounds, frozenset({kind}))  # type: ignore[arg-type]
 
     def run(entry: LayerEntry) -> FeatureSummary:
         where, params = _where_box("t", box)

@@ -13,6 +13,7 @@ import pytest
 
 from landexplorer.analysis.compare import compare
 from landexplorer.analysis.overlay import overlay_areas
+from landexplorer.catalog import Query
 from landexplorer.catalog.gpkg import GeoPackageStore
 from landexplorer.catalog.migrate import migrate
 from landexplorer.catalog.postgis import PostGISStore
@@ -229,3 +230,25 @@ def test_nearest_and_frames_compare_in_python(demo_pair: Pair) -> None:
     with pytest.raises(InputError, match="not a column"):
         compare("allotments", "flood_risk", store=pg, by="nope")
     assert pg.pushdowns["compare"] == before
+
+
+def test_feature_summaries_agree_with_the_features(demo_pair: Pair) -> None:
+    """Whole layers are summarised from the catalogue entry, parts by a scan: both give the
+    count, bounds and geometry families of the features themselves."""
+    import shapely
+
+    _, pg = demo_pair
+    box = (-2.40, 53.40, -2.30, 53.46)
+    for entry in pg.list_layers():
+        if entry.data_type != "vector":
+            continue
+        for bbox in (None, box):
+            frame = pg.read_frame(entry.id, Query(bbox=bbox, columns=[]))
+            got = pg.summarise_features(entry.id, bbox)
+            assert got is not None and got.count == len(frame), entry.id
+            if len(frame):
+                assert got.bounds == pytest.approx(tuple(frame.total_bounds), abs=1e-9), entry.id
+            families = {t.removeprefix("MULTI") for t in got.geometry_types}
+            types = shapely.get_type_id(frame.geometry.values)
+            names = {shapely.GeometryType(int(t)).name for t in np.unique(types) if t >= 0}
+            assert families == {n.removeprefix("MULTI") for n in names}, entry.id
