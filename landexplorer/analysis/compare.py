@@ -167,6 +167,9 @@ def compare(
     if k is not None and k < 1:
         raise InputError("k (how many nearest features) must be 1 or more.")
     k = (k or 1) if predicate == "nearest" else None
+    by = by or None  # an empty class column means none
+    if by is not None:
+        _check_column(right, store, by)  # before any path: SQL and Python refuse alike
 
     want_right = (
         None
@@ -181,8 +184,6 @@ def compare(
         if pushed is not None:
             return pushed
     lf = load(left, store, bbox=bbox, columns=left_columns)
-    if by is not None and want_right is None:
-        _check_column(right, store, by)
     left_box = lf.bounds
     if left_box is None:
         right_box = None

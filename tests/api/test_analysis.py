@@ -27,6 +27,18 @@ def test_compare_allotments_with_flood_matches_sources(client):
     assert {s["id"] for s in body["sources"]} == {"allotments", "flood_risk"}
 
 
+def test_compare_class_column_empty_or_unknown(client):
+    """An empty class column means none (same answer on both stores); an unknown one is a
+    plain 400, not a server error (found by schemathesis on the PostGIS store)."""
+    body = {"left": "allotments", "right": "flood_risk"}
+    r = client.post("/analysis/compare", json={**body, "by": ""})
+    assert r.status_code == 200, r.text
+    assert [row["class"] for row in r.json()["summary"]] == ["(any)"]
+    r = client.post("/analysis/compare", json={**body, "by": "no_such_column"})
+    assert r.status_code == 400
+    assert r.json()["code"] and "prob_4band" in r.json()["description"]
+
+
 def test_report_on_a_drawn_area_against_geopandas(client, real_data):
     r = client.post(
         "/analysis/report",
