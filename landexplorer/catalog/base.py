@@ -83,6 +83,8 @@ class Store(ABC):
 
     #: "gpkg" or "postgis"
     backend: str = ""
+    #: Where raster layers are kept as COG files (beside the catalogue).
+    raster_dir: Path
 
     # ----- catalogue -------------------------------------------------------------------
     @abstractmethod
@@ -134,11 +136,20 @@ class Store(ABC):
     ) -> LayerEntry:
         """Take ownership of a finished COG file and catalogue it atomically."""
 
-    @abstractmethod
     def raster_path(self, entry: LayerEntry) -> Path:
-        """The COG file behind a raster layer."""
+        """The COG file behind a raster layer (``storage`` is relative to the data folder)."""
+        return self.raster_dir.parent / entry.storage
 
     # ----- reading ------------------------------------------------------------------------
+    def _vector(self, layer_id: str) -> LayerEntry:
+        """A vector layer's entry; a raster layer is refused in plain words."""
+        from landexplorer.errors import InputError
+
+        entry = self.get(layer_id)
+        if entry.data_type != "vector":
+            raise InputError(f"'{layer_id}' is a raster layer; it has no features to read.")
+        return entry
+
     @abstractmethod
     def read_arrow(self, layer_id: str, query: Query | None = None) -> pa.Table:
         """Features as an Arrow table: ``fid``, the requested columns, WKB ``geometry``."""

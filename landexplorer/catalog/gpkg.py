@@ -440,16 +440,7 @@ class GeoPackageStore(Store):
             self._discard(entry.storage)
             raise
 
-    def raster_path(self, entry: LayerEntry) -> Path:
-        return self.raster_dir.parent / entry.storage
-
     # ----- reading ------------------------------------------------------------------------
-    def _vector(self, layer_id: str) -> LayerEntry:
-        entry = self.get(layer_id)
-        if entry.data_type != "vector":
-            raise InputError(f"'{layer_id}' is a raster layer; it has no features to read.")
-        return entry
-
     def _where(self, entry: LayerEntry, query: Query) -> tuple[str, str, list[Any]]:
         """FROM/JOIN and WHERE clauses and their parameters for a query."""
         table = quote_ident(entry.storage)

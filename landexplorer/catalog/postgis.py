@@ -429,16 +429,7 @@ class PostGISStore(Store):
             self._discard(old.storage)
         return entry
 
-    def raster_path(self, entry: LayerEntry) -> Path:
-        return self.raster_dir.parent / entry.storage
-
     # ----- reading ------------------------------------------------------------------------
-    def _vector(self, layer_id: str) -> LayerEntry:
-        entry = self.get(layer_id)
-        if entry.data_type != "vector":
-            raise InputError(f"'{layer_id}' is a raster layer; it has no features to read.")
-        return entry
-
     def _pg_types(self, table: str) -> dict[str, str]:
         """Column types of a version table (immutable, so cached)."""
         types = self._types.get(table)
