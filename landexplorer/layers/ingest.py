@@ -281,8 +281,9 @@ def _ingest_vector(
         batch_size=options.batch_size,
     )
     checksum = _BackgroundChecksum([path])  # hashed while the layer is read and written
-    results = []
-    for attempt in range(20):
+    # A CSV column whose type changes after the first block is read again as text; each
+    # retry turns one more column into text, so this ends.
+    while True:
         try:
             sources = open_vector(path, read_options)
             many = len(sources) > 1
@@ -292,15 +293,14 @@ def _ingest_vector(
             ]
             for entry in entries:
                 _refuse_existing(store, entry.id, options)  # before reading anything
-            for src, entry in zip(sources, entries, strict=True):
-                results.append(_write_source(store, src, entry, options, progress, checksum.result))
-            return results
+            return [
+                _write_source(store, src, entry, options, progress, checksum.result)
+                for src, entry in zip(sources, entries, strict=True)
+            ]
         except SchemaDrift as drift:
-            read_options.string_columns.add(drift.column)
-            results.clear()
-            if attempt == 19:
+            if drift.column in read_options.string_columns:
                 raise InputError(f"'{path.name}' has columns whose type keeps changing.") from None
-    return results
+            read_options.string_columns.add(drift.column)
 
 
 def _write_source(

@@ -32,7 +32,6 @@ from landexplorer.catalog.model import IngestReport
 from landexplorer.errors import CRSError, EmptyInput
 from landexplorer.layers.crs import (
     check_source_bounds,
-    crs_name,
     is_wgs84,
     looks_geographic,
     parse_crs,
@@ -41,7 +40,6 @@ from landexplorer.layers.crs import (
 from landexplorer.layers.readers import RawBatch, VectorSource
 
 POINT, LINE, POLYGON = "point", "line", "polygon"
-_FAMILY_OF_TYPE_ID = {0: POINT, 4: POINT, 1: LINE, 2: LINE, 5: LINE, 3: POLYGON, 6: POLYGON}
 _FAMILY_TYPE_IDS = {POINT: (0, 4), LINE: (1, 2, 5), POLYGON: (3, 6)}
 _MULTI_BUILDERS: dict[str, Callable[..., Any]] = {
     POINT: shapely.multipoints,
@@ -359,7 +357,3 @@ def point_wkb(x: np.ndarray, y: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(
         pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf.view(np.uint8))]
     )
-
-
-def describe_crs(crs: CRS | None) -> str:
-    return crs_name(crs) if crs is not None else ""
