@@ -50,6 +50,65 @@ class Settings(BaseSettings):
         description="Tile URL template for the web map's basemap, or 'none'.",
     )
 
+    # ---- Limits for a public server: every input is sized before work is done on it.
+    # The defaults are meant for a server open to anyone on a 2-core, few-GB machine;
+    # a trusted, private server can raise them. See docs/limits.md.
+    max_json_kb: int = Field(
+        default=1024, ge=1, description="Largest JSON request body (analysis, saved maps), KB."
+    )
+    max_header_kb: int = Field(
+        default=16, ge=1, le=1024, description="Largest request line plus headers, KB."
+    )
+    max_filter_chars: int = Field(default=20_000, ge=100, description="Longest CQL2 filter.")
+    max_filter_depth: int = Field(
+        default=20, ge=2, le=200, description="Deepest nesting of brackets/NOTs in a filter."
+    )
+    max_filter_nodes: int = Field(
+        default=1_000, ge=10, description="Most conditions, values and operators in a filter."
+    )
+    max_geojson_vertices: int = Field(
+        default=100_000, ge=100, description="Most vertices in a GeoJSON geometry in a request."
+    )
+    max_geojson_parts: int = Field(
+        default=1_000, ge=1, description="Most polygons/lines/rings in a request geometry."
+    )
+    max_compare_pairs: int = Field(
+        default=2_000_000, ge=1_000, description="Most feature pairs a comparison may produce."
+    )
+    max_zonal_cells: int = Field(
+        default=50_000_000, ge=1_000, description="Most raster cells a zonal query may read."
+    )
+    max_report_features: int = Field(
+        default=500_000, ge=1_000, description="Most features an area report may measure."
+    )
+    work_threads: int = Field(
+        default=8, ge=1, le=256, description="Threads for queries, analysis and rendering."
+    )
+    request_timeout_s: float = Field(
+        default=30.0, gt=0, description="Time budget of one request's work, seconds."
+    )
+    memory_limit_mb: int = Field(
+        default=1024,
+        ge=64,
+        description="Memory (RSS) above which a worker refuses new heavy work with 503.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses whose X-Forwarded-For/-Proto headers are believed.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The server's address as the public sees it (https://maps.example.org); "
+        "links use it instead of the request's Host header.",
+    )
+    maps_max_kb: int = Field(default=256, ge=1, description="Largest saved map, KB.")
+    maps_per_minute: int = Field(
+        default=10, ge=1, description="Saved maps one client may create per minute."
+    )
+    maps_max_total_mb: int = Field(
+        default=200, ge=1, description="Disk space all saved maps together may take, MB."
+    )
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:
