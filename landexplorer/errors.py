@@ -70,6 +70,30 @@ class StoreBusy(LandExplorerError):
     code = "busy"
 
 
+class WorkTooLarge(InputError):
+    """A request would cost more work (pairs, cells, features) than this server allows."""
+
+    code = "too-much-work"
+
+
+class TimeBudgetExceeded(LandExplorerError):
+    """The work ran past the time this server gives one request; it was stopped."""
+
+    code = "timeout"
+
+
+class Overloaded(LandExplorerError):
+    """The server is too busy (or too full in memory) to start this work now."""
+
+    code = "overloaded"
+
+
+class DiskFull(LandExplorerError):
+    """The disk holding the catalogue is full: the write was refused, nothing was lost."""
+
+    code = "disk-full"
+
+
 class DataUnavailable(LandExplorerError):
     """A file we need could not be fetched or found."""
 
@@ -89,6 +113,10 @@ HTTP_STATUS: dict[type[LandExplorerError], int] = {
     LayerExists: 409,
     PermissionDenied: 401,
     StoreBusy: 503,
+    WorkTooLarge: 422,
+    TimeBudgetExceeded: 504,
+    Overloaded: 503,
+    DiskFull: 507,
     DataUnavailable: 502,
 }
 
