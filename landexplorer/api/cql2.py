@@ -17,9 +17,13 @@ import shapely
 from landexplorer.catalog import GEOMETRY, Filter
 from landexplorer.errors import InputError
 
-#: How long a filter may be (characters); longer ones are refused before parsing.
+#: Default limits (the API passes the ones in ``Settings``): a filter is sized on its raw
+#: text before the parser sees it, because the parser recurses on nesting and a few
+#: thousand brackets or NOTs are enough to exhaust its stack and kill the process.
 MAX_FILTER_CHARS = 20_000
-_MAX_DEPTH = 32
+MAX_FILTER_DEPTH = 20
+MAX_FILTER_NODES = 1_000
+MAX_FILTER_VERTICES = 100_000
 
 _COMPARE = {"=": "=", "<>": "<>", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _SWAP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "<>": "<>"}
@@ -32,19 +36,37 @@ def parse_filter(
     lang: str | None,
     columns: Sequence[str],
     to_crs84: Callable[[Any], Any] | None = None,
+    *,
+    max_chars: int = MAX_FILTER_CHARS,
+    max_depth: int = MAX_FILTER_DEPTH,
+    max_nodes: int = MAX_FILTER_NODES,
+    max_vertices: int = MAX_FILTER_VERTICES,
 ) -> Filter:
     """Parse a CQL2 filter (``lang`` 'cql2-text' or 'cql2-json') into one safe ``Filter``.
 
     ``columns`` are the layer's queryable columns; ``to_crs84`` reprojects a literal
-    geometry given in ``filter-crs`` (default: geometries are CRS84 already).
+    geometry given in ``filter-crs`` (default: geometries are CRS84 already). The text is
+    sized first (characters, nesting, conditions) and refused in plain words past the
+    limits, before the parser sees it.
     """
     import cql2
 
-    if len(text) > MAX_FILTER_CHARS:
-        raise InputError(f"The filter is too long (more than {MAX_FILTER_CHARS:,} characters).")
+    if len(text) > max_chars:
+        raise InputError(f"The filter is too long (more than {max_chars:,} characters).")
     lang = (lang or "cql2-text").lower()
     if lang not in ("cql2-text", "cql2-json"):
         raise InputError("filter-lang must be 'cql2-text' or 'cql2-json'.")
+    depth, nodes = _measure_json(text) if lang == "cql2-json" else _measure_text(text)
+    if depth > max_depth:
+        raise InputError(
+            f"The filter is nested too deeply (more than {max_depth} levels of brackets or "
+            "NOTs). Write it with fewer levels, for example a = 1 AND b = 2 AND c = 3."
+        )
+    if nodes > max_nodes:
+        raise InputError(
+            f"The filter has too many conditions and values (more than {max_nodes:,}). "
+            "Split it into several requests, or use a bbox to narrow the features first."
+        )
     try:
         if lang == "cql2-json":
             tree = cql2.parse_json(text).to_json()
@@ -56,16 +78,124 @@ def parse_filter(
             "spelling of operators (for example: prob_4band = 'High' AND area > 100).",
             detail=str(exc),
         ) from exc
-    return _Walker(columns, to_crs84).node(tree, 0)
+    return _Walker(columns, to_crs84, max_depth, max_vertices).node(tree, 0)
+
+
+_GEOMETRY_WORDS = {
+    "POINT", "LINESTRING", "POLYGON", "MULTIPOINT", "MULTILINESTRING", "MULTIPOLYGON",
+    "GEOMETRYCOLLECTION", "BBOX", "ENVELOPE",
+}  # fmt: skip
+
+
+def _measure_text(text: str) -> tuple[int, int]:
+    """Nesting depth and node count of CQL2 text, read without parsing it.
+
+    Depth counts open brackets plus a run of NOTs (each nests one level in the parser);
+    nodes are the words, operators, text literals and numbers outside geometry literals
+    (a polygon's coordinates do not count: their size is checked as vertices).
+    """
+    depth = best = nodes = 0
+    nots = 0  # NOTs in a row, each one more level
+    geometry_depth: int | None = None  # bracket depth where a geometry literal began
+    pending_geometry = False
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in "'\"":
+            end = i + 1
+            while end < n:
+                if text[end] == c:
+                    if end + 1 < n and text[end + 1] == c:  # '' is a quote inside text
+                        end += 2
+                        continue
+                    break
+                end += 1
+            nodes += 1
+            nots = 0
+            i = end + 1
+            continue
+        if c == "(":
+            depth += 1
+            best = max(best, depth + nots)
+            if pending_geometry:
+                geometry_depth, pending_geometry = depth, False
+        elif c == ")":
+            if geometry_depth is not None and depth == geometry_depth:
+                geometry_depth = None
+            depth = max(0, depth - 1)
+            nots = 0
+        elif c.isalpha() or c == "_":
+            end = i
+            while end < n and (text[end].isalnum() or text[end] in "_:."):
+                end += 1
+            word = text[i:end].upper()
+            if geometry_depth is None:
+                nodes += 1
+                if word == "NOT":
+                    nots += 1
+                    best = max(best, depth + nots)
+                else:
+                    nots = 0
+                pending_geometry = word in _GEOMETRY_WORDS
+            i = end
+            continue
+        elif c.isdigit() or c in "+-.":
+            end = i + 1
+            while end < n and (text[end].isalnum() or text[end] in ".+-"):
+                end += 1
+            if geometry_depth is None:
+                nodes += 1
+            i = end
+            continue
+        elif c in "=<>!":
+            nodes += 1
+            nots = 0
+        i += 1
+    return best, nodes
+
+
+def _measure_json(text: str) -> tuple[int, int]:
+    """Nesting depth (in CQL2 levels) and node count of CQL2 JSON, read without parsing.
+
+    Each CQL2 level is an object plus its ``args`` array, so the JSON depth is halved; a
+    geometry's coordinate arrays add up to four more levels, allowed on top. Nodes are
+    the ``"op"`` keys, properties and other strings; numbers inside geometries do not count.
+    """
+    depth = best = nodes = 0
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            end = i + 1
+            while end < n and text[end] != '"':
+                end += 2 if text[end] == "\\" else 1
+            nodes += 1
+            i = end + 1
+            continue
+        if c in "[{":
+            depth += 1
+            best = max(best, depth)
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        i += 1
+    return max(0, best - 5) // 2 + 1, nodes // 2
 
 
 class _Walker:
-    def __init__(self, columns: Sequence[str], to_crs84: Callable[[Any], Any] | None) -> None:
+    def __init__(
+        self,
+        columns: Sequence[str],
+        to_crs84: Callable[[Any], Any] | None,
+        max_depth: int,
+        max_vertices: int,
+    ) -> None:
         self.columns = set(columns)
         self.to_crs84 = to_crs84
+        self.max_depth = max_depth
+        self.max_vertices = max_vertices
 
     def node(self, tree: Any, depth: int) -> Filter:
-        if depth > _MAX_DEPTH:
+        if depth > self.max_depth:
             raise InputError("The filter is nested too deeply.")
         if isinstance(tree, bool):
             return Filter("", "and", ()) if tree else Filter("", "not", (Filter("", "and", ()),))
@@ -153,6 +283,11 @@ class _Walker:
         if not (isinstance(first, dict) and first.get("property") in _GEOM_PROPS):
             raise InputError("S_INTERSECTS compares the 'geometry' property with a geometry.")
         geom = _geometry(second)
+        if shapely.get_num_coordinates(geom) > self.max_vertices:
+            raise InputError(
+                f"The geometry in the filter has more than {self.max_vertices:,} points. "
+                "Simplify it, or use a bbox instead."
+            )
         if self.to_crs84 is not None:
             geom = self.to_crs84(geom)
         return Filter(GEOMETRY, "intersects", shapely.to_wkb(geom))

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from landexplorer.api.responses import JSONResponse
+from landexplorer.api.routing import allowed_methods
 from landexplorer.errors import LandExplorerError, http_status
 
 log = logging.getLogger("landexplorer.api")
@@ -83,10 +84,17 @@ def register_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status, exc.code, exc.description, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, words = _STATUS_WORDS.get(exc.status_code, ("error", "The request failed."))
-        detail = exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else words
+        detail = (
+            exc.detail
+            if isinstance(exc.detail, str) and exc.status_code not in (404, 405)
+            else words
+        )
         headers: dict[str, Any] | None = getattr(exc, "headers", None)
+        if exc.status_code == 405:  # every method of the path, not one router's share
+            allowed = sorted(allowed_methods(request.app, request.url.path))
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
         return error_response(exc.status_code, code, detail, headers)
 
     @app.exception_handler(RequestValidationError)

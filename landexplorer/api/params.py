@@ -11,7 +11,7 @@ from fastapi import Query as Q
 
 from landexplorer.api import crs as crs_mod
 from landexplorer.api.cql2 import parse_filter
-from landexplorer.api.deps import VectorCollection
+from landexplorer.api.deps import SettingsDep, VectorCollection
 from landexplorer.catalog import Filter, LayerEntry, Query
 from landexplorer.errors import InputError
 
@@ -90,6 +90,7 @@ def _coerce(entry: LayerEntry, name: str, value: str) -> Any:
 async def items_request(
     request: Request,
     entry: VectorCollection,
+    settings: SettingsDep,
     bbox: Annotated[str | None, Q(description="west,south,east,north")] = None,
     bbox_crs: Annotated[str | None, Q(alias="bbox-crs")] = None,
     crs: Annotated[str | None, Q(description="Output CRS URI")] = None,
@@ -119,6 +120,10 @@ async def items_request(
                 filter_lang,
                 columns,
                 (lambda g: crs_mod.to_crs84(g, fcrs)) if fcrs != crs_mod.CRS84 else None,
+                max_chars=settings.max_filter_chars,
+                max_depth=settings.max_filter_depth,
+                max_nodes=settings.max_filter_nodes,
+                max_vertices=settings.max_geojson_vertices,
             )
         )
     query = Query(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from landexplorer.catalog.base import FID, GEOMETRY, BBox, Filter, Query, Store
+from landexplorer.catalog.base import FID, GEOMETRY, BBox, Filter, Query, Store, VersionChanged
 from landexplorer.catalog.model import IngestReport, LayerEntry, check_layer_id, slugify
 from landexplorer.settings import Settings
 
@@ -15,6 +15,7 @@ __all__ = [
     "LayerEntry",
     "Query",
     "Store",
+    "VersionChanged",
     "check_layer_id",
     "open_store",
     "slugify",

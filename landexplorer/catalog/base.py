@@ -7,6 +7,7 @@ PostGIS store. Everything above the catalogue (analysis, tiles, api) talks to a
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -129,6 +130,36 @@ class Store(ABC):
         again after the last batch. Either the whole version becomes visible in one step,
         or (on any exception, Ctrl-C included) the catalogue is left as it was.
         """
+
+    def write_vectors(
+        self,
+        items: Iterable[tuple[LayerEntry, pa.Schema, Iterable[pa.RecordBatch]]],
+        *,
+        replace: bool = False,
+    ) -> list[LayerEntry]:
+        """Store the layers of one load (``write_vector``'s arguments, one item a layer).
+
+        ``items`` may be lazy: the next item is asked for only once every batch of the
+        one before has been read (ingestion learns then which layers follow). Here they
+        are written one after the other, and if one fails, the layers this call created
+        before it are deleted again; an earlier version that one of them replaced stays
+        replaced. A store that can commit several versions in one transaction does so.
+        """
+        written: list[LayerEntry] = []
+        try:
+            for entry, schema, batches in items:
+                if any(done.id == entry.id for done in written):
+                    from landexplorer.errors import InputError
+
+                    raise InputError(f"Two layers of this load would both be '{entry.id}'.")
+                written.append(self.write_vector(entry, schema, batches, replace=replace))
+        except BaseException:
+            for done in written:
+                if done.version == 1:
+                    with contextlib.suppress(Exception):
+                        self.delete(done.id)
+            raise
+        return written
 
     @abstractmethod
     def write_raster(

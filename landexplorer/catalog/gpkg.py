@@ -34,7 +34,7 @@ import shapely
 
 from landexplorer.catalog.base import FID, GEOMETRY, Query, Store
 from landexplorer.catalog.gate import gate_for
-from landexplorer.catalog.model import Column, LayerEntry, check_layer_id
+from landexplorer.catalog.model import Column, LayerEntry, check_layer_id, merge_replaced
 from landexplorer.catalog.sql import catalog_upsert, catalog_values, compile_filters, quote_ident
 from landexplorer.errors import InputError, LandExplorerError, LayerExists, LayerNotFound, StoreBusy
 
@@ -332,6 +332,7 @@ class GeoPackageStore(Store):
                 raise LayerExists(f"A layer called '{entry.id}' was added meanwhile.")
             if current is not None:
                 previous = LayerEntry.from_dict(json.loads(current[1]))
+                merge_replaced(entry, previous)  # kept details, as they are now
                 entry.created = previous.created
                 conn.execute(
                     f"INSERT OR REPLACE INTO {STAGING_TABLE} VALUES (?, ?, ?)",
@@ -360,6 +361,8 @@ class GeoPackageStore(Store):
         old = self._next_version(entry, replace)
         entry.version = (old.version + 1) if old else 1
         entry.data_type = "vector"
+        if old is not None:
+            merge_replaced(entry, old)  # refused early if it would change the type
         table = f"{entry.id}_v{entry.version}"
         entry.storage = table
         # A table of that name can only be an orphan of an earlier failed attempt.
@@ -425,6 +428,8 @@ class GeoPackageStore(Store):
         old = self._next_version(entry, replace)
         entry.version = (old.version + 1) if old else 1
         entry.data_type = "raster"
+        if old is not None:
+            merge_replaced(entry, old)  # refused early if it would change the type
         self.raster_dir.mkdir(parents=True, exist_ok=True)
         target = self.raster_dir / f"{entry.id}_v{entry.version}.tif"
         entry.storage = f"{self.raster_dir.name}/{target.name}"

@@ -41,7 +41,7 @@ from landexplorer.catalog.base import (
     Store,
 )
 from landexplorer.catalog.gpkg import _COLUMN_TO_ARROW, _check_bbox, column_type, now_iso
-from landexplorer.catalog.model import Column, LayerEntry, check_layer_id
+from landexplorer.catalog.model import Column, LayerEntry, check_layer_id, merge_replaced
 from landexplorer.catalog.pgcopy import fill_table
 from landexplorer.catalog.pgquery import GEOM_COLUMN, coerce_filters, redact, select_expr
 from landexplorer.catalog.sql import catalog_upsert, catalog_values, compile_filters, quote_ident
@@ -323,6 +323,8 @@ class PostGISStore(Store):
         return old
 
     def _finish_version(self, conn: Any, entry: LayerEntry, old: LayerEntry | None) -> None:
+        if old is not None:
+            merge_replaced(entry, old)  # kept details, read under the lock
         stamp = now_iso()
         entry.created = old.created if old else stamp
         entry.updated = stamp
@@ -357,24 +359,10 @@ class PostGISStore(Store):
         replace: bool,
         keep_version: bool,
     ) -> LayerEntry:
-        entry.data_type = "vector"
         psycopg = _psycopg()
-        created, updated, version = entry.created, entry.updated, entry.version
         try:
             with self._transaction() as conn:
-                old = self._begin_version(conn, entry, replace)
-                if keep_version:
-                    entry.version = version
-                entry.storage = f"{entry.id}_v{entry.version}"
-                if old is not None and old.storage == entry.storage:
-                    old = None  # re-importing the same version: the table is rebuilt in place
-                fill_table(conn, entry.storage, schema, batches)
-                names = [f.name for f in schema if f.name not in (GEOMETRY, FID)]
-                entry.columns = [Column(n, column_type(schema.field(n).type)) for n in names]
-                self._finish_version(conn, entry, old)
-                if keep_version and created:
-                    entry.created, entry.updated = created, updated or entry.updated
-                    self._save_entry(conn, entry)
+                old = self._fill_version(conn, entry, schema, batches, replace, keep_version)
         except psycopg.Error as exc:
             raise LandExplorerError(
                 "The layer could not be saved into the catalogue; nothing was changed.",
@@ -383,6 +371,59 @@ class PostGISStore(Store):
         if old is not None and old.storage != entry.storage:
             self._discard(old.storage)
         return entry
+
+    def _fill_version(
+        self,
+        conn: Any,
+        entry: LayerEntry,
+        schema: pa.Schema,
+        batches: Iterable[pa.RecordBatch],
+        replace: bool,
+        keep_version: bool = False,
+    ) -> LayerEntry | None:
+        """Create, fill and catalogue a version table inside ``conn``'s transaction;
+        returns the version it replaces (its table is retired, dropped after commit)."""
+        entry.data_type = "vector"
+        created, updated, version = entry.created, entry.updated, entry.version
+        old = self._begin_version(conn, entry, replace)
+        if keep_version:
+            entry.version = version
+        entry.storage = f"{entry.id}_v{entry.version}"
+        if old is not None and old.storage == entry.storage:
+            old = None  # re-importing the same version: the table is rebuilt in place
+        fill_table(conn, entry.storage, schema, batches)
+        names = [f.name for f in schema if f.name not in (GEOMETRY, FID)]
+        entry.columns = [Column(n, column_type(schema.field(n).type)) for n in names]
+        self._finish_version(conn, entry, old)
+        if keep_version and created:
+            entry.created, entry.updated = created, updated or entry.updated
+            self._save_entry(conn, entry)
+        return old
+
+    def write_vectors(
+        self,
+        items: Iterable[tuple[LayerEntry, pa.Schema, Iterable[pa.RecordBatch]]],
+        *,
+        replace: bool = False,
+    ) -> list[LayerEntry]:
+        """The layers of one load in ONE transaction: every one of them, or none."""
+        psycopg = _psycopg()
+        done: list[tuple[LayerEntry, LayerEntry | None]] = []
+        try:
+            with self._transaction() as conn:
+                for entry, schema, batches in items:
+                    if any(other.id == entry.id for other, _ in done):
+                        raise InputError(f"Two layers of this load would both be '{entry.id}'.")
+                    done.append((entry, self._fill_version(conn, entry, schema, batches, replace)))
+        except psycopg.Error as exc:
+            raise LandExplorerError(
+                "The layers could not be saved into the catalogue; nothing was changed.",
+                detail=repr(exc),
+            ) from exc
+        for entry, old in done:
+            if old is not None and old.storage != entry.storage:
+                self._discard(old.storage)
+        return [entry for entry, _ in done]
 
     def write_raster(
         self, entry: LayerEntry, cog_path: Path, *, replace: bool = False

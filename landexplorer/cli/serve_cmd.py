@@ -37,7 +37,14 @@ def serve(
         # uvloop + httptools (uvicorn[standard]) set TCP_NODELAY: without them small
         # keep-alive responses stall ~40 ms under several workers (Nagle + delayed ACK).
         loop="uvloop",
-        http="httptools",
+        # httptools with a cap on the request head (431 past max_header_kb): uvicorn caps
+        # heads only in its h11 protocol, whose setting this protocol reads too.
+        http="landexplorer.api.httpproto:LimitedHttpToolsProtocol",
+        h11_max_incomplete_event_size=settings.max_header_kb * 1024,
         log_level=log_level,
-        proxy_headers=True,
+        # X-Forwarded-For/-Proto are believed only from the proxies named in the settings
+        # (uvicorn's default would believe any client on loopback).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
+        server_header=False,
     )

@@ -15,16 +15,20 @@ import pyarrow as pa
 
 from landexplorer.catalog.base import Store
 from landexplorer.catalog.model import (
+    KEPT_ON_REPLACE,
     KINDS,
     VISIBILITIES,
     IngestReport,
     LayerEntry,
     check_layer_id,
+    normalise_licence,
+    sibling_id,
     slugify,
+    type_change_message,
 )
 from landexplorer.errors import EmptyInput, InputError, LayerExists
 from landexplorer.layers.crs import crs_name
-from landexplorer.layers.normalize import Normalizer
+from landexplorer.layers.normalize import LINE, POINT, POLYGON, Normalizer
 from landexplorer.layers.raster import build_cog
 from landexplorer.layers.readers import (
     RawBatch,
@@ -41,16 +45,20 @@ Progress = Callable[[int], None]
 
 @dataclass
 class IngestOptions:
-    """Everything a steward or volunteer may say about a file they load."""
+    """Everything a steward or volunteer may say about a file they load.
+
+    A detail left as None (a licence also as "") is not given: a new layer gets the
+    default, and a replace keeps the value the layer has (see ``KEPT_ON_REPLACE``).
+    """
 
     id: str | None = None
-    title: str | None = None
-    description: str = ""
-    kind: str = "community"
-    licence: str = ""
-    attribution: str = ""
-    source: str | None = None
-    owner: str = ""
+    title: str | None = None  # default: from the file name
+    description: str | None = None  # default: ""
+    kind: str | None = None  # default: community
+    licence: str | None = None  # default: none (the layer stays private)
+    attribution: str | None = None  # default: ""
+    source: str | None = None  # default: the file name
+    owner: str | None = None  # default: ""
     visibility: str | None = None  # default: public when licensed, else private
     crs: str | None = None
     x: str | None = None
@@ -58,16 +66,33 @@ class IngestOptions:
     wkt: str | None = None
     layer: str | None = None
     replace: bool = False
+    #: A replace may turn a raster layer into a vector one or back.
+    allow_type_change: bool = False
     batch_size: int = 65_536
     extra_notes: list[str] = field(default_factory=list)
 
     def check(self) -> None:
-        if self.kind not in KINDS:
+        """Refuse impossible details in plain words, and spell the licence the SPDX way."""
+        if self.kind is not None and self.kind not in KINDS:
             raise InputError(f"The kind must be one of {', '.join(KINDS)}, not '{self.kind}'.")
         if self.visibility is not None and self.visibility not in VISIBILITIES:
             raise InputError(
                 f"The visibility must be one of {', '.join(VISIBILITIES)}, not '{self.visibility}'."
             )
+        if self.licence == "":
+            self.licence = None  # not given (the web form's "not decided yet")
+        if self.licence is not None:
+            self.licence = normalise_licence(self.licence)
+
+    def given(self) -> set[str]:
+        """The layer details this load sets; a replace keeps the others."""
+        blank_is_none = ("title", "kind", "visibility", "licence", "source")
+        return {
+            name
+            for name in KEPT_ON_REPLACE
+            if getattr(self, name) is not None
+            and not (name in blank_is_none and getattr(self, name) == "")
+        }
 
 
 def import_gdal_lean() -> None:
@@ -223,37 +248,50 @@ def ingest(
     return _ingest_vector(store, path_list[0], options, progress)
 
 
-def _base_entry(path: Path, options: IngestOptions, suffix: str = "") -> LayerEntry:
+def _base_entry(path: Path, options: IngestOptions, data_type: str, suffix: str = "") -> LayerEntry:
+    """The new layer's details: those given, else the defaults. On a replace, the store
+    takes the details not given (``entry.keep``) from the current version instead."""
     layer_id = options.id or slugify(path.name.split(".")[0])
     if suffix:
         layer_id = slugify(f"{layer_id}_{suffix}")
-    visibility = options.visibility or ("public" if options.licence else "private")
+    licence = options.licence or ""
+    visibility = options.visibility or ("public" if licence else "private")
+    given = options.given()
     return LayerEntry(
         id=layer_id,
         title=(options.title or _title_from(path)) + (f" ({suffix})" if suffix else ""),
-        description=options.description,
-        kind=options.kind,
-        owner=options.owner,
+        description=options.description or "",
+        kind=options.kind or "community",
+        data_type=data_type,
+        owner=options.owner or "",
         visibility=visibility,
-        licence=options.licence,
-        attribution=options.attribution,
+        licence=licence,
+        attribution=options.attribution or "",
         source=options.source or path.name,
+        keep=tuple(name for name in KEPT_ON_REPLACE if name not in given),
+        allow_type_change=options.allow_type_change,
     )
 
 
-def _refuse_existing(store: Store, layer_id: str, options: IngestOptions) -> None:
-    check_layer_id(layer_id)
-    if not options.replace and store.exists(layer_id):
+def _refuse_existing(store: Store, entry: LayerEntry, options: IngestOptions) -> None:
+    """Refuse, before anything is read, a load that cannot be stored under this id."""
+    check_layer_id(entry.id)
+    if not store.exists(entry.id):
+        return
+    if not options.replace:
         raise LayerExists(
-            f"A layer called '{layer_id}' already exists. Use --replace to store this file as "
+            f"A layer called '{entry.id}' already exists. Use --replace to store this file as "
             "its new version, or choose another id with --id."
         )
+    current = store.get(entry.id)
+    if current.data_type != entry.data_type and not options.allow_type_change:
+        raise InputError(type_change_message(entry.id, current.data_type, entry.data_type))
 
 
 def _ingest_raster(store: Store, paths: list[Path], options: IngestOptions) -> LayerEntry:
     started = time.perf_counter()
-    entry = _base_entry(paths[0], options)
-    _refuse_existing(store, entry.id, options)
+    entry = _base_entry(paths[0], options, "raster")
+    _refuse_existing(store, entry, options)
     out_dir = getattr(store, "raster_dir", Path(".")) or Path(".")
     cog, description, notes = build_cog(paths, out_dir, options.crs)
     try:
@@ -288,33 +326,116 @@ def _ingest_vector(
             sources = open_vector(path, read_options)
             many = len(sources) > 1
             entries = [
-                _base_entry(path, options, suffix=(src.layer or "") if many else "")
+                _base_entry(path, options, "vector", suffix=(src.layer or "") if many else "")
                 for src in sources
             ]
+            ids = [e.id for e in entries]
+            if len(set(ids)) < len(ids):
+                raise InputError(
+                    f"Two layers of '{path.name}' would get the same id; load them one at a "
+                    "time with --layer and --id."
+                )
             for entry in entries:
-                _refuse_existing(store, entry.id, options)  # before reading anything
-            return [
-                _write_source(store, src, entry, options, progress, checksum.result)
-                for src, entry in zip(sources, entries, strict=True)
-            ]
+                _refuse_existing(store, entry, options)  # before reading anything
+            items = _items(store, sources, entries, options, progress, checksum.result)
+            return store.write_vectors(items, replace=options.replace)
         except SchemaDrift as drift:
             if drift.column in read_options.string_columns:
                 raise InputError(f"'{path.name}' has columns whose type keeps changing.") from None
             read_options.string_columns.add(drift.column)
 
 
-def _write_source(
+#: Suffix of the layer holding a file's features of a family other than the main one.
+FAMILY_SUFFIX = {POINT: "points", LINE: "lines", POLYGON: "polygons"}
+
+Item = tuple[LayerEntry, pa.Schema, Iterator[pa.RecordBatch]]
+
+
+def _items(
     store: Store,
+    sources: list[VectorSource],
+    entries: list[LayerEntry],
+    options: IngestOptions,
+    progress: Progress | None,
+    checksum: Callable[[], str],
+) -> Iterator[Item]:
+    """The layers of one load, each as (entry, schema, batches), for ``write_vectors``.
+
+    Lazy: which other geometry families a source holds is known once its main pass has
+    been written (the store reads every batch of an item before it asks for the next),
+    and each such family then follows as a layer of its own, read in another pass.
+    """
+    for source, entry in zip(sources, entries, strict=True):
+        normalizer = Normalizer(source, entry.report)
+        siblings: dict[str, str] = {}
+
+        def plan(
+            normalizer: Normalizer = normalizer,
+            entry: LayerEntry = entry,
+            siblings: dict[str, str] = siblings,
+        ) -> None:
+            # the main pass is done and its entry not yet committed: say where the rest goes
+            families = sorted(normalizer.elsewhere, key=lambda f: -normalizer.elsewhere[f])
+            for family in families:
+                siblings[family] = sibling_id(entry.id, FAMILY_SUFFIX[family])
+            entry.report.also_stored = {siblings[f]: normalizer.elsewhere[f] for f in families}
+
+        yield _prepared(source, entry, normalizer, options, progress, checksum, plan)
+        for family, layer_id in siblings.items():
+            count = normalizer.elsewhere[family]
+            check_layer_id(layer_id)
+            if not options.replace and store.exists(layer_id):
+                raise LayerExists(
+                    f"'{source.name}' also holds {count:,} {FAMILY_SUFFIX[family]}, which would "
+                    f"be stored as the layer '{layer_id}', but a layer of that name already "
+                    "exists. Load it again with --replace to replace that layer too, or choose "
+                    "another id with --id."
+                )
+            sibling = _sibling_entry(entry, layer_id, family, source)
+            second = Normalizer(source, sibling.report, family=family, main=normalizer.family)
+            second.crs = normalizer.crs  # the CRS the first pass read (or assumed)
+            sibling.report.assumed.extend(entry.report.assumed)
+            yield _prepared(source, sibling, second, options, progress, checksum)
+
+
+def _sibling_entry(
+    main: LayerEntry, layer_id: str, family: str, source: VectorSource
+) -> LayerEntry:
+    """The layer for a file's features of another family: the main layer's details as
+    they were stored (kept ones included), a title of its own, and the same ``keep``, so
+    a replace of an existing one keeps its own details."""
+    entry = LayerEntry(
+        id=layer_id,
+        title=f"{main.title} ({FAMILY_SUFFIX[family]})",
+        description=main.description,
+        kind=main.kind,
+        owner=main.owner,
+        visibility=main.visibility,
+        licence=main.licence,
+        attribution=main.attribution,
+        source=main.source,
+        keep=main.keep,
+        allow_type_change=main.allow_type_change,
+    )
+    entry.report.notes.append(
+        f"These are the {FAMILY_SUFFIX[family]} of '{source.name}'; its other features are in "
+        f"the layer '{main.id}'."
+    )
+    return entry
+
+
+def _prepared(
     source: VectorSource,
     entry: LayerEntry,
+    normalizer: Normalizer,
     options: IngestOptions,
     progress: Progress | None,
     checksum: Callable[[], str] | None = None,
-) -> LayerEntry:
+    when_done: Callable[[], None] | None = None,
+) -> Item:
+    """A source's normalised batches, started (the first batch gives the schema)."""
     started = time.perf_counter()
-    report = IngestReport()
-    report.assumed.extend(source.assumed)
-    normalizer = Normalizer(source, report)
+    report = entry.report
     raw = source.batches()
 
     def normalized() -> Iterator[pa.RecordBatch]:
@@ -351,6 +472,7 @@ def _write_source(
         if normalizer.had_z:
             report.notes.append("Heights (Z values) in the geometries were left out.")
         report.seconds = round(time.perf_counter() - started, 3)
-        entry.report = report
+        if when_done is not None:
+            when_done()
 
-    return store.write_vector(entry, schema, everything(), replace=options.replace)
+    return entry, schema, everything()

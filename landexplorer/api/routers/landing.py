@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -30,9 +31,36 @@ CONFORMANCE = [
 ]
 
 
+#: A Host header that is a plain host name or address with an optional port; anything
+#: else (spaces, slashes, '@', quotes) is never copied into a link.
+_HOST = re.compile(r"^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$")
+
+
 def base_url(request: Request) -> str:
-    """The service root as the client sees it (no trailing slash)."""
-    return str(request.base_url).rstrip("/")
+    """The service root for links in answers (no trailing slash).
+
+    ``public_url`` from the settings when it is set (behind a proxy, the address the public
+    uses). Otherwise the scheme the connection used (``X-Forwarded-Proto`` counts only from
+    a trusted proxy: uvicorn applies it, or not, before we see the request) and the request's
+    Host header when it is a well-formed host name, else the address the server listens on.
+    """
+    public: str | None = request.app.state.settings.public_url
+    if public:
+        return public.rstrip("/")
+    scheme = request.url.scheme if request.url.scheme in ("http", "https") else "http"
+    host = request.headers.get("host", "")
+    if not _HOST.match(host):
+        server = request.scope.get("server") or ("127.0.0.1", 80)
+        name = f"[{server[0]}]" if ":" in str(server[0]) else str(server[0])
+        host = f"{name}:{server[1]}"
+    root = request.scope.get("root_path", "").rstrip("/")
+    return f"{scheme}://{host}{root}"
+
+
+def self_url(request: Request) -> str:
+    """The address of this request for ``self`` links, built on ``base_url``."""
+    query = request.url.query
+    return f"{base_url(request)}{request.url.path}" + (f"?{query}" if query else "")
 
 
 @get_and_head(router, "/", summary="Landing page")

@@ -75,8 +75,8 @@ def _not_found() -> ApiError:
 def resolve_asset(rel: str) -> Path:
     """The file behind ``/web/<rel>``, refusing anything outside the served folders."""
     parts = rel.split("/")
-    if any(p in ("", ".", "..") or p.startswith(".") for p in parts):
-        raise _not_found()
+    if any(p in ("", ".", "..") or p.startswith(".") for p in parts) or not rel.isprintable():
+        raise _not_found()  # isprintable: no NUL or control characters reach the file system
     if parts[0] == "vendor" and len(parts) >= 3:
         base = VENDOR.get(parts[1])
         if base is None:
