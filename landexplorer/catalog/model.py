@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -16,6 +18,11 @@ KINDS: tuple[str, ...] = ("community", "open", "reference")
 VISIBILITIES: tuple[str, ...] = ("public", "private", "hidden")
 
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+#: Prefixes of the tables the catalogue, GeoPackage, its R-trees and SQLite keep for
+#: themselves: a layer id must not look like one of them.
+RESERVED_ID_PREFIXES: tuple[str, ...] = ("landexplorer_", "gpkg_", "rtree_", "sqlite_")
+#: The longest layer id.
+MAX_ID_LENGTH = 48
 
 
 def slugify(text: str) -> str:
@@ -34,10 +41,124 @@ def check_layer_id(layer_id: str) -> str:
     """Return ``layer_id`` if it is a valid id, else raise a plain-words error."""
     if not _ID_RE.match(layer_id):
         raise InputError(
-            f"'{layer_id}' cannot be used as a layer id. Use up to 48 lower-case letters, "
-            "digits and underscores, starting with a letter (for example 'orchards_2024')."
+            f"'{layer_id[:60]}' cannot be used as a layer id. Use up to 48 lower-case "
+            "letters, digits and underscores, starting with a letter (for example "
+            "'orchards_2024')."
+        )
+    reserved = next(
+        (p for p in RESERVED_ID_PREFIXES if layer_id.startswith(p) or layer_id == p[:-1]), None
+    )
+    if reserved is not None:
+        prefixes = ", ".join(f"'{p}'" for p in RESERVED_ID_PREFIXES[:-1])
+        prefixes += f" or '{RESERVED_ID_PREFIXES[-1]}'"
+        raise InputError(
+            f"'{layer_id}' cannot be used as a layer id: names starting with {prefixes} are "
+            "kept for the catalogue's own tables. Choose another id, for example "
+            f"'my_{layer_id[len(reserved) :] or 'layer'}'.".replace("my__", "my_")
         )
     return layer_id
+
+
+def sibling_id(layer_id: str, suffix: str) -> str:
+    """``<layer_id>_<suffix>`` cut to fit the id length, keeping the whole suffix."""
+    base = layer_id[: MAX_ID_LENGTH - len(suffix) - 1].rstrip("_")
+    return f"{base}_{suffix}"
+
+
+# ----- licences --------------------------------------------------------------------------
+#: Licences named in messages as examples of what to write.
+LICENCE_EXAMPLES = ("OGL-UK-3.0", "CC-BY-4.0", "ODbL-1.0")
+#: Longest licence expression accepted.
+MAX_LICENCE_CHARS = 200
+_LICENCE_REF = re.compile(r"^(?:DocumentRef-[A-Za-z0-9.\-]+:)?LicenseRef-[A-Za-z0-9.\-]+$", re.I)
+#: Names people write for common data licences, and their SPDX ids.
+_LICENCE_ALIASES = {
+    "ogl": "OGL-UK-3.0",
+    "ogl3": "OGL-UK-3.0",
+    "oglv3": "OGL-UK-3.0",
+    "ogl30": "OGL-UK-3.0",
+    "ogluk3": "OGL-UK-3.0",
+    "opengovernmentlicence": "OGL-UK-3.0",
+    "opengovernmentlicencev30": "OGL-UK-3.0",
+    "odbl": "ODbL-1.0",
+    "opendatabaselicense": "ODbL-1.0",
+    "opendatabaselicence": "ODbL-1.0",
+    "ccby": "CC-BY-4.0",
+    "ccby4": "CC-BY-4.0",
+    "ccby40": "CC-BY-4.0",
+    "ccbysa": "CC-BY-SA-4.0",
+    "ccbysa40": "CC-BY-SA-4.0",
+    "cc0": "CC0-1.0",
+    "publicdomain": "CC0-1.0",
+}
+
+
+@functools.cache
+def _spdx() -> Any:
+    from license_expression import get_spdx_licensing
+
+    return get_spdx_licensing()
+
+
+def _licence_hint(text: str) -> str:
+    """' Did you mean X?' for a misspelt licence, or ''."""
+    squashed = re.sub(r"[^a-z0-9]", "", text.lower())
+    guess = _LICENCE_ALIASES.get(squashed)
+    if guess is None:
+        keys = {re.sub(r"[^a-z0-9]", "", k.lower()): k for k in _spdx().known_symbols}
+        guess = keys.get(squashed)
+        if guess is None:
+            close = difflib.get_close_matches(squashed, list(keys), n=1, cutoff=0.85)
+            guess = keys[close[0]] if close else None
+    return f" Did you mean {guess}?" if guess else ""
+
+
+def normalise_licence(text: str) -> str:
+    """A licence as a valid SPDX expression in its standard spelling, or a plain-words error.
+
+    >>> normalise_licence("ogl-uk-3.0 and odbl-1.0")
+    'OGL-UK-3.0 AND ODbL-1.0'
+
+    Custom licences are written ``LicenseRef-<name>`` (SPDX's form for them).
+    """
+    examples = ", ".join(LICENCE_EXAMPLES[:-1]) + f" or {LICENCE_EXAMPLES[-1]}"
+    how = (
+        f"Give an SPDX licence id (https://spdx.org/licenses/), for example {examples}; join "
+        "several with AND (e.g. 'OGL-UK-3.0 AND ODbL-1.0'), or write LicenseRef-<name> for "
+        "a licence of your own."
+    )
+    stripped = " ".join(text.split())
+    if not stripped:
+        raise InputError(
+            "The licence is blank. " + how + " A layer without a licence stays private: "
+            "leave the licence out altogether for that."
+        )
+    if len(stripped) > MAX_LICENCE_CHARS:
+        raise InputError(f"The licence is longer than {MAX_LICENCE_CHARS} characters. " + how)
+    from license_expression import ExpressionError
+
+    licensing = _spdx()
+    try:
+        parsed = licensing.parse(stripped, strict=True, validate=False)
+    except (ExpressionError, RecursionError, TypeError, ValueError) as exc:
+        raise InputError(
+            f"'{stripped}' is not a licence expression landexplorer can read."
+            + _licence_hint(stripped)
+            + " "
+            + how,
+            detail=str(exc),
+        ) from None
+    if parsed is None:
+        raise InputError("The licence is blank. " + how)
+    unknown = [k for k in licensing.unknown_license_keys(parsed) if not _LICENCE_REF.match(k)]
+    if unknown:
+        raise InputError(
+            f"'{unknown[0]}' is not a licence id landexplorer knows."
+            + _licence_hint(unknown[0])
+            + " "
+            + how
+        )
+    return re.sub(r"(?i)\blicenseref-", "LicenseRef-", str(parsed))
 
 
 @dataclass
@@ -54,6 +175,12 @@ class IngestReport:
     assumed: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: Details a replace kept from the version before (field -> value), and that version.
+    kept: dict[str, str] = field(default_factory=dict)
+    kept_from_version: int = 0
+    #: Features of another geometry kind in the same file, stored as their own layers
+    #: (layer id -> features).
+    also_stored: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,8 +211,20 @@ class IngestReport:
         if self.renamed_columns:
             pairs = ", ".join(f"'{a}' -> '{b}'" for a, b in self.renamed_columns.items())
             lines.append(f"Columns renamed to be safe: {pairs}.")
+        if self.also_stored:
+            others = ", ".join(f"{n:,} in '{layer}'" for layer, n in self.also_stored.items())
+            lines.append(
+                "The file also held features of another geometry kind; they were stored as "
+                f"their own layer(s) in the same load: {others}."
+            )
         lines.extend(self.assumed)
         lines.extend(self.notes)
+        if self.kept:
+            what = "; ".join(f"{k} {v}" for k, v in self.kept.items())
+            lines.append(
+                f"Kept from version {self.kept_from_version} because no new value was given: "
+                f"{what}."
+            )
         return lines
 
 
@@ -121,6 +260,11 @@ class LayerEntry:
     columns: list[Column] = field(default_factory=list)
     report: IngestReport = field(default_factory=IngestReport)
     raster: dict[str, Any] = field(default_factory=dict)  # width, height, bands, dtype, nodata, ...
+    # ---- instructions for the write of a new version, never stored (see merge_replaced)
+    #: Details a replace takes from the current version (nobody gave new values for them).
+    keep: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    #: A replace may turn a raster layer into a vector one or back.
+    allow_type_change: bool = field(default=False, compare=False, repr=False)
 
     @property
     def is_public(self) -> bool:
@@ -133,6 +277,8 @@ class LayerEntry:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["bbox"] = list(self.bbox) if self.bbox else None
+        for transient in _TRANSIENT:
+            data.pop(transient, None)
         return data
 
     @classmethod
@@ -142,5 +288,51 @@ class LayerEntry:
         data["report"] = IngestReport.from_dict(data.get("report"))
         bbox = data.get("bbox")
         data["bbox"] = tuple(bbox) if bbox else None
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known = {
+            k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k not in _TRANSIENT
+        }
         return cls(**known)
+
+
+_TRANSIENT = ("keep", "allow_type_change")
+
+#: What a replace keeps from the layer's current version unless new values are given.
+KEPT_ON_REPLACE: tuple[str, ...] = (
+    "title", "description", "kind", "owner", "visibility", "licence", "attribution", "source",
+)  # fmt: skip
+
+_TYPE_WORDS = {
+    "raster": "a raster layer (a grid of values)",
+    "vector": "a vector layer (points, lines or polygons)",
+}
+
+
+def merge_replaced(entry: LayerEntry, previous: LayerEntry) -> None:
+    """Prepare ``entry``, a new version of ``previous``, for its commit.
+
+    The stores call this where they read the current version to replace it (under their
+    write lock, so a change made meanwhile is not lost): the details named in
+    ``entry.keep`` are taken from ``previous`` and listed in the ingest report, and a
+    change between raster and vector is refused unless ``entry.allow_type_change``.
+    Calling it again (with the version read later, under the lock) is harmless.
+    """
+    if entry.data_type != previous.data_type and not entry.allow_type_change:
+        raise InputError(type_change_message(entry.id, previous.data_type, entry.data_type))
+    kept: dict[str, str] = {}
+    for name in entry.keep:
+        value = getattr(previous, name)
+        setattr(entry, name, value)
+        if value:  # an empty detail kept empty is not worth a word
+            kept[name] = f"'{value}'"
+    entry.report.kept = kept
+    entry.report.kept_from_version = previous.version if kept else 0
+
+
+def type_change_message(layer_id: str, old: str, new: str) -> str:
+    """Why a replace that would change a layer between raster and vector was refused."""
+    return (
+        f"'{layer_id}' is {_TYPE_WORDS.get(old, old)}, and this file would make it "
+        f"{_TYPE_WORDS.get(new, new)}. Nothing was changed. To store it as the new version "
+        "anyway, load it again with --allow-type-change (over HTTP: the form field "
+        "allow_type_change=true); or give it its own id with --id."
+    )

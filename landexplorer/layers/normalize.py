@@ -3,9 +3,12 @@
 What is done, and counted in the layer's ingest report:
 
 * geometries that are null, empty or unreadable are dropped;
-* the layer keeps one geometry family (points, lines or polygons): the family is what
-  the file declares, or what most of the first batch holds; parts of another family
-  (a stray line inside a GeometryCollection of polygons) are dropped;
+* a layer keeps one geometry family (points, lines or polygons): the family is what
+  the file declares, or that of most features of the first batch (polygons first on a
+  tie). A feature of another family is not lost: it is counted in ``elsewhere`` and
+  ingestion stores it in a layer of its own family (a second pass over the file with
+  ``family``/``main`` set). Parts of another family inside a GeometryCollection that
+  also holds this layer's family (a stray line among polygons) are dropped and counted;
 * invalid geometries are repaired with ``make_valid`` keeping the family;
 * lines and polygons are stored as Multi* so one layer has one geometry type;
 * coordinates are reprojected to EPSG:4326 (lon/lat), and refused when they cannot be
@@ -40,6 +43,11 @@ from landexplorer.layers.crs import (
 from landexplorer.layers.readers import RawBatch, VectorSource
 
 POINT, LINE, POLYGON = "point", "line", "polygon"
+#: Families by code (the order is the tie-break: on equal counts polygons win, then lines).
+_FAMILIES = (POINT, LINE, POLYGON)
+_CODE = {fam: code for code, fam in enumerate(_FAMILIES)}
+#: Geometry type id (shapely) -> family code; -1 for collections and anything else.
+_TYPE_CODE = np.array([0, 1, 1, 2, 0, 1, 2, -1], dtype=np.int8)
 _FAMILY_TYPE_IDS = {POINT: (0, 4), LINE: (1, 2, 5), POLYGON: (3, 6)}
 _MULTI_BUILDERS: dict[str, Callable[..., Any]] = {
     POINT: shapely.multipoints,
@@ -60,6 +68,35 @@ def family_of(declared: str) -> str | None:
     if name in ("polygon", "multipolygon"):
         return POLYGON
     return None
+
+
+def row_families(geoms: np.ndarray, main: str | None = None) -> np.ndarray:
+    """The family code of each geometry (-1: none, e.g. an empty collection).
+
+    A GeometryCollection belongs to ``main`` when it holds any part of it (its other
+    parts are strays); otherwise to the family most of its non-empty parts have
+    (polygons first on a tie, then lines).
+    """
+    ids = shapely.get_type_id(geoms)
+    out = np.full(len(geoms), -1, dtype=np.int8)
+    simple = (ids >= 0) & (ids < 7)
+    out[simple] = _TYPE_CODE[ids[simple]]
+    collections = np.flatnonzero(ids == 7)
+    if len(collections):
+        parts, index = shapely.get_parts(geoms[collections], return_index=True)
+        parts, inner = shapely.get_parts(parts, return_index=True)  # a multi inside a collection
+        index = index[inner]
+        part_ids = shapely.get_type_id(parts)
+        codes = np.where((part_ids >= 0) & (part_ids < 7), _TYPE_CODE[part_ids.clip(0, 7)], -1)
+        ok = (codes >= 0) & ~shapely.is_empty(parts)
+        counts = np.zeros((len(collections), len(_FAMILIES)), dtype=np.int64)
+        np.add.at(counts, (index[ok], codes[ok]), 1)
+        best = len(_FAMILIES) - 1 - np.argmax(counts[:, ::-1], axis=1)
+        family = np.where(counts.sum(axis=1) > 0, best, -1)
+        if main is not None:
+            family = np.where(counts[:, _CODE[main]] > 0, _CODE[main], family)
+        out[collections] = family
+    return out
 
 
 def safe_column_names(names: list[str]) -> dict[str, str]:
@@ -125,12 +162,24 @@ def _convert(array: pa.Array, target: pa.DataType) -> pa.Array:
 class Normalizer:
     """Turns a source's raw batches into storable batches, filling in the report and bbox."""
 
-    def __init__(self, source: VectorSource, report: IngestReport) -> None:
+    def __init__(
+        self,
+        source: VectorSource,
+        report: IngestReport,
+        family: str | None = None,
+        main: str | None = None,
+    ) -> None:
+        """``family`` and ``main``: a second pass that keeps only the features of
+        ``family`` that the first pass (of the ``main`` family) counted in ``elsewhere``."""
         self.source = source
         self.report = report
         self.crs: CRS | None = source.crs
-        self.family = family_of(source.geometry_type)
+        self.family = family or family_of(source.geometry_type)
+        self.main = main
         self.multi_points = source.geometry_type.lower().startswith("multipoint")
+        self._points_decided = family is None or family != POINT
+        #: Features of other families met (family -> count), left for their own layers.
+        self.elsewhere: dict[str, int] = {}
         self.columns: dict[str, str] | None = None
         self.schema: pa.Schema | None = None
         self.bounds = [np.inf, np.inf, -np.inf, -np.inf]
@@ -169,14 +218,37 @@ class Normalizer:
     def _decide_family(self, geoms: np.ndarray) -> None:
         if self.family is not None:
             return
-        parts = shapely.get_parts(geoms)
-        ids = shapely.get_type_id(parts)
-        counts = {fam: int(np.isin(ids, tids).sum()) for fam, tids in _FAMILY_TYPE_IDS.items()}
-        if not any(counts.values()):
+        codes = row_families(geoms)
+        counts = np.bincount(codes[codes >= 0], minlength=len(_FAMILIES))
+        if not counts.any():
             raise EmptyInput(f"'{self.source.name}' has no points, lines or polygons in it.")
-        self.family = max(counts, key=lambda k: counts[k])
+        self.family = _FAMILIES[len(_FAMILIES) - 1 - int(np.argmax(counts[::-1]))]
         if self.family == POINT:
-            self.multi_points = bool((shapely.get_type_id(geoms) == 4).any())
+            mine = codes == _CODE[POINT]
+            self.multi_points = bool((shapely.get_type_id(geoms[mine]) == 4).any())
+
+    def _route(self, geoms: np.ndarray, attrs: pa.RecordBatch) -> tuple[np.ndarray, pa.RecordBatch]:
+        """Keep the features of this layer's family. In a first pass, those of another
+        family are counted in ``elsewhere`` (for their own layer); in a second pass
+        (``main`` set), features that belong to another layer are skipped silently."""
+        assert self.family is not None
+        codes = row_families(geoms, self.main or self.family)
+        mine = codes == _CODE[self.family]
+        if mine.all():
+            return geoms, attrs
+        if self.main is None:
+            for code, n in zip(*np.unique(codes[~mine], return_counts=True), strict=True):
+                if code < 0:  # nothing drawable at all (e.g. an empty collection)
+                    self.report.dropped_empty += int(n)
+                else:
+                    family = _FAMILIES[int(code)]
+                    self.elsewhere[family] = self.elsewhere.get(family, 0) + int(n)
+        else:
+            self.report.rows_read -= int((~mine).sum())  # rows of the other layer(s)
+        if not self._points_decided and mine.any():
+            self.multi_points = bool((shapely.get_type_id(geoms[mine]) == 4).any())
+            self._points_decided = True
+        return geoms[mine], attrs.filter(pa.array(mine))
 
     def _attributes(self, attrs: pa.RecordBatch) -> pa.RecordBatch:
         if self.columns is None:
@@ -252,11 +324,17 @@ class Normalizer:
             geoms = shapely.force_2d(geoms)
         keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
         if not keep.all():
-            self.report.dropped_empty += int((~keep).sum())
+            if self.main is None:
+                self.report.dropped_empty += int((~keep).sum())
+            else:  # counted by the first pass
+                self.report.rows_read -= int((~keep).sum())
             geoms, attrs = geoms[keep], attrs.filter(pa.array(keep))
         if len(geoms) == 0:
             return None
         self._decide_family(geoms)
+        geoms, attrs = self._route(geoms, attrs)
+        if len(geoms) == 0:
+            return None
         geoms, attrs = self._keep_family(geoms, attrs)
         if len(geoms) == 0:
             return None
