@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from landexplorer.api import create_app
-from landexplorer.api.routers.maps import MAX_BODY_BYTES
 from landexplorer.api.routers.web import NODE_MODULES, STATIC_DIR
 from landexplorer.settings import Settings
 
@@ -186,9 +185,35 @@ def test_bad_maps_are_refused_in_plain_words(client, body):
 
 def test_too_large_and_unknown_maps(client):
     big = a_map(title="x" * 100)
-    big["shapes"] = {"type": "FeatureCollection", "features": [{"pad": "y" * MAX_BODY_BYTES}]}
-    assert client.post("/maps", json=big).status_code == 413
+    pad = "y" * (Settings().maps_max_kb * 1024)
+    big["shapes"] = {"type": "FeatureCollection", "features": [{"pad": pad}]}
+    r = client.post("/maps", json=big)
+    assert r.status_code == 413
+    assert "too large to save" in r.json()["description"]
     for path in ("/maps/AAAAAAAA", "/maps/../../etc", "/m/nothere1", "/maps/a%2F..%2Fb0000"):
         r = client.get(path)
         assert r.status_code == 404, path
         assert set(r.json()) == {"code", "description"}
+
+
+def test_saved_maps_are_rate_limited_per_client(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", basemap="none", maps_per_minute=3)
+    with TestClient(create_app(settings)) as c:
+        codes = [c.post("/maps", json=a_map()).status_code for _ in range(5)]
+        assert codes == [201, 201, 201, 429, 429]
+        r = c.post("/maps", json=a_map())
+        assert int(r.headers["retry-after"]) >= 1
+        assert "wait" in r.json()["description"]
+        assert len(list((tmp_path / "data" / "maps").glob("*.json"))) == 3
+
+
+def test_saved_maps_cannot_fill_the_disk(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", basemap="none", maps_max_total_mb=1)
+    folder = tmp_path / "data" / "maps"
+    folder.mkdir(parents=True)
+    (folder / "AAAAAAAAAAAA.json").write_bytes(b"{}" + b" " * (1024 * 1024))
+    with TestClient(create_app(settings)) as c:
+        r = c.post("/maps", json=a_map())
+        assert r.status_code == 507
+        assert "no room for more saved maps" in r.json()["description"]
+        assert len(list(folder.glob("*.json"))) == 1

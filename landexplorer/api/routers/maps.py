@@ -8,10 +8,12 @@ Nothing in it is trusted: the body is checked against a strict model and capped 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
+import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,16 +22,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse
 
 from landexplorer.api.errors import ApiError
+from landexplorer.api.ratelimit import RateLimit
 from landexplorer.api.responses import JSONResponse
 from landexplorer.api.routers.landing import base_url
 from landexplorer.settings import Settings
 
 router = APIRouter(tags=["Saved maps"])
 
-MAX_BODY_BYTES = 512 * 1024
+#: Space left free on the disk whatever the map quota says: saved maps never fill it.
+_KEEP_FREE_BYTES = 200 * 1024 * 1024
 _MAP_ID = re.compile(r"^[A-Za-z0-9_-]{8,16}$")
 MapId = Annotated[str, PathParam(alias="mapId", max_length=16)]
 
@@ -89,6 +94,32 @@ def _publish(tmp: Path, target: Path) -> None:
         os.replace(tmp, target)
 
 
+def _rate_limit(request: Request, settings: Settings) -> RateLimit:
+    """The app's saved-map rate limit (one per app, made on first use)."""
+    limit = getattr(request.app.state, "maps_rate", None)
+    if limit is None:
+        limit = request.app.state.maps_rate = RateLimit(settings.maps_per_minute, 60.0)
+    return limit
+
+
+def _check_room(folder: Path, quota_mb: int) -> None:
+    """Refuse a new map when saved maps reach their quota or the disk is nearly full."""
+    used = 0
+    if folder.is_dir():
+        with os.scandir(folder) as entries:
+            for item in entries:
+                with contextlib.suppress(OSError):
+                    used += item.stat(follow_symlinks=False).st_size
+    free = shutil.disk_usage(folder if folder.is_dir() else folder.parent).free
+    if used >= quota_mb * 1024 * 1024 or free < _KEEP_FREE_BYTES:
+        raise ApiError(
+            507, "storage-full",
+            "This server has no room for more saved maps just now. Share the map's address "
+            "(the link in your browser's address bar) instead, or tell the server's "
+            "administrator.",
+        )  # fmt: skip
+
+
 def write_map(folder: Path, body: dict[str, Any]) -> str:
     """Store a map under a new random id, atomically; returns the id."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -135,9 +166,22 @@ def _links(root: str, map_id: str) -> list[dict[str, str]]:
 @router.post("/maps", status_code=201, summary="Save a map", operation_id="saveMap")
 async def save_map(request: Request) -> JSONResponse:
     """Store the view, layers and drawn shapes; answer with the id and the short link."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, "too-large", "This map is too large to save (too many shapes?).")
+    settings: Settings = request.app.state.settings
+    raw = await request.body()  # counted as it streams: at most max_json_kb (api/limits.py)
+    if len(raw) > settings.maps_max_kb * 1024:
+        raise ApiError(
+            413, "too-large",
+            f"This map is too large to save (more than {settings.maps_max_kb} KB): "
+            "draw fewer or simpler shapes.",
+        )  # fmt: skip
+    wait = _rate_limit(request, settings).allow(request.client.host if request.client else "")
+    if wait:
+        raise ApiError(
+            429, "too-many-requests",
+            f"You have saved {settings.maps_per_minute} maps in the last minute. Please wait "
+            f"{int(wait) + 1} seconds and try again.",
+            {"Retry-After": str(int(wait) + 1)},
+        )  # fmt: skip
     try:
         saved = SavedMap.model_validate_json(raw)
     except ValidationError as exc:
@@ -149,8 +193,9 @@ async def save_map(request: Request) -> JSONResponse:
     _check_shapes(saved.shapes)
     body = saved.model_dump(mode="json")
     body["created"] = datetime.now(UTC).isoformat(timespec="seconds")
-    settings: Settings = request.app.state.settings
-    map_id = write_map(maps_dir(settings), body)
+    folder = maps_dir(settings)
+    await run_in_threadpool(_check_room, folder, settings.maps_max_total_mb)
+    map_id = await run_in_threadpool(write_map, folder, body)
     root = base_url(request)
     return JSONResponse(
         {"id": map_id, "url": f"{root}/m/{map_id}", "links": _links(root, map_id)},
