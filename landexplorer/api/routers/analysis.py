@@ -7,12 +7,12 @@ features. Areas and distances come back in the metric CRS the analysis chose (na
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 import shapely
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool
 
 from landexplorer.api.deps import not_found, store_of, visible
 from landexplorer.api.responses import JSONResponse
@@ -24,7 +24,9 @@ router = APIRouter(prefix="/analysis", tags=["Analysis"])
 #: The most match features returned inline; the summary always covers all of them.
 MAX_MATCHES = 5_000
 
-BBox = tuple[float, float, float, float]
+#: JSON numbers only (true/false or "1.5" are not taken for numbers), as the schema says.
+Number = Annotated[float, Strict()]
+BBox = tuple[Number, Number, Number, Number]
 
 
 class _Body(BaseModel):
@@ -37,14 +39,14 @@ class CompareBody(_Body):
     predicate: Literal["intersects", "within", "contains", "within-distance", "nearest"] = (
         "intersects"
     )
-    distance: float | None = Field(default=None, ge=0, le=100_000, description="metres")
-    k: int | None = Field(default=None, ge=1, le=100)
+    distance: Number | None = Field(default=None, ge=0, le=100_000, description="metres")
+    k: Annotated[int, Strict()] | None = Field(default=None, ge=1, le=100)
     by: str | None = Field(default=None, max_length=100, description="a column of right")
     bbox: BBox | None = None
     area: dict[str, Any] | None = Field(
         default=None, description="GeoJSON polygon: only left features meeting it"
     )
-    matches: bool = True
+    matches: StrictBool = True
 
 
 class ReportBody(_Body):
