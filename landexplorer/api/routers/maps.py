@@ -42,7 +42,7 @@ MapId = Annotated[str, PathParam(alias="mapId", max_length=16)]
 class View(BaseModel):
     """Where the map looks: centre as [latitude, longitude] and a zoom level."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as the schema says
     center: tuple[Annotated[float, Field(ge=-90, le=90)], Annotated[float, Field(ge=-180, le=180)]]
     zoom: float = Field(ge=0, le=22)
 
@@ -50,7 +50,7 @@ class View(BaseModel):
 class MapLayer(BaseModel):
     """A layer shown on the saved map and how."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as the schema says
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
     opacity: float = Field(default=1.0, ge=0, le=1)
 
@@ -58,7 +58,7 @@ class MapLayer(BaseModel):
 class SavedMap(BaseModel):
     """What a saved map holds."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as the schema says
     title: str = Field(default="", max_length=200)
     view: View
     layers: list[MapLayer] = Field(default_factory=list, max_length=100)
