@@ -366,6 +366,7 @@ def _items(
     and each such family then follows as a layer of its own, read in another pass.
     """
     for source, entry in zip(sources, entries, strict=True):
+        entry.report.assumed.extend(source.assumed)
         normalizer = Normalizer(source, entry.report)
         siblings: dict[str, str] = {}
 
