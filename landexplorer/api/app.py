@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from landexplorer.api.errors import register_error_handlers
 from landexplorer.api.guards import WriteGuard
+from landexplorer.api.jobs import Jobs
 from landexplorer.api.openapi import install as install_openapi
 from landexplorer.catalog import open_store
 from landexplorer.settings import Settings
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
+    # upload jobs and upload folders that a stopped server left are finished first
+    app.state.jobs = Jobs.start(settings.data_dir / "jobs", store)
     register_error_handlers(app)
     install_openapi(app)  # the OpenAPI document as the server really answers
     # Token and size checks before any body is read (inside CORS, so refusals carry CORS).

@@ -1,37 +1,74 @@
 """Background jobs (uploads): run ingestion off the request, report status and progress.
 
 Job records are small JSON files under ``data_dir/jobs`` written atomically, so any
-worker process can answer ``/jobs/{id}`` whichever one runs the job.
+worker process can answer ``/jobs/{id}`` whichever one runs the job. Each upload is
+received into its own folder under ``data_dir/uploads/<owner>/``, named after the
+process that owns it.
+
+A crash (kill -9, power cut, out of memory) must not leave a job ``running`` forever or
+its upload on the disk. So every job records its owner (see ``catalog.owners``) and,
+once it runs, what to check to know whether its layer version was stored: the layer id,
+the version it would become and the SHA-256 of the file. ``Jobs.recover`` (at start-up,
+and again whenever a job is asked for) gives each job of a process that is gone its final
+state: ``successful`` when that version is in the catalogue after all, otherwise
+``failed`` with a plain reason; and removes the upload folders and half-written records of
+stopped processes. Several workers may start at once: recovery takes a lock file and
+touches only the work of processes that are gone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import fcntl
 import json
 import logging
 import os
 import re
 import shutil
+import tempfile
+import threading
+import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from landexplorer.catalog import Store
-from landexplorer.errors import LandExplorerError
+from landexplorer.catalog import LayerEntry, Store
+from landexplorer.catalog.diskspace import disk_full, is_disk_full
+from landexplorer.catalog.owners import is_alive, is_owner_tag, this_process
+from landexplorer.errors import DiskFull, LandExplorerError, LayerNotFound
 
 log = logging.getLogger("landexplorer.api.jobs")
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+
+FINAL = ("successful", "failed")
+#: What a job left unfinished by a stopped server says.
+INTERRUPTED = "The server stopped while this upload ran; nothing was stored, please upload again."
+#: Upload folders from before uploads lived under the data folder (in the system's
+#: temporary folder, with no owner): removed once they are this old.
+_LEGACY_UPLOAD_AGE_S = 24 * 3600
 
 
 def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+def _folder_name(owner: str) -> str:
+    """An owner tag as a folder name (':' is kept out of file names)."""
+    return owner.replace(":", "+")
+
+
+def _owner_of(folder_name: str) -> str:
+    return folder_name.replace("+", ":")
+
+
 @dataclass
 class Job:
-    """What a client sees at ``/jobs/{id}``."""
+    """What a client sees at ``/jobs/{id}``, and what recovery needs after a crash."""
 
     id: str
     kind: str
@@ -43,57 +80,132 @@ class Job:
     updated: str = field(default_factory=_now)
     layers: list[str] = field(default_factory=list)
     error: dict[str, str] | None = None
+    # ---- for recovery (not shown to clients)
+    owner: str = ""  # the process that runs it (catalog.owners tag)
+    started: str = ""  # when the ingest began
+    checksum: str = ""  # SHA-256 of the uploaded file, as the catalogue records it
+    expect_version: int = 0  # the version of layer_id this job stores
+    folder: str = ""  # the upload's temporary folder
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 class Jobs:
     """The job folder and the single worker thread that runs uploads one at a time."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.folder.mkdir(parents=True, exist_ok=True)
+    def __init__(
+        self, folder: Path, store: Store | None = None, uploads: Path | None = None
+    ) -> None:
+        self.folder = Path(folder)
+        #: Where uploads are received, one folder per owning process.
+        self.uploads = Path(uploads) if uploads else self.folder.parent / "uploads"
+        self.store = store
+        self.owner = this_process()
+        with contextlib.suppress(OSError):  # a full disk: records fail later, in words
+            self.folder.mkdir(parents=True, exist_ok=True)
         # One at a time: the catalogue has a single writer anyway.
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="le-job")
+        #: Final states that could not be written (full disk), answered from memory.
+        self._unsaved: dict[str, Job] = {}
+        self._lock = threading.Lock()
 
+    @classmethod
+    def start(cls, folder: Path, store: Store) -> Jobs:
+        """The job runner of a starting server, after recovering what a crash left."""
+        jobs = cls(folder, store)
+        jobs.recover()
+        return jobs
+
+    # ----- records ------------------------------------------------------------------------
     def _path(self, job_id: str) -> Path:
         return self.folder / f"{job_id}.json"
 
     def save(self, job: Job) -> None:
+        """Write a job's record atomically; a full disk is ``DiskFull``."""
         job.updated = _now()
-        tmp = self._path(job.id).with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(job)))
-        os.replace(tmp, self._path(job.id))
+        tmp = self.folder / f".{job.id}~{_folder_name(self.owner)}.tmp"
+        try:
+            tmp.write_text(json.dumps(asdict(job)))
+            os.replace(tmp, self._path(job.id))
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if is_disk_full(exc):
+                raise disk_full(self.folder, exc) from exc
+            raise
+        self._unsaved.pop(job.id, None)
+
+    def _load(self, path: Path) -> Job | None:
+        try:
+            return Job.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
 
     def get(self, job_id: str) -> Job | None:
         if not _JOB_ID.match(job_id):
             return None
+        if job_id in self._unsaved:
+            return self._unsaved[job_id]
+        job = self._load(self._path(job_id))
+        if job is not None and job.status not in FINAL and self._orphaned(job):
+            # its process is gone (a worker crashed while this one runs): finish it now
+            self.recover()
+            job = self._load(self._path(job_id)) or job
+        return job
+
+    def _orphaned(self, job: Job) -> bool:
+        if not job.owner:
+            return True  # written before jobs had owners: nobody runs it now
+        if job.owner == self.owner:
+            return False
+        return not is_alive(job.owner)
+
+    # ----- uploads ------------------------------------------------------------------------
+    def new_upload_folder(self) -> Path:
+        """A fresh folder to receive one upload into, named after this process, so that a
+        restart can tell the folder of a crashed upload from one being received."""
+        base = self.uploads / _folder_name(self.owner)
         try:
-            return Job(**json.loads(self._path(job_id).read_text()))
-        except FileNotFoundError:
-            return None
+            base.mkdir(parents=True, exist_ok=True)
+            return Path(tempfile.mkdtemp(prefix="up-", dir=base))
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full(base, exc) from exc
+            raise
 
     def submit_ingest(
         self, store: Store, kind: str, layer_id: str, path: Path, options: Any
     ) -> Job:
         """Queue an ingest of ``path`` (a file in its own temporary folder, removed after)."""
-        job = Job(id=uuid.uuid4().hex, kind=kind, layer_id=layer_id)
+        job = Job(id=uuid.uuid4().hex, kind=kind, layer_id=layer_id, owner=self.owner)
+        job.folder = str(path.parent)
         self.save(job)
         self.pool.submit(self._run_ingest, job, store, path, options)
         return job
 
     def _run_ingest(self, job: Job, store: Store, path: Path, options: Any) -> None:
-        from landexplorer.layers.ingest import ingest
+        from landexplorer.layers.ingest import file_checksum, ingest
 
-        job.status, job.message = "running", "Loading features."
-        self.save(job)
         last = [0]
 
         def progress(stored: int) -> None:  # the running total for the current layer
             job.progress = stored
             if job.progress - last[0] >= 10_000:  # do not rewrite the record per batch
                 last[0] = job.progress
-                self.save(job)
+                with contextlib.suppress(DiskFull):  # progress is not worth failing for
+                    self.save(job)
 
         try:
+            # what recovery checks if this process dies before the job's record says
+            # how it ended: the version this upload would become, and its checksum
+            job.started = _now()
+            job.checksum = file_checksum([path])
+            job.expect_version = _next_version(store, job.layer_id)
+            job.status, job.message = "running", "Loading features."
+            self.save(job)
             entries = ingest(store, [path], options, progress=progress)
             job.layers = [e.id for e in entries]
             job.progress = sum(e.feature_count for e in entries) or job.progress
@@ -110,7 +222,155 @@ class Jobs:
             job.error = {"code": "server-error", "description": job.message}
         finally:
             shutil.rmtree(path.parent, ignore_errors=True)
-            self.save(job)
+            try:
+                self.save(job)
+            except (DiskFull, OSError) as exc:
+                log.warning("could not record how upload job %s ended: %s", job.id, exc)
+                self._unsaved[job.id] = job
+
+    # ----- recovery -----------------------------------------------------------------------
+    def recover(self) -> list[Job]:
+        """Finish the jobs, and remove the upload folders and half-written records, that
+        processes which are gone left behind. Returns the jobs given a final state.
+
+        Never raises: a server must start whatever state the last one left (a full disk
+        included); what cannot be done now is done at the next start or job lookup.
+        """
+        finished: list[Job] = []
+        try:
+            self._remove_orphan_files()  # first: it may free the room the rest needs
+            with self._recovery_lock() as locked:
+                if locked:
+                    finished = self._finish_orphans()
+        except Exception:
+            log.exception("recovering upload jobs failed; trying again at the next start")
+        return finished
+
+    @contextlib.contextmanager
+    def _recovery_lock(self, wait_s: float = 10.0) -> Iterator[bool]:
+        """One recovering process at a time (workers start together); yields False when
+        the lock cannot be had (another process is recovering, or a full disk)."""
+        with self._lock:
+            try:
+                fd = os.open(self.folder / ".recovery.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                log.info("no job recovery now: %s", exc)
+                yield False
+                return
+            try:
+                deadline = time.monotonic() + wait_s
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            yield False
+                            return
+                        time.sleep(0.05)
+                try:
+                    yield True
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+
+    def _finish_orphans(self) -> list[Job]:
+        finished = []
+        for path in sorted(self.folder.glob("*.json")):
+            job = self._load(path)
+            if job is None or job.status in FINAL or not self._orphaned(job):
+                continue
+            try:
+                self._settle(job)
+            except LandExplorerError as exc:  # the store is busy: next time
+                log.info("job %s left for later: %s", job.id, exc.public)
+                continue
+            try:
+                self.save(job)
+            except (DiskFull, OSError) as exc:
+                log.info("job %s left for later: %s", job.id, exc)
+                continue
+            if job.folder:
+                self._remove_folder(Path(job.folder))
+            log.warning("upload job %s of a stopped server: %s", job.id, job.status)
+            finished.append(job)
+        return finished
+
+    def _settle(self, job: Job) -> None:
+        """The final state of a job whose process is gone: did its version commit?"""
+        stored = self._stored_layers(job)
+        if stored:
+            job.status = "successful"
+            job.layers = [e.id for e in stored]
+            job.progress = sum(e.feature_count for e in stored)
+            versions = ", ".join(f"{e.id} version {e.version}" for e in stored)
+            job.message = (
+                f"The upload was stored ({versions}) just before the server stopped. "
+                "If the file held more layers than these, upload it again for the rest."
+            )
+            job.error = None
+        else:
+            job.status = "failed"
+            job.message = INTERRUPTED
+            job.error = {"code": "interrupted", "description": INTERRUPTED}
+
+    def _stored_layers(self, job: Job) -> list[LayerEntry]:
+        """The catalogue entries this job's upload became, if its commit happened."""
+        if self.store is None or not job.checksum or not job.started:
+            return []  # it never got as far as writing anything
+
+        def made_by_job(entry: LayerEntry) -> bool:
+            return entry.checksum == job.checksum and entry.updated >= job.started
+
+        found = []
+        for entry in self.store.list_layers():
+            if entry.id == job.layer_id:
+                if made_by_job(entry) and entry.version >= job.expect_version:
+                    found.append(entry)
+            elif (
+                entry.id.startswith(job.layer_id + "_")  # a layer of a GeoPackage with several
+                and entry.version == 1
+                and made_by_job(entry)
+            ):
+                found.append(entry)
+        return found
+
+    def _remove_orphan_files(self) -> None:
+        """Upload folders and half-written job records of processes that are gone."""
+        if self.uploads.is_dir():
+            for owned in self.uploads.iterdir():
+                owner = _owner_of(owned.name)
+                if owned.is_dir() and is_owner_tag(owner) and not is_alive(owner):
+                    self._remove_folder(owned)
+        if self.folder.is_dir():
+            for tmp in self.folder.glob(".*.tmp"):
+                owner = _owner_of(tmp.name[1:-4].partition("~")[2])
+                if not is_owner_tag(owner) or not is_alive(owner):
+                    with contextlib.suppress(OSError):
+                        tmp.unlink()
+        legacy = Path(tempfile.gettempdir())
+        cutoff = time.time() - _LEGACY_UPLOAD_AGE_S
+        with contextlib.suppress(OSError):
+            for old in legacy.glob("le-upload-*"):
+                with contextlib.suppress(OSError):
+                    if old.is_dir() and old.stat().st_mtime < cutoff:
+                        self._remove_folder(old)
+
+    @staticmethod
+    def _remove_folder(folder: Path) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        if folder.exists():
+            log.info("could not remove %s", folder)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=False)
+        with contextlib.suppress(OSError):  # this process's upload folder, when empty
+            (self.uploads / _folder_name(self.owner)).rmdir()
+
+
+def _next_version(store: Store, layer_id: str) -> int:
+    try:
+        return store.get(layer_id).version + 1
+    except LayerNotFound:
+        return 1

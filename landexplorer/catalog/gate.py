@@ -37,6 +37,9 @@ class FileGate:
         self._writer_depth = 0
         self._waiting_writers = 0
         self._local = threading.local()
+        #: Staged tables/files that a thread of this process is writing right now (a
+        #: staged name of this process that is not here is an orphan of a failed write).
+        self.writing: set[str] = set()
 
     def _reader_depth(self) -> int:
         return getattr(self._local, "depth", 0)  # type: ignore[no-any-return]

@@ -8,7 +8,13 @@ Layout inside the file:
   R-tree spatial index, geometry column ``geom`` in EPSG:4326;
 * ``landexplorer_staging`` - tables being written or retired. A table listed here is
   not (or no longer) part of the catalogue; whatever is left in it after a crash or a
-  Ctrl-C is removed the next time the store is opened.
+  Ctrl-C is removed the next time the store is opened. A table being written names its
+  writer (``writing by <owner>``, see ``owners``): it is left alone while that process
+  runs, so a second process opening the catalogue never takes it away.
+
+Opening the store writes nothing unless something needs doing, and the clean-up at
+open is best effort: on a full disk the catalogue still opens, lists and serves, and a
+write fails with ``DiskFull`` (nothing lost) until space is freed.
 
 A new version becomes visible in the single transaction that repoints the catalogue
 row, so readers see either the old version or the new one, never half of one.
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -33,13 +40,26 @@ import pyarrow as pa
 import shapely
 
 from landexplorer.catalog.base import FID, GEOMETRY, Query, Store
+from landexplorer.catalog.diskspace import disk_full, free_mb, is_disk_full
 from landexplorer.catalog.gate import gate_for
 from landexplorer.catalog.model import Column, LayerEntry, check_layer_id, merge_replaced
+from landexplorer.catalog.owners import is_alive, this_process
 from landexplorer.catalog.sql import catalog_upsert, catalog_values, compile_filters, quote_ident
-from landexplorer.errors import InputError, LandExplorerError, LayerExists, LayerNotFound, StoreBusy
+from landexplorer.errors import (
+    DiskFull,
+    InputError,
+    LandExplorerError,
+    LayerExists,
+    LayerNotFound,
+    StoreBusy,
+)
+
+log = logging.getLogger("landexplorer.catalog.gpkg")
 
 CATALOG_TABLE = "landexplorer_layers"
 STAGING_TABLE = "landexplorer_staging"
+#: ``what`` of a staging row for a table being written, followed by its writer's tag.
+WRITING_BY = "writing by "
 GEOM_COLUMN = "geom"
 _BUSY_TIMEOUT_S = 15.0
 _ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
@@ -169,12 +189,17 @@ class GeoPackageStore(Store):
                 raise
             try:
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            else:
                 conn.execute("COMMIT")
-        self._local.cache = (None, {})
+            except BaseException as exc:
+                # SQLite may have rolled back already (a full disk does that)
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error) and is_disk_full(exc):
+                    raise disk_full(self.path, exc) from exc
+                raise
+            finally:
+                self._local.cache = (None, {})
 
     def reading(self) -> contextlib.AbstractContextManager[None]:
         """Hold this while reading the file with GDAL (pyogrio) in this process: GDAL's own
@@ -188,25 +213,71 @@ class GeoPackageStore(Store):
             self._local.conn = None
 
     def _ensure_file(self) -> None:
-        with self._init_lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = self._conn()
+        try:
+            with self._init_lock:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                if self._complete():
+                    return  # nothing to write: a catalogue on a full disk still opens
+                self._create()
+        except (sqlite3.Error, OSError) as exc:
+            if is_disk_full(exc):
+                raise disk_full(self.path, exc) from exc
+            raise
+
+    def _complete(self) -> bool:
+        """Whether the file already has everything ``_create`` would make (read only)."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return False
+        conn = self._conn()
+        with self._gate.read(self.busy_timeout):
+            if conn.execute("PRAGMA application_id").fetchone()[0] != 1196444487:
+                return False
+            if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+                return False
+            names = {"gpkg_spatial_ref_sys", "gpkg_contents", "gpkg_geometry_columns"}
+            names |= {CATALOG_TABLE, STAGING_TABLE}
+            marks = ", ".join("?" * len(names))
+            found = conn.execute(
+                f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ({marks})",
+                sorted(names),
+            ).fetchone()[0]
+            if found != len(names):
+                return False
+            srs = conn.execute(
+                "SELECT count(*) FROM gpkg_spatial_ref_sys WHERE srs_id IN (-1, 0, 4326)"
+            ).fetchone()[0]
+            listed = conn.execute(
+                "SELECT count(*) FROM gpkg_contents WHERE table_name = ?", (CATALOG_TABLE,)
+            ).fetchone()[0]
+            return bool(srs == 3 and listed == 1)
+
+    def _create(self) -> None:
+        """Make the GeoPackage tables and the catalogue (each only if it is missing)."""
+        conn = self._conn()
+        with self._gate.write(self.busy_timeout):
             # An interrupted first open may have left a file without these: set them always.
             if conn.execute("PRAGMA application_id").fetchone()[0] != 1196444487:
                 conn.execute("PRAGMA application_id = 1196444487")  # 'GPKG'
             if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
                 conn.execute("PRAGMA user_version = 10300")  # GeoPackage 1.3
             # one transaction: a first open cut short leaves no half-made catalogue
-            conn.executescript(
-                "BEGIN;" + _SCHEMA + "INSERT OR IGNORE INTO gpkg_spatial_ref_sys VALUES "
-                "('Undefined cartesian SRS', -1, 'NONE', -1, 'undefined', NULL), "
-                "('Undefined geographic SRS', 0, 'NONE', 0, 'undefined', NULL), "
-                f"('WGS 84 geodetic', 4326, 'EPSG', 4326, '{_WGS84_WKT}', 'longitude/latitude');"
-                "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, "
-                f"description) VALUES ('{CATALOG_TABLE}', 'attributes', '{CATALOG_TABLE}', "
-                "'landexplorer layer catalogue');"
-                "COMMIT;"
-            )
+            try:
+                conn.executescript(
+                    "BEGIN;" + _SCHEMA + "INSERT OR IGNORE INTO gpkg_spatial_ref_sys VALUES "
+                    "('Undefined cartesian SRS', -1, 'NONE', -1, 'undefined', NULL), "
+                    "('Undefined geographic SRS', 0, 'NONE', 0, 'undefined', NULL), "
+                    f"('WGS 84 geodetic', 4326, 'EPSG', 4326, '{_WGS84_WKT}', "
+                    "'longitude/latitude');"
+                    "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, "
+                    f"description) VALUES ('{CATALOG_TABLE}', 'attributes', '{CATALOG_TABLE}', "
+                    "'landexplorer layer catalogue');"
+                    "COMMIT;"
+                )
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
 
     # ----- catalogue ----------------------------------------------------------------------
     def _entries(self) -> dict[str, LayerEntry]:
@@ -273,40 +344,95 @@ class GeoPackageStore(Store):
                 f"INSERT OR REPLACE INTO {STAGING_TABLE} VALUES (?, ?, ?)",
                 (entry.storage, "retired", now_iso()),
             )
-        self._discard(entry.storage)
+        self._try_discard(entry.storage)
 
     # ----- staging and clean-up -----------------------------------------------------------
-    def _stage(self, name: str, what: str) -> None:
+    def _written_elsewhere(self, what: str, name: str) -> bool:
+        """Whether a staging row is a table that a live writer is still writing: another
+        process, or another thread of this one (a row of this process that no thread is
+        writing is an orphan of a failed attempt)."""
+        if not what.startswith(WRITING_BY):
+            return False
+        owner = what[len(WRITING_BY) :]
+        if owner == this_process():
+            return name in self._gate.writing
+        return is_alive(owner)
+
+    def _claim(self, name: str) -> None:
+        """Stage a table (or raster file) this thread is about to write, removing an orphan
+        of that name first; a live writer of the same name is refused with StoreBusy."""
         with self._write() as conn:
+            row = conn.execute(
+                f"SELECT what FROM {STAGING_TABLE} WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None and self._written_elsewhere(row[0], name):
+                raise StoreBusy(
+                    "Another upload of this layer is being saved right now. Please try again "
+                    "when it has finished.",
+                    detail=f"{name} is staged as {row[0]!r}",
+                )
+            # A table or file of that name can only be an orphan of an earlier attempt.
+            if name.endswith(".tif"):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.raster_dir.parent / name).unlink()
+            else:
+                _drop_feature_table(conn, name)
             conn.execute(
-                f"INSERT OR REPLACE INTO {STAGING_TABLE} VALUES (?, ?, ?)", (name, what, now_iso())
+                f"INSERT OR REPLACE INTO {STAGING_TABLE} VALUES (?, ?, ?)",
+                (name, WRITING_BY + this_process(), now_iso()),
             )
+            self._gate.writing.add(name)
+
+    def _release(self, name: str) -> None:
+        self._gate.writing.discard(name)
 
     def _discard(self, name: str) -> None:
         """Remove a staged or retired table (or raster file) and its staging row."""
+        with self._write() as conn:
+            if name.endswith(".tif"):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.raster_dir.parent / name).unlink()
+            else:
+                _drop_feature_table(conn, name)
+            conn.execute(f"DELETE FROM {STAGING_TABLE} WHERE name = ?", (name,))
+
+    def _try_discard(self, name: str) -> bool:
+        """``_discard``, or leave it staged for the next ``cleanup()`` when the catalogue is
+        busy or the disk is full (removing needs a little room for SQLite's journal)."""
         try:
-            with self._write() as conn:
-                if name.endswith(".tif"):
-                    with contextlib.suppress(FileNotFoundError):
-                        (self.raster_dir.parent / name).unlink()
-                else:
-                    _drop_feature_table(conn, name)
-                conn.execute(f"DELETE FROM {STAGING_TABLE} WHERE name = ?", (name,))
-        except StoreBusy:
-            pass  # left staged; the next cleanup() removes it
+            self._discard(name)
+        except (StoreBusy, DiskFull) as exc:
+            log.info("left %s staged for a later clean-up: %s", name, exc.detail or exc.public)
+            return False
+        return True
 
     def cleanup(self) -> int:
-        """Remove whatever an interrupted write or an old version left behind."""
-        names = [r[0] for r in self._fetch(f"SELECT name FROM {STAGING_TABLE}", [])]
-        in_use = {e.storage for e in self._entries().values()}
+        """Remove whatever an interrupted write or an old version left behind.
+
+        Best effort: what cannot be removed now (busy catalogue, full disk) stays staged
+        for the next time; tables that a live process is still writing are left alone.
+        """
+        try:
+            rows = self._fetch(f"SELECT name, what FROM {STAGING_TABLE}", [])
+            in_use = {e.storage for e in self._entries().values()}
+        except StoreBusy as exc:
+            log.info("clean-up skipped: %s", exc.public)
+            return 0
         removed = 0
-        for name in names:
-            if name in in_use:
-                with self._write() as wconn:
-                    wconn.execute(f"DELETE FROM {STAGING_TABLE} WHERE name = ?", (name,))
-                continue
-            self._discard(name)
-            removed += 1
+        for name, what in rows:
+            try:
+                if name in in_use:
+                    with self._write() as wconn:
+                        wconn.execute(f"DELETE FROM {STAGING_TABLE} WHERE name = ?", (name,))
+                    continue
+                if self._written_elsewhere(what, name):
+                    continue
+                self._discard(name)
+                removed += 1
+            except (StoreBusy, DiskFull) as exc:
+                log.info("left %s staged for a later clean-up: %s", name, exc.detail or exc.public)
+            except sqlite3.OperationalError as exc:  # e.g. a read-only copy of the catalogue
+                log.info("left %s staged for a later clean-up: %s", name, exc)
         return removed
 
     def _next_version(self, entry: LayerEntry, replace: bool) -> LayerEntry | None:
@@ -344,7 +470,7 @@ class GeoPackageStore(Store):
             self._save_entry(conn, entry)
             conn.execute(f"DELETE FROM {STAGING_TABLE} WHERE name = ?", (entry.storage,))
         if old is not None and old.storage != entry.storage:
-            self._discard(old.storage)
+            self._try_discard(old.storage)
         return entry
 
     # ----- writing ------------------------------------------------------------------------
@@ -365,15 +491,17 @@ class GeoPackageStore(Store):
             merge_replaced(entry, old)  # refused early if it would change the type
         table = f"{entry.id}_v{entry.version}"
         entry.storage = table
-        # A table of that name can only be an orphan of an earlier failed attempt.
-        self._discard(table)
-        self._stage(table, "writing")
+        self._claim(table)
 
         failure: list[BaseException] = []
+        written = {"largest": 0, "rows": 0}
 
         def guarded() -> Iterator[pa.RecordBatch]:
             try:
-                yield from batches
+                for batch in batches:
+                    written["largest"] = max(written["largest"], batch.nbytes)
+                    written["rows"] += batch.num_rows
+                    yield batch
             except BaseException as exc:  # re-raised below, whatever it was
                 failure.append(exc)
                 raise
@@ -405,15 +533,19 @@ class GeoPackageStore(Store):
             self._set_contents_metadata(entry)
             return self._commit_version(entry, old)
         except BaseException as exc:
-            self._discard(table)
+            self._try_discard(table)
             if failure and exc is not failure[0]:
                 raise failure[0] from None
             if isinstance(exc, LandExplorerError) or not isinstance(exc, Exception):
                 raise  # our own errors, and interruptions (Ctrl-C), pass through unchanged
+            if is_disk_full(exc) or _ran_out_of_room(self.path, exc, **written):
+                raise disk_full(self.path, exc) from exc
             raise LandExplorerError(
                 "The layer could not be saved into the catalogue; nothing was changed.",
                 detail=repr(exc),
             ) from exc
+        finally:
+            self._release(table)
 
     def _set_contents_metadata(self, entry: LayerEntry) -> None:
         with self._write() as conn:
@@ -433,17 +565,20 @@ class GeoPackageStore(Store):
         self.raster_dir.mkdir(parents=True, exist_ok=True)
         target = self.raster_dir / f"{entry.id}_v{entry.version}.tif"
         entry.storage = f"{self.raster_dir.name}/{target.name}"
-        self._discard(entry.storage)
-        self._stage(entry.storage, "writing")
+        self._claim(entry.storage)
         try:
             if Path(cog_path).resolve().parent == self.raster_dir.resolve():
                 os.replace(cog_path, target)
             else:
                 shutil.copyfile(cog_path, target)
             return self._commit_version(entry, old)
-        except BaseException:
-            self._discard(entry.storage)
+        except BaseException as exc:
+            self._try_discard(entry.storage)
+            if isinstance(exc, OSError) and is_disk_full(exc):
+                raise disk_full(target, exc) from exc
             raise
+        finally:
+            self._release(entry.storage)
 
     # ----- reading ------------------------------------------------------------------------
     def _where(self, entry: LayerEntry, query: Query) -> tuple[str, str, list[Any]]:
@@ -536,6 +671,22 @@ class GeoPackageStore(Store):
     def table_name(self, layer_id: str) -> str:
         """The feature table of a layer's current version (for GDAL-level readers)."""
         return self._vector(layer_id).storage
+
+
+def _ran_out_of_room(path: Path, exc: BaseException, largest: int, rows: int) -> bool:
+    """Whether a failed GDAL write most likely ran out of disk space.
+
+    When SQLite meets a full disk it rolls the transaction back itself; GDAL's own
+    ROLLBACK then fails, and that is the only error it reports ("cannot rollback - no
+    transaction is active"), with the journal that filled the disk already gone. So: that
+    symptom (or any GDAL write error) with less room left than the failed step needed
+    (a few batches, plus the spatial index built at the end).
+    """
+    free = free_mb(path)
+    if free is None:
+        return False
+    need_mb = (3 * largest + 64 * rows) / (1024 * 1024) + 8
+    return free < need_mb
 
 
 class _Stale(Exception):

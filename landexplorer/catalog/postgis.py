@@ -19,6 +19,7 @@ catalogue, as in the GeoPackage store.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import threading
@@ -40,6 +41,7 @@ from landexplorer.catalog.base import (
     Query,
     Store,
 )
+from landexplorer.catalog.diskspace import database_disk_full, disk_full, is_disk_full
 from landexplorer.catalog.gpkg import _COLUMN_TO_ARROW, _check_bbox, column_type, now_iso
 from landexplorer.catalog.model import Column, LayerEntry, check_layer_id, merge_replaced
 from landexplorer.catalog.pgcopy import fill_table
@@ -52,6 +54,8 @@ from landexplorer.errors import (
     LayerNotFound,
     StoreBusy,
 )
+
+log = logging.getLogger("landexplorer.catalog.postgis")
 
 CATALOG_TABLE = "landexplorer_layers"
 STAGING_TABLE = "landexplorer_staging"
@@ -175,9 +179,15 @@ class PostGISStore(Store):
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Any]:
         """A transaction on a pooled connection (committed at the end, rolled back on any
-        exception, Ctrl-C included)."""
-        with self._connection() as conn, conn.transaction():
-            yield conn
+        exception, Ctrl-C included). The database's disk being full is ``DiskFull``."""
+        psycopg = _psycopg()
+        try:
+            with self._connection() as conn, conn.transaction():
+                yield conn
+        except psycopg.Error as exc:
+            if is_disk_full(exc):
+                raise database_disk_full(exc) from exc
+            raise
 
     def _fetch(self, sql: str, params: Iterable[Any] = (), binary: bool = False) -> list[Any]:
         with self._connection() as conn, conn.cursor(binary=binary) as cur:
@@ -297,11 +307,26 @@ class PostGISStore(Store):
         self._types.pop(name, None)
 
     def cleanup(self) -> int:
-        """Remove tables and files that older versions or deleted layers left behind."""
-        names = [r[0] for r in self._fetch(f"SELECT name FROM {STAGING_TABLE}")]
+        """Remove tables and files that older versions or deleted layers left behind.
+
+        Best effort, as at start-up: what cannot be removed now (a lock held, a full disk)
+        is left for the next time. A crash cannot leave a half-written table here: each
+        version is written in one transaction.
+        """
+        psycopg = _psycopg()
+        try:
+            names = [r[0] for r in self._fetch(f"SELECT name FROM {STAGING_TABLE}")]
+        except (psycopg.Error, StoreBusy) as exc:
+            log.info("clean-up skipped: %s", exc)
+            return 0
+        removed = 0
         for name in names:
-            self._discard(name)
-        return len(names)
+            try:
+                self._discard(name)
+                removed += 1
+            except (psycopg.Error, StoreBusy) as exc:
+                log.info("left %s for a later clean-up: %s", name, exc)
+        return removed
 
     # ----- writing ------------------------------------------------------------------------
     @staticmethod
@@ -462,9 +487,11 @@ class PostGISStore(Store):
                 if keep_version and created:
                     entry.created, entry.updated = created, updated or entry.updated
                     self._save_entry(conn, entry)
-        except BaseException:
+        except BaseException as exc:
             if placed is not None:
                 placed.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and is_disk_full(exc):
+                raise disk_full(self.raster_dir, exc) from exc
             raise
         if old is not None and old.storage != entry.storage:
             self._discard(old.storage)

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from landexplorer.catalog.base import Store
+from landexplorer.catalog.diskspace import disk_full, free_mb, is_disk_full
 from landexplorer.catalog.model import (
     KEPT_ON_REPLACE,
     KINDS,
@@ -26,7 +27,7 @@ from landexplorer.catalog.model import (
     slugify,
     type_change_message,
 )
-from landexplorer.errors import EmptyInput, InputError, LayerExists
+from landexplorer.errors import EmptyInput, InputError, LandExplorerError, LayerExists
 from landexplorer.layers.crs import crs_name
 from landexplorer.layers.normalize import LINE, POINT, POLYGON, Normalizer
 from landexplorer.layers.raster import build_cog
@@ -293,7 +294,13 @@ def _ingest_raster(store: Store, paths: list[Path], options: IngestOptions) -> L
     entry = _base_entry(paths[0], options, "raster")
     _refuse_existing(store, entry, options)
     out_dir = getattr(store, "raster_dir", Path(".")) or Path(".")
-    cog, description, notes = build_cog(paths, out_dir, options.crs)
+    try:
+        cog, description, notes = build_cog(paths, out_dir, options.crs)
+    except Exception as exc:
+        # GDAL's TIFF writer does not always name the cause: no room left is the cause
+        if not isinstance(exc, LandExplorerError) and (is_disk_full(exc) or free_mb(out_dir) == 0):
+            raise disk_full(out_dir, exc) from exc
+        raise
     try:
         entry.bbox = description.pop("bbox")
         entry.raster = description

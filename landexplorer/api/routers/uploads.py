@@ -4,7 +4,6 @@ and ``/jobs/{id}``. Every write needs the bearer token from the settings."""
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +19,7 @@ from landexplorer.api.responses import JSONResponse
 from landexplorer.api.routers.landing import base_url
 from landexplorer.api.routing import get_and_head
 from landexplorer.catalog import check_layer_id, slugify
+from landexplorer.catalog.diskspace import disk_full, is_disk_full
 from landexplorer.errors import InputError, LayerExists, LayerNotFound, TooLarge
 
 router = APIRouter(tags=["Uploads and jobs"])
@@ -32,7 +32,7 @@ def jobs_of(request: Request) -> Jobs:
     """The app's job runner (made on first use)."""
     jobs: Jobs | None = getattr(request.app.state, "jobs", None)
     if jobs is None:
-        jobs = Jobs(settings_of(request).data_dir / "jobs")
+        jobs = Jobs(settings_of(request).data_dir / "jobs", store_of(request))
         request.app.state.jobs = jobs
     return jobs
 
@@ -66,7 +66,7 @@ async def _save_upload(request: Request, upload: UploadFile) -> Path:
     name = Path(upload.filename or "upload").name or "upload"
     if name.startswith("."):
         name = "upload" + name
-    folder = Path(tempfile.mkdtemp(prefix="le-upload-"))
+    folder = jobs_of(request).new_upload_folder()  # named after this process (recovery)
     target = folder / name
     size = 0
     try:
@@ -79,8 +79,10 @@ async def _save_upload(request: Request, upload: UploadFile) -> Path:
                         f"({settings_of(request).max_upload_mb} MB)."
                     )
                 out.write(chunk)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(exc, OSError) and is_disk_full(exc):
+            raise disk_full(folder, exc) from exc
         raise
     if size == 0:
         shutil.rmtree(folder, ignore_errors=True)
