@@ -116,15 +116,28 @@ def ingest_command(
         str | None, typer.Option("--id", help="Layer id (default: from the file name).")
     ] = None,
     title: Annotated[str | None, typer.Option(help="Title shown on the map.")] = None,
-    description: Annotated[str, typer.Option(help="A sentence about the data.")] = "",
-    kind: Annotated[str, typer.Option(help="community, open or reference.")] = "community",
+    description: Annotated[str | None, typer.Option(help="A sentence about the data.")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="community (the default), open or reference.")
+    ] = None,
     licence: Annotated[
-        str, typer.Option("--licence", "--license", help="e.g. OGL-UK-3.0, CC-BY-4.0.")
-    ] = "",
-    attribution: Annotated[str, typer.Option(help="Credit line shown with the data.")] = "",
+        str | None,
+        typer.Option(
+            "--licence",
+            "--license",
+            help="SPDX licence id or expression, e.g. OGL-UK-3.0, CC-BY-4.0, "
+            "'ODbL-1.0 AND CC-BY-4.0'. Without one the layer stays private.",
+        ),
+    ] = None,
+    attribution: Annotated[
+        str | None, typer.Option(help="Credit line shown with the data.")
+    ] = None,
     source: Annotated[str | None, typer.Option(help="Where the data came from.")] = None,
-    owner: Annotated[str, typer.Option(help="Who looks after this layer.")] = "",
-    visibility: Annotated[str | None, typer.Option(help="public, private or hidden.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Who looks after this layer.")] = None,
+    visibility: Annotated[
+        str | None,
+        typer.Option(help="public, private or hidden (default: public when licensed)."),
+    ] = None,
     crs: Annotated[
         str | None, typer.Option(help="Coordinate system of the file, e.g. EPSG:27700.")
     ] = None,
@@ -139,7 +152,18 @@ def ingest_command(
         str | None, typer.Option(help="Layer inside a GeoPackage (default: all).")
     ] = None,
     replace: Annotated[
-        bool, typer.Option(help="Store as a new version of an existing layer.")
+        bool,
+        typer.Option(
+            help="Store as a new version of an existing layer. Title, description, kind, "
+            "owner, visibility, licence, attribution and source are kept unless given."
+        ),
+    ] = False,
+    allow_type_change: Annotated[
+        bool,
+        typer.Option(
+            "--allow-type-change",
+            help="Let --replace turn a raster layer into a vector one, or back.",
+        ),
     ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the catalogue entry as JSON.")
@@ -165,6 +189,7 @@ def ingest_command(
         wkt=wkt,
         layer=layer,
         replace=replace,
+        allow_type_change=allow_type_change,
         batch_size=state.settings.batch_size,
     )
     store = state.store()
@@ -178,6 +203,12 @@ def ingest_command(
             f"[green]Stored[/] layer [bold]{entry.id}[/] (version {entry.version}) "
             f"in {store.backend} catalogue."
         )
+        if entry.report.kept:
+            kept = ", ".join(entry.report.kept)
+            out.print(
+                f"Kept from version {entry.report.kept_from_version}: {kept} "
+                "(give new values with --title, --licence, ... to change them)."
+            )
         _show(entry)
         if not entry.licence:
             out.print(
@@ -244,7 +275,7 @@ def set_command(
     visibility: Annotated[str | None, typer.Option(help="public, private or hidden.")] = None,
 ) -> None:
     """Change a layer's details (title, licence, visibility, ...) without a new version."""
-    from landexplorer.catalog.model import KINDS, VISIBILITIES
+    from landexplorer.catalog.model import KINDS, VISIBILITIES, normalise_licence
     from landexplorer.errors import InputError
 
     changes = {
@@ -266,7 +297,11 @@ def set_command(
         raise InputError(f"The kind must be one of {', '.join(KINDS)}.")
     if visibility is not None and visibility not in VISIBILITIES:
         raise InputError(f"The visibility must be one of {', '.join(VISIBILITIES)}.")
-    entry = state.store().update_metadata(layer_id, **changes)
+    store = state.store()
+    store.get(layer_id)  # a missing layer is said first
+    if licence is not None:
+        changes["licence"] = normalise_licence(licence)
+    entry = store.update_metadata(layer_id, **changes)
     _show(entry)
 
 

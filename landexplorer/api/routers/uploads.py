@@ -18,8 +18,9 @@ from landexplorer.api.jobs import Job, Jobs
 from landexplorer.api.responses import JSONResponse
 from landexplorer.api.routers.landing import base_url
 from landexplorer.api.routing import get_and_head
-from landexplorer.catalog import check_layer_id, slugify
+from landexplorer.catalog import LayerEntry, check_layer_id, slugify
 from landexplorer.catalog.diskspace import disk_full, is_disk_full
+from landexplorer.catalog.model import KINDS, VISIBILITIES, normalise_licence, type_change_message
 from landexplorer.errors import InputError, LayerExists, LayerNotFound, TooLarge
 
 router = APIRouter(tags=["Uploads and jobs"])
@@ -90,10 +91,15 @@ async def _save_upload(request: Request, upload: UploadFile) -> Path:
     return target
 
 
-def _precheck(path: Path, options: Any) -> None:
-    """Refuse, before queuing, a file that is not geodata we can read."""
+def _precheck(path: Path, options: Any, current: LayerEntry | None = None) -> None:
+    """Refuse, before queuing, a file that is not geodata we can read (or, replacing
+    ``current``, one that would change it between raster and vector unasked)."""
     from landexplorer.layers.readers import ReadOptions, is_raster_path, open_vector
 
+    if current is not None and not options.allow_type_change:
+        new_type = "raster" if is_raster_path(path) else "vector"
+        if new_type != current.data_type:
+            raise InputError(type_change_message(current.id, current.data_type, new_type))
     if is_raster_path(path):
         import rasterio
 
@@ -113,11 +119,16 @@ def _precheck(path: Path, options: Any) -> None:
 
 
 async def _start(
-    request: Request, kind: str, layer_id: str, upload: UploadFile, options: Any
+    request: Request,
+    kind: str,
+    layer_id: str,
+    upload: UploadFile,
+    options: Any,
+    current: LayerEntry | None = None,
 ) -> JSONResponse:
     path = await _save_upload(request, upload)
     try:
-        await run_in_threadpool(_precheck, path, options)
+        await run_in_threadpool(_precheck, path, options, current)
     except BaseException:
         shutil.rmtree(path.parent, ignore_errors=True)
         raise
@@ -133,10 +144,17 @@ async def upload_layer(
     file: Annotated[UploadFile, File(description="CSV, GeoJSON, KML, zipped shapefile, ...")],
     id: Annotated[str | None, Form(max_length=48)] = None,
     title: Annotated[str | None, Form(max_length=200)] = None,
-    description: Annotated[str, Form(max_length=2000)] = "",
-    kind: Annotated[str, Form()] = "community",
-    licence: Annotated[str, Form(max_length=200)] = "",
-    attribution: Annotated[str, Form(max_length=500)] = "",
+    description: Annotated[str | None, Form(max_length=2000)] = None,
+    kind: Annotated[str | None, Form(description="community (default), open or reference")] = None,
+    licence: Annotated[
+        str | None,
+        Form(
+            max_length=200,
+            description="SPDX licence id or expression (e.g. OGL-UK-3.0, CC-BY-4.0, "
+            "'ODbL-1.0 AND CC-BY-4.0'); empty: none yet, the layer stays private",
+        ),
+    ] = None,
+    attribution: Annotated[str | None, Form(max_length=500)] = None,
     visibility: Annotated[str | None, Form()] = None,
     crs: Annotated[str | None, Form(max_length=100)] = None,
     x: Annotated[str | None, Form(max_length=100)] = None,
@@ -175,17 +193,37 @@ async def replace_layer(
     x: Annotated[str | None, Form(max_length=100)] = None,
     y: Annotated[str | None, Form(max_length=100)] = None,
     wkt: Annotated[str | None, Form(max_length=100)] = None,
+    title: Annotated[str | None, Form(max_length=200)] = None,
+    description: Annotated[str | None, Form(max_length=2000)] = None,
+    kind: Annotated[str | None, Form()] = None,
+    licence: Annotated[str | None, Form(max_length=200)] = None,
+    attribution: Annotated[str | None, Form(max_length=500)] = None,
+    visibility: Annotated[str | None, Form()] = None,
+    source: Annotated[str | None, Form(max_length=500)] = None,
+    allow_type_change: Annotated[
+        bool, Form(description="Let this replace turn a raster layer into a vector one, or back.")
+    ] = False,
 ) -> JSONResponse:
-    """Load a file as the next version of an existing layer, keeping its metadata."""
+    """Load a file as the next version of an existing layer. Title, description, kind,
+    owner, visibility, licence, attribution and source are kept unless given here (an
+    empty field is not given); the job's message says what was kept. A file that would
+    turn a raster layer into a vector one, or back, is refused unless
+    ``allow_type_change`` is true."""
     from landexplorer.layers.ingest import IngestOptions
 
     entry = _existing(store, collection_id)
+
+    def given(value: str | None) -> str | None:
+        return value if value else None  # an empty form field is not a new value
+
     options = IngestOptions(
-        id=entry.id, title=entry.title, description=entry.description, kind=entry.kind,
-        licence=entry.licence, attribution=entry.attribution, owner=entry.owner,
-        visibility=entry.visibility, crs=crs, x=x, y=y, wkt=wkt, replace=True,
+        id=entry.id, title=given(title), description=given(description), kind=given(kind),
+        licence=given(licence), attribution=given(attribution), visibility=given(visibility),
+        source=given(source), crs=crs, x=x, y=y, wkt=wkt, replace=True,
+        allow_type_change=allow_type_change,
     )  # fmt: skip
-    return await _start(request, "replace", entry.id, file, options)
+    options.check()
+    return await _start(request, "replace", entry.id, file, options, current=entry)
 
 
 def _existing(store: Any, layer_id: str) -> Any:
@@ -206,8 +244,12 @@ def update_layer(
 ) -> JSONResponse:
     """Change title, description, kind, owner, visibility, licence or attribution."""
     entry = _existing(store, collection_id)
-    if "visibility" in changes and changes["visibility"] not in ("public", "private", "hidden"):
-        raise InputError("visibility must be public, private or hidden.")
+    if "visibility" in changes and changes["visibility"] not in VISIBILITIES:
+        raise InputError(f"visibility must be one of {', '.join(VISIBILITIES)}.")
+    if "kind" in changes and changes["kind"] not in KINDS:
+        raise InputError(f"kind must be one of {', '.join(KINDS)}.")
+    if "licence" in changes:
+        changes["licence"] = normalise_licence(changes["licence"])
     updated = store.update_metadata(entry.id, **changes)
     return JSONResponse({"id": updated.id, "version": updated.version, **changes})
 
