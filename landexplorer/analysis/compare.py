@@ -14,13 +14,16 @@ other way round.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
+from landexplorer import budget
 from landexplorer.analysis import metric
+from landexplorer.analysis.limits import Limits, PairLimit, limits_or_none
 from landexplorer.analysis.results import Comparison
 from landexplorer.analysis.sources import (
     Features,
@@ -46,34 +49,132 @@ ANY_CLASS = "(any)"
 
 
 def candidate_pairs(
-    left: np.ndarray, right: np.ndarray, predicate: str, distance: float | None = None
+    left: np.ndarray,
+    right: np.ndarray,
+    predicate: str,
+    distance: float | None = None,
+    *,
+    limit: PairLimit | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs (i, j) where ``predicate(left[i], right[j])`` holds, sorted by i then j.
 
     The tree goes on the larger side; ``predicate`` is one of intersects, within,
-    contains, dwithin (with ``distance`` in the units of the coordinates).
+    contains, dwithin (with ``distance`` in the units of the coordinates). With ``limit``
+    the pairs are estimated from a sample before the rest is searched, and the search
+    stops (``WorkTooLarge``) as soon as the estimate or the pairs found pass the limit.
     """
     if len(left) == 0 or len(right) == 0:
         empty = np.zeros(0, dtype=np.intp)
         return empty, empty
     kwargs = {"distance": distance} if predicate == "dwithin" else {}
     if len(right) >= len(left):
-        li, rj = shapely.STRtree(right).query(left, predicate=predicate, **kwargs)  # type: ignore[call-overload]
+        tree = shapely.STRtree(right)
+        li, rj = _query_pairs(tree, len(right), left, predicate, kwargs, limit)
     else:
-        rj, li = shapely.STRtree(left).query(  # type: ignore[call-overload]
-            right, predicate=_SWAPPED[predicate], **kwargs
-        )
+        tree = shapely.STRtree(left)
+        rj, li = _query_pairs(tree, len(left), right, _SWAPPED[predicate], kwargs, limit)
     order = np.lexsort((rj, li))
     return li[order], rj[order]
 
 
+#: query features sampled to estimate a comparison's pairs before it runs
+SAMPLE = 256
+#: pairs one tree query may produce at most (about), in the worst case, while sampling
+_SAMPLE_BATCH_PAIRS = 1_000_000
+#: pairs aimed at per chunk of the search after the sample
+_CHUNK_PAIRS = 500_000
+
+
+def _query_pairs(
+    tree: shapely.STRtree,
+    tree_size: int,
+    geoms: np.ndarray,
+    predicate: str,
+    kwargs: dict[str, Any],
+    limit: PairLimit | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(geometry index, tree index) pairs of ``tree.query(geoms, predicate)``.
+
+    Without a limit or a time budget: one query, as fast as it gets. Otherwise a sample
+    of the query geometries first (in batches small enough that even a sample meeting
+    everything stays small): its pairs per geometry times the geometries estimates the
+    whole, and an estimate over the limit is refused at once; a sample that is already
+    over the limit on its own stops early. The rest is then searched in chunks sized from
+    the pairs seen so far, growing at most fourfold, with the time budget checked and the
+    pairs counted between chunks.
+    """
+    n = len(geoms)
+    if limit is None and budget.remaining() is None:
+        pairs = tree.query(geoms, predicate=predicate, **kwargs)  # type: ignore[call-overload]
+        return pairs[0], pairs[1]
+    most = limit.most if limit is not None else None
+    found_q: list[np.ndarray] = []
+    found_t: list[np.ndarray] = []
+    found = 0
+
+    def run(idx: np.ndarray) -> int:
+        kw = {k: (v[idx] if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()}
+        q, t = tree.query(geoms[idx], predicate=predicate, **kw)  # type: ignore[call-overload]
+        found_q.append(idx[q])
+        found_t.append(t)
+        return len(q)
+
+    # the sample: spread over the whole layer, the same every time
+    s = min(n, SAMPLE)
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.choice(n, s, replace=False)) if s < n else np.arange(n)
+    # small batches first (four features meeting everything already tell a huge
+    # comparison), doubling up to a size that stays small even if each meets everything
+    most_batch = max(1, _SAMPLE_BATCH_PAIRS // max(tree_size, 1))
+    batch, start = min(4, most_batch), 0
+    while start < s:
+        budget.check()
+        found += run(sample[start : start + batch])
+        start = min(start + batch, s)
+        # the estimate can only grow from here: refuse as soon as it is over
+        if most is not None and found * n / s > most:
+            assert limit is not None
+            raise limit.refuse(found * n / start)
+        batch = min(batch * 2, most_batch)
+    if s < n:
+        rest = np.setdiff1d(np.arange(n), sample, assume_unique=True)
+        done = s
+        chunk = s
+        pos = 0
+        while pos < len(rest):
+            budget.check()
+            rate = max(found / done, 1e-6)
+            chunk = int(min(chunk * 4, max(1.0, _CHUNK_PAIRS / rate)))
+            idx = rest[pos : pos + chunk]
+            found += run(idx)
+            pos += len(idx)
+            done += len(idx)
+            if most is not None and found > most:
+                assert limit is not None
+                raise limit.refuse(found * n / min(done, n))
+    q = np.concatenate(found_q) if found_q else np.zeros(0, dtype=np.intp)
+    t = np.concatenate(found_t) if found_t else np.zeros(0, dtype=np.intp)
+    return q, t
+
+
 def nearest_pairs(
-    left: np.ndarray, right: np.ndarray, k: int, max_distance: float | None
+    left: np.ndarray,
+    right: np.ndarray,
+    k: int,
+    max_distance: float | None,
+    *,
+    limit: PairLimit | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ``k`` nearest right features of each left feature: (i, j, distance)."""
+    """The ``k`` nearest right features of each left feature: (i, j, distance).
+
+    With ``limit``: at most ``k`` pairs per left feature are kept, so more left features
+    times ``k`` than the limit is refused before searching; the candidates looked at in
+    each round of the search count too."""
     empty = np.zeros(0, dtype=np.intp)
     if len(left) == 0 or len(right) == 0:
         return empty, empty, np.zeros(0)
+    if limit is not None and len(left) * min(k, len(right)) > limit.most:
+        raise limit.refuse(len(left) * min(k, len(right)))
     tree = shapely.STRtree(right)
     li, rj = tree.query_nearest(left, max_distance=max_distance, all_matches=False)
     if k == 1:
@@ -91,7 +192,12 @@ def nearest_pairs(
     out_j: list[np.ndarray] = []
     out_d: list[np.ndarray] = []
     while len(pending):
-        qi, qj = tree.query(left[pending], predicate="dwithin", distance=radius[pending])
+        budget.check()  # between rounds: a request past its time budget stops here
+        qi, qj = _query_pairs(
+            tree, len(right), left[pending], "dwithin", {"distance": radius[pending]}, limit
+        )
+        order = np.lexsort((qj, qi))
+        qi, qj = qi[order], qj[order]
         counts = np.bincount(qi, minlength=len(pending))
         capped = max_distance is not None and radius[pending] >= max_distance
         done = (counts >= want) | capped
@@ -139,6 +245,7 @@ def compare(
     left_columns: Sequence[str] | None = None,
     right_columns: Sequence[str] | None = None,
     overlap: bool = True,
+    limits: Limits | None = None,
 ) -> Comparison:
     """Which features of ``left`` meet features of ``right``, pair by pair.
 
@@ -149,6 +256,10 @@ def compare(
     column of ``right`` whose classes the summary counts left features by. ``bbox``
     (lon/lat) limits the comparison to left features meeting it. Only right features near
     the left ones are read.
+
+    ``limits`` (None: none, as on the command line) bounds the pairs: they are estimated
+    before the search (from the catalogue's counts, then a sample) and a comparison over
+    the limit is refused with ``WorkTooLarge``, saying how to narrow it.
 
     >>> result = compare("allotments", "flood_risk", store=store, by="prob_4band")
     >>> result.summary            # left_features and pairs per flood band
@@ -176,11 +287,14 @@ def compare(
         if right_columns is None
         else list(dict.fromkeys([*right_columns, *([by] if by else [])]))
     )
+    most = limits_or_none(limits).compare_pairs
+    limit = None if most is None else _pair_limit(most, left, right, predicate, distance, k, by)
     if store is not None and isinstance(left, str) and isinstance(right, str):
         # a store with a spatial database finds (and measures) the pairs in SQL
         pushed = _in_store(
-            store, left, right, predicate, distance, by, bbox, left_columns, want_right, overlap
-        )
+            store, left, right, predicate, distance, by, bbox, left_columns, want_right,
+            overlap, limit,
+        )  # fmt: skip
         if pushed is not None:
             return pushed
     lf = load(left, store, bbox=bbox, columns=left_columns)
@@ -207,12 +321,12 @@ def compare(
         lm = metric.project_features(lf, crs)
         rm = metric.project_features(rf, crs)
         if predicate == "nearest":
-            li, rj, dist = nearest_pairs(lm, rm, k or 1, distance)
+            li, rj, dist = nearest_pairs(lm, rm, k or 1, distance, limit=limit)
         else:
-            li, rj = candidate_pairs(lm, rm, "dwithin", float(distance or 0.0))
-            dist = shapely.distance(lm[li], rm[rj])
+            li, rj = candidate_pairs(lm, rm, "dwithin", float(distance or 0.0), limit=limit)
+            dist = _chunked(shapely.distance, lm[li], rm[rj])
     else:
-        li, rj = candidate_pairs(lf.geoms, rf.geoms, predicate)
+        li, rj = candidate_pairs(lf.geoms, rf.geoms, predicate, limit=limit)
 
     matches = _pairs_frame(lf, rf, li, rj)
     if dist is not None:
@@ -223,7 +337,7 @@ def compare(
         if rk == "polygon" and lk in ("polygon", "line"):
             a = metric.project_features(lf.subset(_mask(li, len(lf))), crs)[_rank(li)]
             b = metric.project_features(rf.subset(_mask(rj, len(rf))), crs)[_rank(rj)]
-            pieces = shapely.intersection(a, b)
+            pieces = _chunked(shapely.intersection, a, b)
             if lk == "polygon":
                 matches["overlap_m2"] = shapely.area(pieces)
             else:
@@ -243,6 +357,52 @@ def compare(
         k=k,
         notes=notes,
     )
+
+
+#: pairs measured per vectorised GEOS call, with the time budget checked between calls
+_MEASURE_CHUNK = 50_000
+
+
+def _chunked(fn: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``fn(a, b)`` pair by pair, in chunks when a time budget is open."""
+    if len(a) <= _MEASURE_CHUNK or budget.remaining() is None:
+        return fn(a, b)  # type: ignore[no-any-return]
+    out = []
+    for start in range(0, len(a), _MEASURE_CHUNK):
+        budget.check()
+        out.append(fn(a[start : start + _MEASURE_CHUNK], b[start : start + _MEASURE_CHUNK]))
+    return np.concatenate(out)
+
+
+def _pair_limit(
+    most: int,
+    left: LayerLike,
+    right: LayerLike,
+    predicate: str,
+    distance: float | None,
+    k: int | None,
+    by: str | None,
+) -> PairLimit:
+    """The limit on pairs with the words that name this comparison and how to narrow it."""
+    lname = left if isinstance(left, str) else "LEFT"
+    rname = right if isinstance(right, str) else "RIGHT"
+    cli = f"landexplorer compare {lname} {rname} --predicate {predicate}"
+    if distance is not None:
+        cli += f" --distance {distance:g}"
+    if predicate == "nearest" and k:
+        cli += f" --k {k}"
+    if by:
+        cli += f" --by {by}"
+    if predicate == "within-distance":
+        doing = f"Comparing {lname} with {rname} within {distance:g} m"
+        narrow = "a smaller distance, a bounding box (bbox) or an area"
+    elif predicate == "nearest":
+        doing = f"Finding the {k or 1} nearest {rname} features of each {lname} feature"
+        narrow = "a smaller k, a bounding box (bbox) or an area"
+    else:
+        doing = f"Comparing {lname} with {rname} ({predicate})"
+        narrow = "a bounding box (bbox) or an area, or smaller layers"
+    return PairLimit(most=most, doing=doing, narrow=narrow, cli=cli)
 
 
 _KIND_OF_NAME = {
@@ -274,6 +434,7 @@ def _in_store(
     left_columns: Sequence[str] | None,
     right_columns: Sequence[str] | None,
     overlap: bool,
+    limit: PairLimit | None = None,
 ) -> Comparison | None:
     """The comparison with its pairs found and measured by the store in SQL, or None (the
     Python path answers then, with its own checks). Same read boxes, metric CRS, pair
@@ -300,6 +461,8 @@ def _in_store(
     rs = store.summarise_features(right, read_box)
     if rs is None:
         return None
+    if limit is not None and ls.count * rs.count > limit.most:
+        _check_pairs_in_store(store, left, right, predicate, distance, bbox, ls.count, limit)
     crs = metric.choose_metric_crs(left_box or layer_bounds(left, store), rs.bounds)
     topological = predicate in ("intersects", "within", "contains")
     # no overlap to measure when the left holds only points or the right no polygons
@@ -339,6 +502,63 @@ def _in_store(
         distance_m=distance,
         k=None,
         notes=[],
+    )
+
+
+#: left features sampled to estimate the pairs of a comparison the store runs in SQL
+SAMPLE_IN_STORE = 64
+
+
+def _check_pairs_in_store(
+    store: Store,
+    left: str,
+    right: str,
+    predicate: str,
+    distance: float | None,
+    bbox: BBox | None,
+    n_left: int,
+    limit: PairLimit,
+) -> None:
+    """Estimate, before the SQL join runs, the pairs it would produce: a sample of the
+    left features (by random fid, the same every time), and for each the right features
+    meeting its bbox (grown by the distance) counted through the spatial index; their
+    mean times the left features. Over the limit: ``WorkTooLarge``. Counting stops as
+    soon as the estimate is over, so a huge comparison is refused after a few counts."""
+    geoms = _left_sample(store, left, bbox, n_left)
+    if not len(geoms):
+        return
+    boxes = shapely.bounds(geoms)
+    boxes = boxes[~np.isnan(boxes[:, 0])]
+    s = len(boxes)
+    found = 0
+    for i, box in enumerate(boxes):
+        budget.check()
+        window = tuple(float(v) for v in box)
+        if predicate == "within-distance":
+            window = expand_bbox(window, float(distance or 0.0))  # type: ignore[arg-type]
+        found += store.count(right, Query(bbox=window))  # type: ignore[arg-type]
+        if found * n_left / s > limit.most:
+            raise limit.refuse(found * n_left / (i + 1))
+
+
+def _left_sample(store: Store, layer_id: str, bbox: BBox | None, n_left: int) -> np.ndarray:
+    """About ``SAMPLE_IN_STORE`` geometries of the layer's features meeting ``bbox``."""
+    if n_left <= SAMPLE_IN_STORE:
+        table = store.read_arrow(layer_id, Query(bbox=bbox, columns=[]))
+    else:
+        total = max(store.get(layer_id).feature_count, n_left)
+        # fids run from 1 as features were loaded; ask for enough that about the sample
+        # size of them fall in the bbox
+        ask = int(min(total, 20_000, SAMPLE_IN_STORE * 1.5 * total / n_left))
+        rng = np.random.default_rng(0)
+        fids = np.sort(rng.choice(np.arange(1, total + 1), max(ask, 1), replace=False))
+        table = store.read_arrow(layer_id, Query(bbox=bbox, columns=[], fids=fids.tolist()))
+        if table.num_rows < SAMPLE_IN_STORE // 4:
+            # fids far from 1..n: the first features in the bbox will do
+            table = store.read_arrow(layer_id, Query(bbox=bbox, columns=[], limit=SAMPLE_IN_STORE))
+        table = table.slice(0, SAMPLE_IN_STORE)
+    return np.asarray(
+        shapely.from_wkb(table.column(GEOMETRY).to_numpy(zero_copy_only=False)), dtype=object
     )
 
 

@@ -15,12 +15,22 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from landexplorer import budget
 from landexplorer.analysis import metric
+from landexplorer.analysis.limits import (
+    GeoJSONSize,
+    Limits,
+    check_coordinates,
+    check_geojson,
+    check_size,
+    limits_or_none,
+    too_many_features,
+)
 from landexplorer.analysis.results import AreaReport, LayerInArea
 from landexplorer.analysis.sources import geometry_kind, load
 from landexplorer.analysis.zonal import compute as zonal_compute
 from landexplorer.analysis.zonal import raster_of
-from landexplorer.catalog.base import Store
+from landexplorer.catalog.base import BBox, Query, Store
 from landexplorer.catalog.model import LayerEntry
 from landexplorer.errors import InputError, LayerNotFound
 
@@ -42,9 +52,17 @@ _MAX_CLASSES = 12
 NO_CLASS = "(none)"
 
 
-def area_polygon(area: Any, store: Store | None = None) -> tuple[shapely.Geometry, list[str]]:
+def area_polygon(
+    area: Any, store: Store | None = None, limits: Limits | None = None
+) -> tuple[shapely.Geometry, list[str]]:
     """The report polygon in EPSG:4326 from a shapely geometry (lon/lat), a GeoJSON
-    mapping, a GeoDataFrame (any CRS) or ``(layer_id, fid)``; repaired if invalid."""
+    mapping, a GeoDataFrame (any CRS) or ``(layer_id, fid)``; repaired if invalid.
+
+    GeoJSON is counted and checked before shapely sees it (``limits.check_geojson``):
+    too many vertices or parts for ``limits`` is ``TooLarge``, a coordinate that is not a
+    finite longitude/latitude an ``InputError``. The polygon parts are merged once, so
+    overlapping (even identical) pieces become one area before anything is measured.
+    """
     notes: list[str] = []
     if isinstance(area, tuple) and len(area) == 2 and isinstance(area[0], str):
         if store is None:
@@ -53,45 +71,88 @@ def area_polygon(area: Any, store: Store | None = None) -> tuple[shapely.Geometr
         frame = store.read_frame(layer_id)
         if fid not in frame.index:
             raise LayerNotFound(f"Layer '{layer_id}' has no feature {fid}.")
-        geom = frame.geometry.loc[fid]
+        geoms = [frame.geometry.loc[fid]]
     elif isinstance(area, Mapping):
-        kind = area.get("type")
-        if kind == "FeatureCollection":
-            geom = shapely.union_all(
-                [
-                    shapely.geometry.shape(f["geometry"])
-                    for f in area.get("features", [])
-                    if f.get("geometry")
-                ]
-            )
-        elif kind == "Feature":
-            geom = shapely.geometry.shape(area["geometry"])
-        else:
-            geom = shapely.geometry.shape(dict(area))
+        check_geojson(area, limits)
+        try:
+            geoms = _geojson_geometries(area)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+            raise InputError(
+                "The area is not a GeoJSON polygon that can be read.", detail=repr(exc)
+            ) from exc
     elif hasattr(area, "geometry") and hasattr(area, "crs"):
         if area.crs is None:
             raise InputError("The area has no coordinate system; say which it uses.")
-        geom = shapely.union_all(np.asarray(area.to_crs("EPSG:4326").geometry.values))
+        geoms = list(np.asarray(area.to_crs("EPSG:4326").geometry.values))
     elif isinstance(area, shapely.Geometry):
-        geom = area
+        geoms = [area]
     else:
         raise InputError("The area must be a polygon (GeoJSON, a shape or a layer feature).")
-    if geom is None or geom.is_empty:
+    parts = _flat_parts(np.asarray([g for g in geoms if g is not None], dtype=object))
+    parts = parts[~shapely.is_empty(parts)] if len(parts) else parts
+    if len(parts) == 0:
         raise InputError("The area is empty: draw or give a polygon.")
-    if not shapely.is_valid(geom):
-        reason = shapely.is_valid_reason(geom)
-        geom = shapely.make_valid(geom)
+    if not isinstance(area, Mapping):
+        check_coordinates(parts)
+        _check_shape_size(parts, limits)
+    polys = parts[np.isin(shapely.get_type_id(parts), (3,))]
+    # each piece is repaired on its own (repairing thousands of overlapping pieces as one
+    # multipolygon costs gigabytes; one by one it costs next to nothing)
+    bad = ~shapely.is_valid(polys)
+    if bad.any():
+        reason = shapely.is_valid_reason(polys[np.flatnonzero(bad)[0]])
+        fixed = _flat_parts(shapely.make_valid(polys[bad]))
+        # keep the polygon parts (a repair can leave stray lines or points beside them)
+        fixed = fixed[shapely.get_type_id(fixed) == 3]
+        polys = np.concatenate([polys[~bad], fixed])
         notes.append(f"The area's outline was invalid ({reason}) and was repaired.")
-    # keep the polygon parts (a repair can leave stray lines or points beside them)
-    polys = [g for g in shapely.get_parts(geom) if shapely.get_type_id(g) in (3, 6)]
-    if not polys:
+    if not len(polys):
         raise InputError(
             "The area must be a polygon; a point or a line has no inside to report on."
         )
+    # one union: overlapping and repeated pieces become one area, measured once
     geom = shapely.union_all(polys)
     if geom.is_empty or shapely.area(geom) == 0:
         raise InputError("The area encloses nothing (its outline has no inside).")
     return geom, notes
+
+
+def _geojson_geometries(area: Mapping[str, Any]) -> list[shapely.Geometry]:
+    kind = area.get("type")
+    if kind == "FeatureCollection":
+        return [
+            shapely.geometry.shape(f["geometry"])
+            for f in area.get("features", [])
+            if f.get("geometry")
+        ]
+    if kind == "Feature":
+        geometry = area.get("geometry")
+        return [] if geometry is None else [shapely.geometry.shape(geometry)]
+    return [shapely.geometry.shape(dict(area))]
+
+
+def _flat_parts(geoms: np.ndarray) -> np.ndarray:
+    """Single geometries (polygons, lines, points) of multi-geometries and collections."""
+    parts = shapely.get_parts(geoms)
+    for _ in range(8):  # collections in collections
+        multi = shapely.get_type_id(parts) >= 4
+        if not multi.any():
+            break
+        parts = np.concatenate([parts[~multi], shapely.get_parts(parts[multi])])
+    return np.asarray(parts, dtype=object)
+
+
+def _check_shape_size(parts: np.ndarray, limits: Limits | None) -> None:
+    """Vertex and part counts of shapely geometries given directly (as for GeoJSON)."""
+    lim = limits_or_none(limits)
+    if lim.geojson_vertices is None and lim.geojson_parts is None:
+        return
+    polygons = parts[shapely.get_type_id(parts) == 3]
+    rings = len(polygons) + int(shapely.get_num_interior_rings(polygons).sum())
+    size = GeoJSONSize(
+        vertices=int(shapely.get_num_coordinates(parts).sum()), parts=len(parts) + rings
+    )
+    check_size(size, lim)
 
 
 def area_report(
@@ -100,17 +161,21 @@ def area_report(
     *,
     layers: Sequence[str] | None = None,
     by: Mapping[str, str] | None = None,
+    limits: Limits | None = None,
 ) -> AreaReport:
     """What each layer (default: every public layer) holds inside ``area``.
 
     ``area``: see :func:`area_polygon`. ``by`` maps a layer id to the column to break it
     down by; otherwise a classification column is picked by name (band, grade, type ...)
-    when it has few values.
+    when it has few values. ``limits`` (None: none) bounds the area's size, the features
+    measured (all layers together) and the raster cells read; the work is sized before
+    any layer is read, and a report over a limit is refused (``WorkTooLarge``).
 
     >>> rep = area_report(store, ward_polygon, layers=["flood_risk", "street_trees"])
     >>> rep.layers[0].classes   # area and share by flood band
     """
-    geom, notes = area_polygon(area, store)
+    lim = limits_or_none(limits)
+    geom, notes = area_polygon(area, store, lim)
     x0, y0, x1, y1 = (float(v) for v in shapely.bounds(geom))
     bbox = (x0, y0, x1, y1)
     crs = metric.choose_metric_crs(bbox)  # type: ignore[arg-type]
@@ -121,10 +186,13 @@ def area_report(
         entries = [e for e in store.list_layers() if e.is_public]
     else:
         entries = [store.get(layer_id) for layer_id in layers]
+    if lim.report_features is not None:
+        _check_features(store, entries, bbox, lim.report_features)
     results = []
     for entry in entries:
+        budget.check()  # between layers: a report past its time budget stops here
         if entry.data_type == "raster":
-            results.append(_raster(store, entry, geom))
+            results.append(_raster(store, entry, geom, lim.zonal_cells))
         else:
             column = (by or {}).get(entry.id)
             results.append(_vector(store, entry, bbox, area_m, total, crs, column))  # type: ignore[arg-type]
@@ -134,6 +202,37 @@ def area_report(
         bbox=bbox,
         layers=results,  # type: ignore[arg-type]
         notes=notes,
+    )
+
+
+def _check_features(store: Store, entries: Sequence[LayerEntry], bbox: BBox, most: int) -> None:
+    """Refuse a report that would measure more than ``most`` features, all layers
+    together. A layer's whole count (in its catalogue entry) bounds what it can hold in
+    the area, so only the biggest layers are counted in the area's bbox (through the
+    spatial index), biggest first, and only while the bound is over the limit."""
+    vectors = [e for e in entries if e.data_type == "vector"]
+    counts = {e.id: int(e.feature_count) for e in vectors}
+    if sum(counts.values()) <= most:
+        return
+    for entry in sorted(vectors, key=lambda e: -e.feature_count):
+        if entry.bbox and _box_covers(bbox, entry.bbox):
+            continue  # the area's bbox holds the whole layer: the count is exact
+        budget.check()
+        counts[entry.id] = store.count(entry.id, Query(bbox=bbox))
+        if sum(counts.values()) <= most:
+            return
+    total = sum(counts.values())
+    if total > most:
+        biggest = sorted(counts.items(), key=lambda kv: -kv[1])
+        raise too_many_features(total, most, biggest)
+
+
+def _box_covers(outer: BBox, inner: Sequence[float]) -> bool:
+    return (
+        outer[0] <= inner[0]
+        and outer[1] <= inner[1]
+        and outer[2] >= inner[2]
+        and outer[3] >= inner[3]
     )
 
 
@@ -256,12 +355,18 @@ def _clip(geoms: np.ndarray, area_m: shapely.Geometry) -> np.ndarray:
     return out
 
 
-def _raster(store: Store, entry: LayerEntry, geom: shapely.Geometry) -> LayerInArea:
+def _raster(
+    store: Store, entry: LayerEntry, geom: shapely.Geometry, max_cells: int | None = None
+) -> LayerInArea:
     info = raster_of(entry.id, store)
     zone = metric.project(np.asarray([geom], dtype=object), info.crs)
     categorical = str(entry.raster.get("dtype", "")).startswith(("int", "uint"))
     wanted = ["count", "mean", "min", "max", "std", *(["majority"] if categorical else [])]
-    values = zonal_compute(zone, info.path, wanted, "coverage")
+    values = zonal_compute(
+        zone, info.path, wanted, "coverage", max_cells=max_cells,
+        doing=f"Summarising '{entry.id}' inside the area",
+        cli=f"landexplorer report AREA.geojson --layers {entry.id}",
+    )  # fmt: skip
     stats = {name: float(arr[0]) for name, arr in values.items()}
     out = LayerInArea(
         entry.id,

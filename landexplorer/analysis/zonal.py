@@ -26,8 +26,10 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
+from landexplorer import budget
 from landexplorer.analysis import metric
 from landexplorer.analysis.coverage import coverage_fractions
+from landexplorer.analysis.limits import Limits, limits_or_none, too_many_cells
 from landexplorer.analysis.results import Zonal
 from landexplorer.analysis.sources import LayerLike, Source, geometry_kind, load
 from landexplorer.analysis.stats import is_percentile as _is_percentile
@@ -105,6 +107,7 @@ def zonal_stats(
     by: str | None = None,
     bbox: BBox | None = None,
     band: int = 1,
+    limits: Limits | None = None,
 ) -> Zonal:
     """Statistics of ``raster`` (a raster layer id or a file) under each polygon of ``layer``.
 
@@ -112,7 +115,8 @@ def zonal_stats(
     unique and percentiles as ``p10``, ``p90`` ... ``method``: ``coverage`` (default,
     coverage-weighted) or ``centre``. ``by`` dissolves the polygons by a column first and
     gives one row per class. Nodata cells are left out; a polygon with no valid cell gets
-    count 0 and empty statistics.
+    count 0 and empty statistics. ``limits`` (None: none) bounds the raster cells the
+    polygons' bounding boxes cover, worked out from their bounds before any cell is read.
 
     >>> zonal_stats("allotments", "elevation", store=store).stats[["fid", "mean"]]
     """
@@ -142,7 +146,12 @@ def zonal_stats(
         out = pd.DataFrame({by: keys})
     else:
         out = feats.attrs.reset_index()
-    values = compute(zones, info.path, stats, method, band)
+    layer_name = layer if isinstance(layer, str) else "LAYER"
+    values = compute(
+        zones, info.path, stats, method, band, max_cells=limits_or_none(limits).zonal_cells,
+        doing=f"Zonal statistics of '{info.source.id}' under '{layer_name}'",
+        cli=f"landexplorer zonal {layer_name} {info.source.id} --stats {','.join(stats)}",
+    )  # fmt: skip
     for name, column in values.items():
         out[name] = column
     return Zonal(
@@ -156,9 +165,21 @@ def zonal_stats(
 
 
 def compute(
-    zones: np.ndarray, path: Path, stats: Sequence[str], method: str = "coverage", band: int = 1
+    zones: np.ndarray,
+    path: Path,
+    stats: Sequence[str],
+    method: str = "coverage",
+    band: int = 1,
+    *,
+    max_cells: int | None = None,
+    doing: str = "These zonal statistics",
+    cli: str = "landexplorer zonal ...",
 ) -> dict[str, np.ndarray]:
-    """Statistics per zone (shapely polygons in the raster's CRS), one array per stat."""
+    """Statistics per zone (shapely polygons in the raster's CRS), one array per stat.
+
+    With ``max_cells``, the cells of the zones' bounding boxes (and of the windows read
+    for them) are counted from the bounds first; more than that is ``WorkTooLarge``
+    (``doing`` and ``cli`` name the work in the message)."""
     import rasterio
     from rasterio.windows import Window
 
@@ -187,7 +208,12 @@ def compute(
         tile = (r0[todo] // _GROUP_CELLS) * (src.width // _GROUP_CELLS + 1) + c0[todo] // (
             _GROUP_CELLS
         )
+        if max_cells is not None:
+            cells = _cells_to_read(todo, tile, c0, c1, r0, r1)
+            if cells > max_cells:
+                raise too_many_cells(cells, max_cells, doing, cli)
         for group in np.unique(tile):
+            budget.check()  # between windows: a request past its time budget stops here
             members = todo[tile == group]
             wc0, wc1 = int(c0[members].min()), int(c1[members].max())
             wr0, wr1 = int(r0[members].min()), int(r1[members].max())
@@ -201,6 +227,7 @@ def compute(
             origin = (t.c + wc0 * dx, t.f - wr0 * dy)
             # a few thousand zones at a time keeps the per-cell arrays small
             for part in np.array_split(members, -(-len(members) // _ZONES_PER_PASS)):
+                budget.check()
                 z, r, c, w = _cells(
                     zones[part],
                     c0[part] - wc0,
@@ -220,6 +247,30 @@ def compute(
     v = np.concatenate(vals) if vals else np.zeros(0)
     w = np.concatenate(weights) if weights else np.zeros(0)
     return _statistics(n, zi, v, w, stats)
+
+
+def _cells_to_read(
+    todo: np.ndarray,
+    tile: np.ndarray,
+    c0: np.ndarray,
+    c1: np.ndarray,
+    r0: np.ndarray,
+    r1: np.ndarray,
+) -> int:
+    """Cells the zones ``todo`` make ``compute`` handle: those of every zone's bounding box
+    (each weighed or rasterised) or of the windows read for the groups of zones, whichever
+    is more, from bounds arithmetic alone."""
+    if not len(todo):
+        return 0
+    zone_cells = int(((c1[todo] - c0[todo]) * (r1[todo] - r0[todo])).sum())
+    frame = pd.DataFrame(
+        {"t": tile, "c0": c0[todo], "c1": c1[todo], "r0": r0[todo], "r1": r1[todo]}
+    )
+    w = frame.groupby("t").agg(
+        c0=("c0", "min"), c1=("c1", "max"), r0=("r0", "min"), r1=("r1", "max")
+    )
+    window_cells = int(((w["c1"] - w["c0"]) * (w["r1"] - w["r0"])).sum())
+    return max(zone_cells, window_cells)
 
 
 def _cells(

@@ -3,6 +3,11 @@
 Thin wrappers over ``landexplorer.analysis``: check that every named layer is visible to
 the caller, run the work in the thread pool, and return the JSON summary plus GeoJSON
 features. Areas and distances come back in the metric CRS the analysis chose (named).
+
+Every call runs with the server's limits (``Limits.from_settings``): request areas are
+counted before they are built (413 when too big, 400 when a coordinate is not a
+longitude/latitude) and the work is sized before it runs (422 with how to narrow it, or
+the command line that runs it without a limit).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import shapely
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool
 
-from landexplorer.api.deps import not_found, store_of, visible
+from landexplorer.analysis.limits import Limits
+from landexplorer.api.deps import not_found, settings_of, store_of, visible
 from landexplorer.api.responses import JSONResponse
 from landexplorer.catalog import LayerEntry, Store, check_layer_id
 from landexplorer.errors import InputError, LayerNotFound
@@ -95,12 +101,17 @@ def _check_bbox(bbox: BBox | None) -> BBox | None:
     return bbox
 
 
-def _area(area: dict[str, Any]) -> Any:
-    """The drawn area as a shapely polygon; malformed GeoJSON is the caller's mistake."""
+def _limits(request: Request) -> Limits:
+    return Limits.from_settings(settings_of(request))
+
+
+def _area(area: dict[str, Any], limits: Limits) -> Any:
+    """The drawn area as a shapely polygon, counted and checked before it is built;
+    malformed GeoJSON is the caller's mistake."""
     from landexplorer.analysis.report import area_polygon
 
     try:
-        geom, _ = area_polygon(area)
+        geom, _ = area_polygon(area, limits=limits)
     except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
         raise InputError(
             "The area is not a GeoJSON polygon that can be read.", detail=repr(exc)
@@ -130,12 +141,12 @@ def _features(frame: Any, limit: int) -> dict[str, Any]:
     }
 
 
-def _compare(store: Store, body: CompareBody, bbox: BBox | None) -> dict[str, Any]:
+def _compare(store: Store, body: CompareBody, bbox: BBox | None, limits: Limits) -> dict[str, Any]:
     from landexplorer.analysis import compare
 
     result = compare(
         body.left, body.right, store=store, predicate=body.predicate, distance=body.distance,
-        k=body.k, by=body.by, bbox=bbox,
+        k=body.k, by=body.by, bbox=bbox, limits=limits,
     )  # fmt: skip
     out = result.to_dict(with_matches=False)
     if body.matches:
@@ -147,14 +158,15 @@ def _compare(store: Store, body: CompareBody, bbox: BBox | None) -> dict[str, An
 def compare_layers(request: Request, body: CompareBody) -> JSONResponse:
     """Pairs of features of ``left`` and ``right`` meeting the predicate: a summary by class
     of ``right`` (``by``) and the matches as GeoJSON (left geometry)."""
+    limits = _limits(request)
     _entry(request, body.left)
     _entry(request, body.right)
     bbox = _check_bbox(body.bbox)
     if body.area is not None:
-        geom = _area(body.area)
+        geom = _area(body.area, limits)
         x0, y0, x1, y1 = (float(v) for v in shapely.bounds(geom))
         bbox = (x0, y0, x1, y1)
-    return JSONResponse(_compare(store_of(request), body, bbox))
+    return JSONResponse(_compare(store_of(request), body, bbox, limits))
 
 
 @router.post("/report", summary="What every layer holds inside a drawn area")
@@ -163,13 +175,14 @@ def report(request: Request, body: ReportBody) -> JSONResponse:
     measured in a metric CRS (named in the answer), with licences and attributions."""
     from landexplorer.analysis import area_report
 
+    limits = _limits(request)
+    geom = _area(body.area, limits)  # sized and checked before anything else is done
     store = store_of(request)
     if body.layers is None:
         layers = [e.id for e in store.list_layers() if visible(e, request)]
     else:
         layers = [_entry(request, layer_id).id for layer_id in body.layers]
-    geom = _area(body.area)
-    result = area_report(store, geom, layers=layers, by=body.by)
+    result = area_report(store, geom, layers=layers, by=body.by, limits=limits)
     out = result.to_dict()
     out["area"] = {
         "type": "Feature",
@@ -190,6 +203,6 @@ def zonal(request: Request, body: ZonalBody) -> JSONResponse:
         raise InputError(f"'{raster.id}' is not a raster layer.")
     result = zonal_stats(
         body.layer, raster.id, store=store_of(request), stats=body.stats, method=body.method,
-        by=body.by, bbox=_check_bbox(body.bbox),
+        by=body.by, bbox=_check_bbox(body.bbox), limits=_limits(request),
     )  # fmt: skip
     return JSONResponse(result.to_dict())
