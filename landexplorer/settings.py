@@ -88,7 +88,7 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="Time budget of one request's work, seconds."
     )
     memory_limit_mb: int = Field(
-        default=1024,
+        default=768,
         ge=64,
         description="Memory (RSS) above which a worker refuses new heavy work with 503.",
     )

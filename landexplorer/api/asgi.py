@@ -9,9 +9,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from landexplorer.api.app import create_app
+from landexplorer.api.limits import limit_allocator_arenas
 from landexplorer.settings import Settings
 
 
 def app_from_env() -> FastAPI:
     """An app for the settings found in the environment."""
+    # Few malloc arenas in a server process: with many worker threads glibc's default
+    # (8 per core) lets memory that NumPy, GDAL and Arrow free sit in many arenas and the
+    # resident size creep towards the memory ceiling.
+    limit_allocator_arenas()
     return create_app(Settings())

@@ -18,7 +18,9 @@ Request line and header sizes are limited in the HTTP protocol itself
 
 from __future__ import annotations
 
+import ctypes
 import os
+import time
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -33,6 +35,28 @@ _HEAVY_PREFIXES = ("/collections/", "/tiles/", "/analysis/", "/exports/")
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 #: The multipart envelope (boundaries, part headers, form fields) adds a little to a file.
 _MULTIPART_SLACK = 64 * 1024
+
+
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: no trimming, the ceiling still applies
+        return None
+
+
+_LIBC = _libc()
+
+
+def release_free_memory() -> None:
+    """Hand memory that is free inside the allocator back to the system (glibc only)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def limit_allocator_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas for this process (``M_ARENA_MAX``), where it is glibc."""
+    if _LIBC is not None:
+        _LIBC.mallopt(-8, arenas)  # -8 is M_ARENA_MAX in malloc.h
 
 
 def resident_mb() -> float:
@@ -67,6 +91,7 @@ class RequestLimits:
         self.json_kb = settings.max_json_kb
         self.timeout = settings.request_timeout_s
         self.memory_mb = settings.memory_limit_mb
+        self._trimmed = 0.0
 
     def _limit_for(self, scope: Scope) -> tuple[int, str]:
         method, path = scope["method"], scope["path"]
@@ -125,7 +150,16 @@ class RequestLimits:
 
     def _over_memory(self, scope: Scope) -> bool:
         path: str = scope["path"]
-        return path.startswith(_HEAVY_PREFIXES) and resident_mb() > self.memory_mb
+        if not path.startswith(_HEAVY_PREFIXES) or resident_mb() <= self.memory_mb:
+            return False
+        # Memory freed by finished requests may still sit in the allocator: give it back
+        # (at most once a second) before deciding, so a process is not refused for good.
+        now = time.monotonic()
+        if now - self._trimmed > 1.0:
+            self._trimmed = now
+            release_free_memory()
+            return resident_mb() > self.memory_mb
+        return True
 
 
 def _content_length(scope: Scope) -> int | None:
