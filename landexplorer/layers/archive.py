@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from landexplorer.errors import EmptyInput, InputError, UnsafeArchive
@@ -20,6 +20,8 @@ class ZipContents:
     path: Path
     vectors: list[str]
     rasters: list[str]
+    #: Every file in the zip (a shapefile's .shx, .dbf and .prj too).
+    members: list[str] = field(default_factory=list)
 
 
 def inspect_zip(path: Path) -> ZipContents:
@@ -71,7 +73,7 @@ def inspect_zip(path: Path) -> ZipContents:
         vectors = [v for v in vectors if v.lower().endswith(".shp")] + [
             v for v in vectors if not v.lower().endswith((".shp", ".csv", ".json"))
         ]
-    return ZipContents(path=path, vectors=vectors, rasters=rasters)
+    return ZipContents(path=path, vectors=vectors, rasters=rasters, members=names)
 
 
 def vsizip(path: Path, member: str) -> str:

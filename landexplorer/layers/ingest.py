@@ -32,6 +32,7 @@ from landexplorer.layers.crs import crs_name
 from landexplorer.layers.normalize import LINE, POINT, POLYGON, Normalizer
 from landexplorer.layers.raster import build_cog
 from landexplorer.layers.readers import (
+    NotUtf8,
     RawBatch,
     ReadOptions,
     SchemaDrift,
@@ -346,6 +347,10 @@ def _ingest_vector(
                 _refuse_existing(store, entry, options)  # before reading anything
             items = _items(store, sources, entries, options, progress, checksum.result)
             return store.write_vectors(items, replace=options.replace)
+        except NotUtf8 as wrong:
+            if read_options.encoding == wrong.next:
+                raise InputError(f"'{path.name}' could not be read as text.") from None
+            read_options.encoding = wrong.next  # read it all again in that encoding
         except SchemaDrift as drift:
             if drift.column in read_options.string_columns:
                 raise InputError(f"'{path.name}' has columns whose type keeps changing.") from None

@@ -8,6 +8,8 @@ reprojection and checks happen in :mod:`landexplorer.layers.normalize`.
 
 from __future__ import annotations
 
+import codecs
+import csv
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -35,6 +37,8 @@ class ReadOptions:
     layer: str | None = None
     batch_size: int = 65_536
     string_columns: set[str] = field(default_factory=set)
+    #: Text encoding of a CSV file (None: UTF-8 unless its start says otherwise).
+    encoding: str | None = None
 
 
 @dataclass
@@ -64,6 +68,22 @@ class SchemaDrift(Exception):
     def __init__(self, column: str) -> None:
         super().__init__(column)
         self.column = column
+
+
+class NotUtf8(Exception):
+    """A CSV file read as ``tried`` turned out not to be in it; read it again as ``next``."""
+
+    def __init__(self, tried: str, next: str) -> None:
+        super().__init__(tried)
+        self.tried = tried
+        self.next = next
+
+
+#: What people call the encodings a CSV file is read in, for messages.
+ENCODING_NAMES = {
+    "cp1252": "Windows-1252 (Western European, often called Latin-1)",
+    "latin-1": "ISO-8859-1 (Latin-1)",
+}
 
 
 _LON = ("lon", "long", "lng", "longitude", "x_lon", "wgs84_lon", "decimallongitude")
@@ -106,6 +126,8 @@ def open_vector(path: Path, options: ReadOptions) -> list[VectorSource]:
         member = contents.vectors[0]
         if member.lower().endswith(".csv"):
             raise UnsupportedFormat("Please unzip the CSV file and load it directly.")
+        if member.lower().endswith(".shp"):
+            _check_shapefile_parts(path.name, member, contents.members)
         sources = _open_ogr(vsizip(path, member), Path(member).name, options)
         if len(contents.vectors) > 1:
             for s in sources:
@@ -115,12 +137,30 @@ def open_vector(path: Path, options: ReadOptions) -> list[VectorSource]:
         return sources
     if low.endswith((".csv", ".tsv", ".txt")):
         return [_open_csv(path, options)]
+    if low.endswith(".shp"):
+        _check_shapefile_parts(path.name, path.name, [p.name for p in path.parent.iterdir()])
     if low.endswith((".parquet", ".geoparquet")):
         return [_open_parquet(path, options)]
     if low.endswith((".geojson", ".json", ".kml", ".gpkg", ".fgb", ".shp", ".gml", ".geojsonl")):
         return _open_ogr(str(path), path.name, options)
     _sniff_not_geodata(path)
     return _open_ogr(str(path), path.name, options)
+
+
+def _check_shapefile_parts(where: str, shp: str, names: list[str]) -> None:
+    """Refuse a shapefile whose .shx or .dbf is missing, saying what a shapefile needs."""
+    stem = shp[: -len(".shp")].lower()
+    present = {n.lower() for n in names}
+    missing = [ext for ext in (".shx", ".dbf") if stem + ext not in present]
+    if missing:
+        base = Path(shp).name[: -len(".shp")]
+        raise InputError(
+            f"'{where}' holds the shapefile '{Path(shp).name}' without "
+            + " and ".join(f"'{base}{ext}'" for ext in missing)
+            + ". A shapefile is several files that belong together: at least .shp, .shx and "
+            ".dbf with the same name (and .prj, which says its coordinate system). Put them "
+            "all in one zip and load that."
+        )
 
 
 def _sniff_not_geodata(path: Path) -> None:
@@ -230,12 +270,28 @@ def _find(names: list[str], wanted: tuple[str, ...]) -> str | None:
     return None
 
 
-def _csv_header(path: Path) -> tuple[list[str], str]:
+def _csv_encoding(path: Path) -> str:
+    """'utf8', or the encoding the start of a file that is not UTF-8 must be in."""
+    with path.open("rb") as fh:
+        sample = fh.read(1024 * 1024)
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        return "utf8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        sample.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError:  # bytes Windows-1252 leaves undefined
+        return "latin-1"
+
+
+def _csv_header(path: Path, encoding: str = "utf8") -> tuple[list[str], str]:
     with path.open("rb") as fh:
         head = fh.read(65_536)
     if b"\x00" in head:
         raise UnsupportedFormat(f"'{path.name}' is not a text CSV file.")
-    text = head.decode("utf-8-sig", errors="replace")
+    text = head.decode("utf-8-sig" if encoding == "utf8" else encoding, errors="replace")
     first = text.splitlines()[0] if text.splitlines() else ""
     delimiter = max([",", ";", "\t", "|"], key=first.count)
     if first.count(delimiter) == 0:
@@ -243,7 +299,32 @@ def _csv_header(path: Path) -> tuple[list[str], str]:
             f"'{path.name}' does not look like a CSV table: its first line has no commas, "
             "semicolons or tabs between column names."
         )
-    return [c.strip().strip('"') for c in first.split(delimiter)], delimiter
+    cells = next(csv.reader([first], delimiter=delimiter), [])
+    return [c.strip().strip('"') for c in cells], delimiter
+
+
+def _unique_names(names: list[str]) -> tuple[list[str], list[str]]:
+    """Column names with repeats renamed (``lon``, ``lon_2``), and a note per rename."""
+    seen = {n.lower() for n in names}
+    out: list[str] = []
+    notes: list[str] = []
+    used: set[str] = set()
+    for name in names:
+        if name.lower() not in used:
+            used.add(name.lower())
+            out.append(name)
+            continue
+        n = 2
+        while f"{name}_{n}".lower() in used or f"{name}_{n}".lower() in seen:
+            n += 1
+        new = f"{name}_{n}"
+        used.add(new.lower())
+        out.append(new)
+        notes.append(
+            f"The column name '{name}' appears more than once; column {len(out)} was renamed "
+            f"'{new}' (the first '{name}' is the one used)."
+        )
+    return out, notes
 
 
 _MAX_CSV_BLOCK = 512 * 1024
@@ -262,8 +343,15 @@ def _row_bytes(path: Path) -> int:
 def _open_csv(path: Path, options: ReadOptions) -> VectorSource:
     import pyarrow.csv as pacsv
 
-    names, delimiter = _csv_header(path)
+    encoding = options.encoding or _csv_encoding(path)
+    names, delimiter = _csv_header(path, encoding)
+    names, renamed = _unique_names(names)
     assumed: list[str] = []
+    if encoding != "utf8":
+        assumed.append(
+            f"'{path.name}' is not UTF-8 text, so it was read as {ENCODING_NAMES[encoding]}. "
+            "If accented letters look wrong, save it as 'CSV UTF-8' and load it again."
+        )
     x_col = y_col = wkt_col = None
     kind = ""
     if options.wkt:
@@ -329,7 +417,8 @@ def _open_csv(path: Path, options: ReadOptions) -> VectorSource:
     # its own threads (that read-ahead is what overlaps parsing with the GeoPackage write):
     # memory is then about 32 blocks, whatever the size of the file.
     block = max(64 * 1024, min(_MAX_CSV_BLOCK, options.batch_size * _row_bytes(path)))
-    read = pacsv.ReadOptions(block_size=block, encoding="utf8")
+    # The names are given (the header row skipped), so a name used twice is renamed.
+    read = pacsv.ReadOptions(block_size=block, encoding=encoding, column_names=names, skip_rows=1)
     parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False)
 
     coordinates = (x_col, y_col) if x_col and y_col else ()
@@ -338,14 +427,18 @@ def _open_csv(path: Path, options: ReadOptions) -> VectorSource:
         try:
             reader = pacsv.open_csv(path, read, parse, convert)
         except pa.ArrowInvalid as exc:
-            raise _csv_error(path, exc, coordinates) from exc
+            raise _csv_error(path, exc, coordinates, encoding) from exc
+        except UnicodeDecodeError:
+            raise NotUtf8(encoding, "latin-1") from None
         while True:
             try:
                 batch = reader.read_next_batch()
             except StopIteration:
                 return
             except pa.ArrowInvalid as exc:
-                raise _csv_error(path, exc, coordinates) from exc
+                raise _csv_error(path, exc, coordinates, encoding) from exc
+            except UnicodeDecodeError:  # a byte Windows-1252 leaves undefined, further on
+                raise NotUtf8(encoding, "latin-1") from None
             if kind == "wkt":
                 assert wkt_col is not None
                 idx = batch.schema.get_field_index(wkt_col)
@@ -360,7 +453,7 @@ def _open_csv(path: Path, options: ReadOptions) -> VectorSource:
                 keep = [i for i, n in enumerate(batch.schema.names) if n not in (x_col, y_col)]
                 yield RawBatch(batch.select(keep), x=x, y=y)
 
-    notes: list[str] = []
+    notes: list[str] = list(renamed)
     return VectorSource(
         name=path.name,
         format="CSV",
@@ -426,14 +519,20 @@ def _wkt_to_wkb(text: pa.Array) -> pa.Array:
 
 
 def _csv_error(
-    path: Path, exc: pa.ArrowInvalid, coordinates: tuple[str | None, ...] = ()
+    path: Path,
+    exc: pa.ArrowInvalid,
+    coordinates: tuple[str | None, ...] = (),
+    encoding: str = "utf8",
 ) -> Exception:
     message = str(exc)
+    if "invalid UTF8" in message and encoding == "utf8":
+        return NotUtf8(encoding, "cp1252")  # not UTF-8 after all, further on: read it again
     match = re.search(
         r"In CSV column #(\d+): CSV conversion error to (\w+): invalid value '(.*)'", message
     )
     if match:
-        names, _ = _csv_header(path)
+        names, _ = _csv_header(path, encoding)
+        names, _ = _unique_names(names)
         index = int(match.group(1))
         column = names[index] if index < len(names) else f"#{index}"
         if column in coordinates:
