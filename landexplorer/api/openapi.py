@@ -89,6 +89,83 @@ MEDIA_TYPES: dict[tuple[str, str], list[str]] = {
     ],
 }
 
+_LINKS: Doc = {
+    "type": "array",
+    "items": {"type": "object", "required": ["href", "rel"]},
+}
+_FEATURE_COLLECTION: Doc = {
+    "type": "object",
+    "required": ["type", "features", "numberReturned", "links"],
+    "properties": {
+        "type": {"const": "FeatureCollection"},
+        "features": {"type": "array", "items": {"$ref": "#/components/schemas/Feature"}},
+        "numberMatched": {"type": "integer", "minimum": 0},
+        "numberReturned": {"type": "integer", "minimum": 0},
+        "links": _LINKS,
+    },
+}
+#: What a successful answer always holds (the schemas of documents the routes build by
+#: hand); schemathesis checks every answer against them.
+SCHEMAS: dict[str, Doc] = {
+    "Feature": {
+        "type": "object",
+        "required": ["type", "geometry", "properties"],
+        "properties": {
+            "type": {"const": "Feature"},
+            "id": {"type": ["integer", "string"]},
+            "geometry": {"type": ["object", "null"]},
+            "properties": {"type": ["object", "null"]},
+        },
+    },
+    "FeatureCollection": _FEATURE_COLLECTION,
+    "LandingPage": {"type": "object", "required": ["links"], "properties": {"links": _LINKS}},
+    "Conformance": {
+        "type": "object",
+        "required": ["conformsTo"],
+        "properties": {"conformsTo": {"type": "array", "items": {"type": "string"}}},
+    },
+    "Collection": {
+        "type": "object",
+        "required": ["id", "links"],
+        "properties": {"id": {"type": "string"}, "links": _LINKS},
+    },
+    "Collections": {
+        "type": "object",
+        "required": ["collections", "links"],
+        "properties": {
+            "collections": {"type": "array", "items": {"$ref": "#/components/schemas/Collection"}},
+            "links": _LINKS,
+        },
+    },
+    "Job": {
+        "type": "object",
+        "required": ["jobID", "status", "links"],
+        "properties": {
+            "jobID": {"type": "string"},
+            "status": {"type": "string"},
+            "links": _LINKS,
+        },
+    },
+    "SavedMapLink": {
+        "type": "object",
+        "required": ["id", "url", "links"],
+        "properties": {"id": {"type": "string"}, "url": {"type": "string"}, "links": _LINKS},
+    },
+}
+#: (method, path, status) -> the schema of its JSON answers.
+RESPONSE_SCHEMAS: dict[tuple[str, str, str], str] = {
+    ("get", "/", "200"): "LandingPage",
+    ("get", "/conformance", "200"): "Conformance",
+    ("get", "/collections", "200"): "Collections",
+    ("get", "/collections/{collectionId}", "200"): "Collection",
+    ("get", "/collections/{collectionId}/items", "200"): "FeatureCollection",
+    ("get", "/collections/{collectionId}/items/{featureId}", "200"): "Feature",
+    ("get", "/jobs/{jobId}", "200"): "Job",
+    ("post", "/collections", "202"): "Job",
+    ("put", "/collections/{collectionId}", "202"): "Job",
+    ("post", "/maps", "201"): "SavedMapLink",
+}
+
 #: Routes that answer with a redirect rather than a body: (method, path) -> status.
 REDIRECTS: dict[tuple[str, str], int] = {("get", "/m/{mapId}"): 303}
 
@@ -193,6 +270,7 @@ def build(app: FastAPI) -> Doc:
     components = doc.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     schemas["Error"] = ERROR_SCHEMA
+    schemas.update(copy.deepcopy(SCHEMAS))
     _hand_read_bodies(doc, schemas)
     for path, item in doc.get("paths", {}).items():
         if "get" in item and "head" not in item and ("head", path) in routes:
@@ -328,8 +406,14 @@ def _responses(method: str, path: str, op: Doc) -> None:
             continue
         if code == "204" or head:
             response.pop("content", None)
-        elif media is not None:
+            continue
+        if media is not None:
             response["content"] = {m: {} for m in media}
+        name = RESPONSE_SCHEMAS.get((method, path, code))
+        if name is not None:
+            for kind, entry in response.get("content", {}).items():
+                if kind.endswith("json"):
+                    entry["schema"] = {"$ref": f"#/components/schemas/{name}"}
     if read and path in CONDITIONAL:
         for code in ("200", "204"):
             if code in responses:
