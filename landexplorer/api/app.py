@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
+from landexplorer.api.cors import PublicCORS
 from landexplorer.api.errors import register_error_handlers
 from landexplorer.api.guards import WriteGuard
 from landexplorer.api.jobs import Jobs
@@ -51,14 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)  # the OpenAPI document as the server really answers
     # Token and size checks before any body is read (inside CORS, so refusals carry CORS).
     app.add_middleware(WriteGuard, settings=settings)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["*"],
-            expose_headers=["ETag", "Content-Crs", "Link", "Location"],
-        )
+    # CORS: public reads for every site, writes and the token only for cors_origins.
+    app.add_middleware(PublicCORS, settings=settings)
 
     # ---- Routers are included HERE, one line each. Add yours (e.g. tiles) to this list.
     from landexplorer.api.routers import (

@@ -58,6 +58,18 @@ def licence_text(entry: LayerEntry) -> str:
     )
 
 
+def licence_metadata(entry: LayerEntry) -> dict[str, str]:
+    """Licence, attribution and provenance as named metadata items (GeoPackage, GeoTIFF)."""
+    return {
+        "TITLE": entry.title,
+        "LICENSE": entry.licence or "not licensed",
+        "ATTRIBUTION": entry.attribution or "-",
+        "SOURCE": entry.source or "-",
+        "LAYER_VERSION": str(entry.version),
+        "UPDATED": entry.updated,
+    }
+
+
 def write_export(
     store: Store, entry: LayerEntry, fmt: str, crs: CRS, folder: Path, query: Query | None = None
 ) -> Path:
@@ -86,9 +98,13 @@ def write_export(
         return out
     if fmt == "gpkg":
         out = stem.with_suffix(".gpkg")
+        # gpkg_contents.description holds the note; gpkg_metadata (GDAL's metadata record,
+        # which ogrinfo, QGIS and ogr2ogr read and copy) holds each item by name.
+        items = licence_metadata(entry)
         pyogrio.write_dataframe(
             frame, out, layer=entry.id, driver="GPKG",
             layer_options={"DESCRIPTION": licence_text(entry), "IDENTIFIER": entry.title},
+            layer_metadata=items, dataset_metadata=items,
         )  # fmt: skip
         return out
     if fmt == "shp":

@@ -17,6 +17,25 @@ import shapely
 from landexplorer.catalog import FID, GEOMETRY
 
 _NULL = orjson.Fragment(b"null")
+_CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+_EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
+
+
+def crs_member(crs_uri: str | None) -> dict[str, Any] | None:
+    """The GeoJSON (2008) ``crs`` member naming a CRS other than CRS84, else None.
+
+    RFC 7946 GeoJSON is CRS84 and has no ``crs`` member. Output asked for in another CRS
+    (OGC API - Features Part 2) says so in a header (``Content-Crs``) that file readers
+    never see; GDAL (and so geopandas, QGIS and ogr2ogr) reads this member instead, so the
+    coordinates come in labelled with the CRS they are in.
+    """
+    if not crs_uri or crs_uri == _CRS84:
+        return None
+    if crs_uri.startswith(_EPSG):
+        name = f"urn:ogc:def:crs:EPSG::{crs_uri.rsplit('/', 1)[1]}"
+    else:
+        name = crs_uri
+    return {"type": "name", "properties": {"name": name}}
 
 
 def geometry_fragments(table: pa.Table, crs_uri: str | None = None) -> list[Any]:
@@ -54,6 +73,9 @@ def feature_collection(
 ) -> bytes:
     """A whole FeatureCollection as JSON bytes; ``extra`` members go before the features."""
     doc: dict[str, Any] = {"type": "FeatureCollection"}
+    named = crs_member(crs_uri)
+    if named:
+        doc["crs"] = named
     if extra:
         doc.update(extra)
     if links:
@@ -67,6 +89,9 @@ def feature(
 ) -> bytes:
     """One Feature (the table's first row) as JSON bytes."""
     doc = features(table, crs_uri)[0]
+    named = crs_member(crs_uri)
+    if named:
+        doc["crs"] = named
     if extra:
         doc.update(extra)
     return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY, default=str)

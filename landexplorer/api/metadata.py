@@ -87,10 +87,25 @@ def collection_doc(entry: LayerEntry, root: str) -> dict[str, Any]:
             geometryType=entry.geometry_type,
             featureCount=entry.feature_count,
         )
+        links.append(_tilesets_link(base, "vector"))
     else:
-        doc["itemType"] = "coverage"
+        # A grid, not features: no items link, and said three ways so that feature clients
+        # pass it by (GDAL's OAPIF driver skips layerDataType Coverage; OGC API - Common
+        # and Tiles say dataType; the web page reads itemType).
+        doc.update(itemType="coverage", dataType="coverage", layerDataType="Coverage")
+        links.append(_tilesets_link(base, "map"))
     doc["links"] = links + licence_links(entry)
     return doc
+
+
+def _tilesets_link(base: str, kind: str) -> dict[str, str]:
+    """The link to a collection's tilesets (OGC API - Tiles: vector or map tiles)."""
+    return {
+        "rel": f"http://www.opengis.net/def/rel/ogc/1.0/tilesets-{kind}",
+        "type": JSON,
+        "href": f"{base}/tiles",
+        "title": "Vector tiles" if kind == "vector" else "Map tiles (PNG)",
+    }
 
 
 EXPORT_MEDIA = {
