@@ -50,6 +50,15 @@ def _fmt_bbox(entry: LayerEntry) -> str:
     return ", ".join(f"{v:.4f}" for v in entry.bbox)
 
 
+def _plain(rows: list[tuple[str, ...]], header: tuple[str, ...] | None = None) -> None:
+    """Rows in aligned columns, never cut or wrapped: for pipes, logs and files."""
+    lines = ([header] if header else []) + rows
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    for line in lines:
+        text = "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))
+        out.print(text.rstrip(), markup=False, highlight=False, soft_wrap=True)
+
+
 def _show(entry: LayerEntry) -> None:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
@@ -83,9 +92,12 @@ def _show(entry: LayerEntry) -> None:
         )
     if entry.description:
         rows.insert(2, ("description", entry.description))
-    for key, value in rows:
-        table.add_row(key, str(value))
-    out.print(table)
+    if not out.is_terminal:
+        _plain([(key, str(value)) for key, value in rows])
+    else:
+        for key, value in rows:
+            table.add_row(key, str(value))
+        out.print(table)
     lines = entry.report.summary() if entry.data_type == "vector" else entry.report.notes
     if lines:
         out.print("[bold]ingest report[/]")
@@ -93,17 +105,35 @@ def _show(entry: LayerEntry) -> None:
             out.print(f"  - {line}")
 
 
-def _listing(entries: list[LayerEntry]) -> Table:
-    table = Table(title=f"{len(entries)} layer(s)", title_justify="left")
-    for col in ("id", "title", "kind", "type", "features", "licence", "version", "visibility"):
-        table.add_column(col, overflow="fold")
-    for e in entries:
-        what = e.geometry_type if e.data_type == "vector" else "raster"
-        count = f"{e.feature_count:,}" if e.data_type == "vector" else "-"
-        table.add_row(
-            e.id, e.title, e.kind, what, count, e.licence or "-", str(e.version), e.visibility
+def _print_listing(entries: list[LayerEntry]) -> None:
+    """The layers as a table: rich, as wide as the terminal, on a terminal; plain aligned
+    columns (whole ids and titles, no 80-column squeeze) when piped or logged."""
+    header = ("id", "title", "kind", "type", "features", "licence", "version", "visibility")
+    rows = [
+        (
+            e.id,
+            e.title,
+            e.kind,
+            e.geometry_type if e.data_type == "vector" else "raster",
+            f"{e.feature_count:,}" if e.data_type == "vector" else "-",
+            e.licence or "-",
+            str(e.version),
+            e.visibility,
         )
-    return table
+        for e in entries
+    ]
+    if not out.is_terminal:
+        out.print(f"{len(entries)} layer(s)", markup=False, highlight=False)
+        _plain(rows, header)
+        return
+    table = Table(title=f"{len(entries)} layer(s)", title_justify="left")
+    for col in header:
+        # ids never wrap (they are typed back in commands); on a narrow terminal the
+        # other cells fold onto more lines rather than lose letters
+        table.add_column(col, no_wrap=col == "id", overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
 
 
 @app.command("ingest")
@@ -232,7 +262,7 @@ def list_command(
             "or the demo data with `landexplorer demo`."
         )
         return
-    out.print(_listing(entries))
+    _print_listing(entries)
 
 
 @layers_app.command("show")
@@ -328,4 +358,4 @@ def demo_command(
     if as_json:
         print_json([e.to_dict() for e in entries])
     else:
-        out.print(_listing(store.list_layers()))
+        _print_listing(store.list_layers())
