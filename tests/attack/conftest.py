@@ -35,6 +35,9 @@ from tests.pg import PgCluster
 TOKEN = "attack-token-5678"
 #: The memory ceiling given to the server, and the most its RSS may reach during the run.
 CEILING_MB = int(os.environ.get("LANDEXPLORER_ATTACK_CEILING_MB", "1024"))
+#: Past this the sampler kills the server at once: an unfixed server grows to tens of GB,
+#: and the machine is shared (the case then fails as a crash, with the size it reached).
+HARD_CAP_MB = max(2 * CEILING_MB, 2048)
 #: Smaller limits than the defaults where the default would only make the battery slower.
 SERVER_ENV = {
     "LANDEXPLORER_WRITE_TOKEN": TOKEN,
@@ -50,6 +53,7 @@ class RssSampler(threading.Thread):
     def __init__(self, proc: psutil.Process, every: float = 0.05) -> None:
         super().__init__(daemon=True)
         self.proc, self.every = proc, every
+        self.killed_at_mb = 0.0
         self.peak_mb = 0.0  # over the whole run
         self.window_mb = 0.0  # since the last reset()
         self.samples = 0
@@ -70,6 +74,10 @@ class RssSampler(threading.Thread):
             self.samples += 1
             self.peak_mb = max(self.peak_mb, mb)
             self.window_mb = max(self.window_mb, mb)
+            if mb > HARD_CAP_MB and not self.killed_at_mb:
+                self.killed_at_mb = mb
+                with contextlib.suppress(psutil.Error):
+                    self.proc.kill()
             self._halt.wait(self.every)
 
     def reset(self) -> None:
@@ -206,7 +214,9 @@ def target(
 @pytest.fixture(autouse=True)
 def guard(target: Target, request: pytest.FixtureRequest) -> Iterator[None]:
     """Each case: the server alive before and after, its RSS under the ceiling meanwhile."""
-    if not target.alive():  # an earlier case killed it: start again for the next cases
+    assert target.sampler is not None
+    # an earlier case killed it or left it swollen: start again, so this case is judged alone
+    if not target.alive() or target.sampler.rss_mb() > CEILING_MB:
         target.stop()
         target.start()
     assert target.sampler is not None
@@ -216,5 +226,7 @@ def guard(target: Target, request: pytest.FixtureRequest) -> Iterator[None]:
     peak = target.sampler.window_mb
     if not target.alive():
         target.crashes.append(request.node.name)
+        if target.sampler.killed_at_mb:
+            pytest.fail(f"the server was killed at {target.sampler.killed_at_mb:.0f} MB RSS")
         pytest.fail(f"the server process died: {target.log_tail()}")
     assert peak < CEILING_MB, f"server RSS reached {peak:.0f} MB (ceiling {CEILING_MB} MB)"
