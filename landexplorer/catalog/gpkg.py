@@ -449,29 +449,38 @@ class GeoPackageStore(Store):
         return old
 
     def _commit_version(self, entry: LayerEntry, old: LayerEntry | None) -> LayerEntry:
+        return self._commit_versions([(entry, old)])[0]
+
+    def _commit_versions(
+        self, staged: list[tuple[LayerEntry, LayerEntry | None]], discard: bool = True
+    ) -> list[LayerEntry]:
+        """Make written versions current, all in one transaction (each with the version
+        it replaces, or None for a new layer); then remove the replaced ones (``discard``)."""
         stamp = now_iso()
         with self._write() as conn:
-            current = conn.execute(
-                f"SELECT version, entry FROM {CATALOG_TABLE} WHERE id = ?", (entry.id,)
-            ).fetchone()
-            if old is None and current is not None:
-                raise LayerExists(f"A layer called '{entry.id}' was added meanwhile.")
-            if current is not None:
-                previous = LayerEntry.from_dict(json.loads(current[1]))
-                merge_replaced(entry, previous)  # kept details, as they are now
-                entry.created = previous.created
-                conn.execute(
-                    f"INSERT OR REPLACE INTO {STAGING_TABLE} VALUES (?, ?, ?)",
-                    (previous.storage, "retired", stamp),
-                )
-            else:
-                entry.created = stamp
-            entry.updated = stamp
-            self._save_entry(conn, entry)
-            conn.execute(f"DELETE FROM {STAGING_TABLE} WHERE name = ?", (entry.storage,))
-        if old is not None and old.storage != entry.storage:
-            self._try_discard(old.storage)
-        return entry
+            for entry, old in staged:
+                current = conn.execute(
+                    f"SELECT version, entry FROM {CATALOG_TABLE} WHERE id = ?", (entry.id,)
+                ).fetchone()
+                if old is None and current is not None:
+                    raise LayerExists(f"A layer called '{entry.id}' was added meanwhile.")
+                if current is not None:
+                    previous = LayerEntry.from_dict(json.loads(current[1]))
+                    merge_replaced(entry, previous)  # kept details, as they are now
+                    entry.created = previous.created
+                    conn.execute(
+                        f"INSERT OR REPLACE INTO {STAGING_TABLE} VALUES (?, ?, ?)",
+                        (previous.storage, "retired", stamp),
+                    )
+                else:
+                    entry.created = stamp
+                entry.updated = stamp
+                self._save_entry(conn, entry)
+                conn.execute(f"DELETE FROM {STAGING_TABLE} WHERE name = ?", (entry.storage,))
+        for entry, old in staged if discard else ():
+            if old is not None and old.storage != entry.storage:
+                self._try_discard(old.storage)
+        return [entry for entry, _ in staged]
 
     # ----- writing ------------------------------------------------------------------------
     def write_vector(
@@ -482,6 +491,45 @@ class GeoPackageStore(Store):
         *,
         replace: bool = False,
     ) -> LayerEntry:
+        return self.write_vectors([(entry, schema, batches)], replace=replace)[0]
+
+    def write_vectors(
+        self,
+        items: Iterable[tuple[LayerEntry, pa.Schema, Iterable[pa.RecordBatch]]],
+        *,
+        replace: bool = False,
+    ) -> list[LayerEntry]:
+        """The layers of one load: each table is written and staged first, then all of
+        them become current in ONE transaction; on any failure, none does."""
+        staged: list[tuple[LayerEntry, LayerEntry | None]] = []
+        try:
+            try:
+                for entry, schema, batches in items:
+                    if any(other.id == entry.id for other, _ in staged):
+                        raise InputError(f"Two layers of this load would both be '{entry.id}'.")
+                    staged.append((entry, self._write_table(entry, schema, batches, replace)))
+                self._commit_versions(staged, discard=False)
+            except BaseException:
+                for entry, _ in staged:
+                    self._try_discard(entry.storage)
+                raise
+        finally:
+            for entry, _ in staged:
+                self._release(entry.storage)
+        for entry, old in staged:
+            if old is not None and old.storage != entry.storage:
+                self._try_discard(old.storage)
+        return [entry for entry, _ in staged]
+
+    def _write_table(
+        self,
+        entry: LayerEntry,
+        schema: pa.Schema,
+        batches: Iterable[pa.RecordBatch],
+        replace: bool,
+    ) -> LayerEntry | None:
+        """Write a version's table, staged and claimed (the caller commits and releases
+        it); returns the version it will replace. On failure nothing is left."""
         import pyogrio
 
         old = self._next_version(entry, replace)
@@ -531,9 +579,10 @@ class GeoPackageStore(Store):
                 Column(f.name, column_type(f.type)) for f in schema if f.name != GEOMETRY
             ]
             self._set_contents_metadata(entry)
-            return self._commit_version(entry, old)
+            return old
         except BaseException as exc:
             self._try_discard(table)
+            self._release(table)
             if failure and exc is not failure[0]:
                 raise failure[0] from None
             if isinstance(exc, LandExplorerError) or not isinstance(exc, Exception):
@@ -544,8 +593,6 @@ class GeoPackageStore(Store):
                 "The layer could not be saved into the catalogue; nothing was changed.",
                 detail=repr(exc),
             ) from exc
-        finally:
-            self._release(table)
 
     def _set_contents_metadata(self, entry: LayerEntry) -> None:
         with self._write() as conn:

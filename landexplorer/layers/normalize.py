@@ -272,7 +272,10 @@ class Normalizer:
 
     def _finish(self, attrs: pa.RecordBatch, wkb: pa.Array, bounds: np.ndarray) -> pa.RecordBatch:
         out = self._attributes(attrs)
-        out = out.append_column(GEOMETRY, wkb)
+        if out.num_columns:
+            out = out.append_column(GEOMETRY, wkb)
+        else:  # features without any attributes (a GeoJSON with empty properties)
+            out = pa.RecordBatch.from_arrays([wkb], names=[GEOMETRY])
         if self.schema is None:
             self.schema = out.schema
         elif out.schema != self.schema:
