@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 INTRO = ROOT / "bench" / "intro.md"
 # the order the workloads appear in (then any others, alphabetically)
-ORDER = ["ingest", "items", "tiles", "join", "overlay", "zonal", "report", "postgis", "web"]
+ORDER = ["ingest", "items", "tiles", "join", "overlay", "zonal", "report", "postgis", "web", "load"]
 _GOAL = re.compile(r"^\s*(<=|>=|<|>|==)\s*(-?[\d.]+)")
 
 
@@ -125,10 +125,13 @@ def render_workload(res: dict[str, Any]) -> list[str]:
     rows = res.get("rows") or []
     if rows:
         with_size = any("size" in r for r in rows)
+        with_p99 = any("p99_s" in r for r in rows)
         head = (
             ["tool"]
             + (["size"] if with_size else [])
-            + ["median", "p95", "peak RSS", "rate", "notes"]
+            + ["median", "p95"]
+            + (["p99"] if with_p99 else [])
+            + ["peak RSS", "rate", "notes"]
         )
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "---|" * len(head))
@@ -140,6 +143,7 @@ def render_workload(res: dict[str, Any]) -> list[str]:
             values += [
                 fmt_seconds(r.get("median_s")),
                 fmt_seconds(r.get("p95_s")),
+                *([fmt_seconds(r.get("p99_s"))] if with_p99 else []),
                 f"{rss:,.0f} MB" if isinstance(rss, int | float) else "-",
                 cell(r.get("rate")),
                 cell(r.get("notes", "")),
