@@ -166,6 +166,20 @@ RESPONSE_SCHEMAS: dict[tuple[str, str, str], str] = {
     ("post", "/maps", "201"): "SavedMapLink",
 }
 
+#: How an answer leads to the next request (OpenAPI links): (method, path, status) -> links.
+LINKS: dict[tuple[str, str, str], Doc] = {
+    ("post", "/collections", "202"): {
+        "getJob": {"operationId": "getJob", "parameters": {"jobId": "$response.body#/jobID"}}
+    },
+    ("put", "/collections/{collectionId}", "202"): {
+        "getJob": {"operationId": "getJob", "parameters": {"jobId": "$response.body#/jobID"}}
+    },
+    ("post", "/maps", "201"): {
+        "getMap": {"operationId": "getMap", "parameters": {"mapId": "$response.body#/id"}},
+        "openMap": {"operationId": "openMap", "parameters": {"mapId": "$response.body#/id"}},
+    },
+}
+
 #: Routes that answer with a redirect rather than a body: (method, path) -> status.
 REDIRECTS: dict[tuple[str, str], int] = {("get", "/m/{mapId}"): 303}
 
@@ -409,6 +423,8 @@ def _responses(method: str, path: str, op: Doc) -> None:
             continue
         if media is not None:
             response["content"] = {m: {} for m in media}
+        if (method, path, code) in LINKS:
+            response["links"] = copy.deepcopy(LINKS[(method, path, code)])
         name = RESPONSE_SCHEMAS.get((method, path, code))
         if name is not None:
             for kind, entry in response.get("content", {}).items():

@@ -22,7 +22,7 @@ from tests.api.conftest import serve
 
 SEED = "20261128"
 #: Examples per operation and phase: enough to reach every status, bounded in time.
-EXAMPLES = "12"
+EXAMPLES = "10"
 
 #: The operationIds clients (and generated client code) rely on: renaming one breaks them,
 #: so a change here is a change of the API.
