@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     maps_max_total_mb: int = Field(
         default=200, ge=1, description="Disk space all saved maps together may take, MB."
     )
+    basemaps: list[str] = Field(
+        default_factory=lambda: ["osm", "topo", "none"],
+        description="Basemaps the page offers (it opens on `basemap`): 'osm', 'topo', 'none', "
+        "or 'Name|{z}/{x}/{y} tile URL|attribution'.",
+    )
 
     @field_validator("data_dir", mode="after")
     @classmethod

@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "(OGC API - Features, tiles, analysis).",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # /docs is served by the web router, with local scripts
     )
     app.state.settings = settings
     app.state.store = store
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         maps,
         tiles,
         uploads,
+        values,
         web,
     )
 
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         uploads.router,
         analysis.router,
         tiles.router,
+        values.router,
     ]
     for router in routers:
         app.include_router(router)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import mimetypes
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,11 +21,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 from fastapi import APIRouter, Request
-from starlette.responses import Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.responses import HTMLResponse, Response
 
 from landexplorer.api.errors import ApiError
 from landexplorer.api.responses import JSONResponse
 from landexplorer.api.routers import landing
+from landexplorer.layers.demo import DEFAULT_MANIFEST
 from landexplorer.settings import Settings
 
 router = APIRouter(tags=["Web map"])
@@ -39,10 +42,28 @@ VENDOR = {
     "vectorgrid": NODE_MODULES / "leaflet.vectorgrid" / "dist",
     "geoman": NODE_MODULES / "@geoman-io" / "leaflet-geoman-free" / "dist",
     "proj4": NODE_MODULES / "proj4" / "dist",
+    "swagger-ui": NODE_MODULES / "swagger-ui-dist",
 }
 _SERVED_SUFFIXES = {".html", ".js", ".css", ".png", ".svg", ".json", ".ico", ".webmanifest"}
 _COMPRESSIBLE = {".html", ".js", ".css", ".svg", ".json", ".webmanifest"}
 _OSM_TEMPLATE = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+#: The basemaps a server can offer by name (``basemaps`` in the settings).
+PRESETS: dict[str, dict[str, Any]] = {
+    "osm": {
+        "name": "OpenStreetMap",
+        "url": _OSM_TEMPLATE,
+        "attribution": "© OpenStreetMap contributors (ODbL)",
+        "maxZoom": 19,
+    },
+    "topo": {
+        "name": "OpenTopoMap (contours)",
+        "url": "https://tile.opentopomap.org/{z}/{x}/{y}.png",
+        "attribution": "Map data © OpenStreetMap contributors (ODbL), SRTM; "
+        "map style © OpenTopoMap (CC-BY-SA)",
+        "maxZoom": 17,
+    },
+    "none": {"name": "No basemap", "url": None, "attribution": "", "maxZoom": 22},
+}
 
 mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("application/manifest+json", ".webmanifest")
@@ -140,28 +161,121 @@ async def web_asset(request: Request, asset: str) -> Response:
     return _serve(request, path, cache)
 
 
-def basemap_config(settings: Settings) -> dict[str, Any] | None:
-    """The basemap the page draws under the layers (``None`` for a plain background)."""
-    template = settings.basemap.strip()
-    if not template or template.lower() == "none":
-        return None
-    if template == _OSM_TEMPLATE or "openstreetmap.org" in template:
-        attribution = "© OpenStreetMap contributors (ODbL)"
+def _custom_basemap(template: str, name: str = "", attribution: str = "") -> dict[str, Any]:
+    """A basemap from a ``{z}/{x}/{y}`` template (attribution from its host when not given)."""
+    if not attribution:
+        if "openstreetmap.org" in template:
+            attribution = PRESETS["osm"]["attribution"]
+        else:
+            attribution = f"Basemap: {urlparse(template).hostname or 'custom tiles'}"
+    host = urlparse(template).hostname
+    return {"name": name or host or "Custom tiles", "url": template, "attribution": attribution,
+            "maxZoom": 19}  # fmt: skip
+
+
+def _basemap_choice(text: str) -> tuple[str, dict[str, Any]] | None:
+    """One entry of ``basemaps``: a preset name, or ``Name|template|attribution``."""
+    text = text.strip()
+    if text.lower() in PRESETS:
+        return text.lower(), dict(PRESETS[text.lower()])
+    parts = [p.strip() for p in text.split("|")]
+    if len(parts) >= 2 and "{z}" in parts[1]:
+        name = parts[0]
+        ident = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "custom"
+        return ident, _custom_basemap(parts[1], name, "|".join(parts[2:]))
+    return None  # not a basemap: left out rather than breaking the page
+
+
+def basemap_choices(settings: Settings) -> tuple[list[dict[str, Any]], str]:
+    """The basemaps the page offers (``id``, name, URL, attribution) and the one it opens on.
+
+    The page opens on ``basemap`` (a preset name, a tile template or ``none``); a template
+    that is not among ``basemaps`` is offered first."""
+    choices: dict[str, dict[str, Any]] = {}
+    for text in settings.basemaps:
+        found = _basemap_choice(text)
+        if found and found[0] not in choices:
+            choices[found[0]] = {"id": found[0], **found[1]}
+    first = settings.basemap.strip() or "none"
+    if first.lower() in PRESETS:
+        default = first.lower()
+        choices.setdefault(default, {"id": default, **PRESETS[default]})
     else:
-        attribution = f"Basemap: {urlparse(template).hostname or 'custom tiles'}"
-    return {"url": template, "attribution": attribution, "maxZoom": 19}
+        same = [c["id"] for c in choices.values() if c["url"] == first]
+        default = same[0] if same else "custom"
+        if not same:
+            choices = {"custom": {"id": "custom", **_custom_basemap(first)}, **choices}
+    return list(choices.values()), default
+
+
+def basemap_config(settings: Settings) -> dict[str, Any] | None:
+    """The basemap the page opens on (``None`` for a plain background)."""
+    choices, default = basemap_choices(settings)
+    chosen = next(c for c in choices if c["id"] == default)
+    if chosen["url"] is None:
+        return None
+    return {k: chosen[k] for k in ("url", "attribution", "maxZoom")}
+
+
+@lru_cache(maxsize=4)
+def _manifest_map(path: Path, mtime_ns: int) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    shown = data.get("map") if isinstance(data, dict) else None
+    return shown if isinstance(shown, dict) else {}
+
+
+def layer_styles(settings: Settings) -> dict[str, Any]:
+    """How the layers of the manifest the catalogue was loaded from are drawn (colours,
+    class colours in legend order) and which a first visit shows: the ``map`` section of
+    the demo manifest. Layers it does not name get the page's own colours."""
+    path = Path(settings.demo_manifest or DEFAULT_MANIFEST)
+    try:
+        shown = _manifest_map(path, path.stat().st_mtime_ns)
+    except OSError:
+        shown = {}
+    styles = shown.get("styles")
+    visible = shown.get("visible")
+    return {
+        "styles": styles if isinstance(styles, dict) else {},
+        "defaultLayers": [v for v in visible if isinstance(v, str)]
+        if isinstance(visible, list)
+        else [],
+    }
 
 
 @router.api_route("/config.json", methods=["GET", "HEAD"], summary="Settings of the web map")
 async def web_config(request: Request) -> JSONResponse:
-    """What the page needs to know about this server: basemap, upload limit, write access."""
+    """What the page needs to know about this server: basemaps, layer styles, upload limit,
+    write access."""
     settings: Settings = request.app.state.settings
+    choices, default = basemap_choices(settings)
     return JSONResponse(
         {
             "title": request.app.title,
             "basemap": basemap_config(settings),
+            "basemaps": choices,
+            "defaultBasemap": default,
+            **layer_styles(settings),
             "maxUploadMb": settings.max_upload_mb,
             "uploadsNeedToken": bool(settings.write_token),
         },
         headers={"Cache-Control": "no-cache"},
+    )
+
+
+@router.get("/docs", include_in_schema=False)
+async def api_docs(request: Request) -> HTMLResponse:
+    """Swagger UI for the API, its scripts served from here (works offline, no CDN)."""
+    vendor = "/web/vendor/swagger-ui"
+    return get_swagger_ui_html(
+        openapi_url=request.app.openapi_url or "/openapi.json",
+        title=f"{request.app.title} – API",
+        swagger_js_url=f"{vendor}/swagger-ui-bundle.js",
+        swagger_css_url=f"{vendor}/swagger-ui.css",
+        swagger_favicon_url=f"{vendor}/favicon-32x32.png",
+        # no badge from validator.swagger.io: nothing leaves this server
+        swagger_ui_parameters={"validatorUrl": None},
     )
