@@ -45,6 +45,14 @@ from landexplorer.layers.readers import (
 Progress = Callable[[int], None]
 
 
+#: Why a layer asked to be public without any licence is refused.
+PUBLIC_NEEDS_LICENCE = (
+    "A layer can be public only with a licence, and none was given. Give one (an SPDX id "
+    "such as OGL-UK-3.0, CC-BY-4.0 or ODbL-1.0), or leave the visibility out (or make it "
+    "private): the layer then stays private until a licence is set."
+)
+
+
 @dataclass
 class IngestOptions:
     """Everything a steward or volunteer may say about a file they load.
@@ -85,6 +93,8 @@ class IngestOptions:
             self.licence = None  # not given (the web form's "not decided yet")
         if self.licence is not None:
             self.licence = normalise_licence(self.licence)
+        elif self.visibility == "public" and not self.replace:
+            raise InputError(PUBLIC_NEEDS_LICENCE)
 
     def given(self) -> set[str]:
         """The layer details this load sets; a replace keeps the others."""
@@ -288,6 +298,8 @@ def _refuse_existing(store: Store, entry: LayerEntry, options: IngestOptions) ->
     current = store.get(entry.id)
     if current.data_type != entry.data_type and not options.allow_type_change:
         raise InputError(type_change_message(entry.id, current.data_type, entry.data_type))
+    if options.visibility == "public" and options.licence is None and not current.licence:
+        raise InputError(PUBLIC_NEEDS_LICENCE)
 
 
 def _ingest_raster(store: Store, paths: list[Path], options: IngestOptions) -> LayerEntry:

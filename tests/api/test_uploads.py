@@ -137,3 +137,88 @@ def test_refused_before_the_body_is_read(write_client):
     big = str(50 * 1024 * 1024)  # write_settings allow 5 MB
     r = write_client.post("/collections", headers={**AUTH, "Content-Length": big}, content=b"")
     assert r.status_code == 413 and r.json()["code"] == "too-large"
+
+
+# ---- nothing an owner set is lost (issue 9); on both stores (store_backend) ----------------------
+def _put(client, layer_id, path, **form):
+    with open(path, "rb") as fh:
+        return client.put(
+            f"/collections/{layer_id}", files={"file": (path.name, fh)}, data=form, headers=AUTH
+        )
+
+
+def test_put_keeps_the_details_and_the_job_says_what_it_kept(
+    write_client, real_data, store_backend
+):
+    src = real_data / "allotments" / "trafford_allotments.geojson"
+    details = {"title": "Allotments", "kind": "open", "attribution": "Trafford Council"}
+    r = _upload(write_client, src, id="plots", licence="OGL-UK-3.0", **details)
+    assert _wait(write_client, r.headers["location"])["status"] == "successful"
+    # a new version with nothing else said (empty fields, as a form sends them, say nothing)
+    r = _put(write_client, "plots", src, title="", licence="", attribution="")
+    assert r.status_code == 202, r.text
+    job = _wait(write_client, r.headers["location"])
+    assert job["status"] == "successful", job
+    assert "Kept from version 1" in job["message"] and "'OGL-UK-3.0'" in job["message"]
+    meta = write_client.get("/collections/plots").json()  # anonymous: still public
+    assert (meta["title"], meta["license"], meta["attribution"], meta["layerVersion"]) == (
+        "Allotments", "OGL-UK-3.0", "Trafford Council", 2,
+    )  # fmt: skip
+    # new values given are used, in SPDX spelling
+    r = _put(write_client, "plots", src, licence="cc-by-4.0", title="Plots")
+    assert _wait(write_client, r.headers["location"])["status"] == "successful"
+    meta = write_client.get("/collections/plots").json()
+    assert (meta["title"], meta["license"], meta["attribution"]) == (
+        "Plots", "CC-BY-4.0", "Trafford Council",
+    )  # fmt: skip
+
+
+def test_put_refuses_to_turn_a_vector_layer_into_a_raster(
+    write_client, real_data, tmp_path, store_backend
+):
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    src = real_data / "allotments" / "trafford_allotments.geojson"
+    r = _upload(write_client, src, id="sites", licence="OGL-UK-3.0")
+    assert _wait(write_client, r.headers["location"])["status"] == "successful"
+    grid = tmp_path / "heights.tif"
+    with rasterio.open(
+        grid, "w", driver="GTiff", width=8, height=8, count=1, dtype="float32",
+        crs="EPSG:27700", transform=from_origin(378000, 395000, 50, 50),
+    ) as out:  # fmt: skip
+        out.write(np.ones((8, 8), dtype=np.float32), 1)
+    r = _put(write_client, "sites", grid)
+    assert r.status_code == 400 and "allow_type_change" in r.json()["description"]
+    assert write_client.get("/collections/sites").json()["layerVersion"] == 1
+    r = _put(write_client, "sites", grid, allow_type_change="true")
+    assert r.status_code == 202
+    job = _wait(write_client, r.headers["location"])
+    assert job["status"] == "successful", job
+    assert write_client.get("/collections/sites").json()["layerVersion"] == 2
+
+
+def test_licences_and_ids_are_checked_over_http(write_client, real_data, store_backend):
+    src = real_data / "allotments" / "trafford_allotments.geojson"
+    for licence in (" ", "\t", "Open Government Licence", "MIT AND"):
+        r = _upload(write_client, src, id="bad", licence=licence)
+        assert r.status_code == 400 and "OGL-UK-3.0" in r.json()["description"], licence
+    # public without any licence is a contradiction, refused in words
+    r = _upload(write_client, src, id="bad", licence="", visibility="public")
+    assert r.status_code == 400 and "licence" in r.json()["description"]
+    for reserved in ("landexplorer_layers", "gpkg_contents", "rtree_x", "sqlite_master"):
+        r = _upload(write_client, src, id=reserved, licence="OGL-UK-3.0")
+        assert r.status_code == 400 and "own tables" in r.json()["description"], reserved
+    assert write_client.get("/collections", headers=AUTH).json()["collections"] == []
+    # "not decided yet": no licence, private
+    r = _upload(write_client, src, id="undecided", licence="")
+    assert _wait(write_client, r.headers["location"])["status"] == "successful"
+    assert write_client.get("/collections/undecided").status_code == 404
+    r = write_client.patch("/collections/undecided", json={"licence": " "}, headers=AUTH)
+    assert r.status_code == 400 and "blank" in r.json()["description"]
+    r = write_client.patch("/collections/undecided", json={"licence": "odbl-1.0"}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["licence"] == "ODbL-1.0"
+    meta = write_client.get("/collections/undecided", headers=AUTH).json()
+    assert meta["license"] == "ODbL-1.0"  # still private until made public: nothing implied
+    assert write_client.get("/collections/undecided").status_code == 404
