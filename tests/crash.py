@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from landexplorer.catalog.postgis import _MIGRATION_LOCK
 from landexplorer.settings import Settings
 
 TREES = ("highways_trees", "trafford_highways_trees.csv")
@@ -103,7 +104,7 @@ def assert_clean(settings: Settings) -> None:
             assert contents - {"landexplorer_layers"} == tables, contents
     leftovers = [
         p.name
-        for p in data.iterdir()
+        for p in (data.iterdir() if data.is_dir() else ())
         if p.name.endswith(("-journal", "-wal", "-shm", ".tmp")) or p.name.startswith(".")
     ]
     assert leftovers == [], leftovers
@@ -139,7 +140,7 @@ def _assert_clean_pg(url: str) -> None:
 
 class WriteWatch:
     """Sees whether a layer version is being written right now: a staged table in the
-    GeoPackage; a write transaction holding a layer lock in PostgreSQL."""
+    GeoPackage; a write transaction holding a layer's advisory lock in PostgreSQL."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -153,7 +154,9 @@ class WriteWatch:
         if self._pg is not None:
             row = self._pg.execute(
                 "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()"
+                "WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() "
+                "AND NOT (l.classid = 0 AND l.objid = %s)",  # not the schema migration lock
+                (_MIGRATION_LOCK,),
             ).fetchone()
             return bool(row and row[0])
         try:

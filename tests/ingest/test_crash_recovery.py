@@ -106,8 +106,8 @@ def test_cli_ingest_killed_at_ten_moments(
     store_backend: str, settings: Settings, real_data: Path, tmp_path: Path
 ) -> None:
     env = cli_env(settings)
-    big = tmp_path / "trees_x4.csv"
-    rows = big_csv(real_data, big, copies=4)
+    big = tmp_path / "trees_x3.csv"
+    rows = big_csv(real_data, big, copies=3)
     cli(env, "ingest", real_data.joinpath(*SITES), "--id", "sites", "--licence", "OGL-UK-3.0")
     cli(env, "ingest", real_data.joinpath(*TREES), "--id", "trees", "--licence", "OGL-UK-3.0")
     replace: list[str | Path] = ["ingest", big, "--id", "trees", "--replace"]
