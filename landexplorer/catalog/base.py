@@ -17,6 +17,17 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from landexplorer.catalog.model import LayerEntry
+from landexplorer.errors import StoreBusy
+
+
+class VersionChanged(StoreBusy):
+    """The layer version a pinned read asked for was replaced by a newer one meanwhile."""
+
+    def __init__(self, layer_id: str) -> None:
+        super().__init__(
+            f"The layer '{layer_id}' was replaced while it was being read. Please try again."
+        )
+
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -181,13 +192,22 @@ class Store(ABC):
             raise InputError(f"'{layer_id}' is a raster layer; it has no features to read.")
         return entry
 
-    @abstractmethod
-    def read_arrow(self, layer_id: str, query: Query | None = None) -> pa.Table:
-        """Features as an Arrow table: ``fid``, the requested columns, WKB ``geometry``."""
+    def _pinned_or_current(self, layer: str | LayerEntry) -> LayerEntry:
+        """The entry to read: the one given (one version, pinned) or the current one."""
+        return layer if isinstance(layer, LayerEntry) else self._vector(layer)
 
     @abstractmethod
-    def count(self, layer_id: str, query: Query | None = None) -> int:
-        """How many features match (ignores limit/offset)."""
+    def read_arrow(self, layer: str | LayerEntry, query: Query | None = None) -> pa.Table:
+        """Features as an Arrow table: ``fid``, the requested columns, WKB ``geometry``.
+
+        Given a ``LayerEntry`` rather than an id, the read is of exactly that version;
+        if a newer version has retired it meanwhile, ``VersionChanged`` is raised, so a
+        caller making several reads (a page and its count) never mixes two versions.
+        """
+
+    @abstractmethod
+    def count(self, layer: str | LayerEntry, query: Query | None = None) -> int:
+        """How many features match (ignores limit/offset); an entry pins the version."""
 
     def read_frame(self, layer_id: str, query: Query | None = None) -> gpd.GeoDataFrame:
         """Features as a GeoDataFrame in EPSG:4326, indexed by ``fid``."""

@@ -39,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 import shapely
 
-from landexplorer.catalog.base import FID, GEOMETRY, Query, Store
+from landexplorer.catalog.base import FID, GEOMETRY, Query, Store, VersionChanged
 from landexplorer.catalog.diskspace import disk_full, free_mb, is_disk_full
 from landexplorer.catalog.gate import gate_for
 from landexplorer.catalog.model import Column, LayerEntry, check_layer_id, merge_replaced
@@ -652,8 +652,14 @@ class GeoPackageStore(Store):
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         return source, where, params
 
-    def _retrying(self, read: Callable[[], Any]) -> Any:
-        """Run a read again if a new version retired the table between lookup and query."""
+    def _retrying(self, read: Callable[[], Any], pinned: LayerEntry | None = None) -> Any:
+        """Run a read again if a new version retired the table between lookup and query
+        (a read pinned to one version says so instead: ``VersionChanged``)."""
+        if pinned is not None:
+            try:
+                return read()
+            except _Stale:
+                raise VersionChanged(pinned.id) from None
         for _ in range(3):
             try:
                 return read()
@@ -661,12 +667,14 @@ class GeoPackageStore(Store):
                 time.sleep(0.02)
         raise StoreBusy("This layer is being replaced right now. Please try again in a moment.")
 
-    def read_arrow(self, layer_id: str, query: Query | None = None) -> pa.Table:
-        return self._retrying(lambda: self._read_arrow(layer_id, query))  # type: ignore[no-any-return]
+    def read_arrow(self, layer: str | LayerEntry, query: Query | None = None) -> pa.Table:
+        pinned = layer if isinstance(layer, LayerEntry) else None
+        return self._retrying(lambda: self._read_arrow(layer, query), pinned)  # type: ignore[no-any-return]
 
-    def _read_arrow(self, layer_id: str, query: Query | None) -> pa.Table:
+    def _read_arrow(self, layer: str | LayerEntry, query: Query | None) -> pa.Table:
         query = query or Query()
-        entry = self._vector(layer_id)
+        entry = self._pinned_or_current(layer)
+        layer_id = entry.id
         names = list(query.columns) if query.columns is not None else entry.column_names()
         types = {c.name: c.type for c in entry.columns}
         for name in names:
@@ -704,12 +712,13 @@ class GeoPackageStore(Store):
                     raise StoreBusy("The catalogue is busy. Please try again in a moment.") from exc
                 time.sleep(0.05)
 
-    def count(self, layer_id: str, query: Query | None = None) -> int:
-        return self._retrying(lambda: self._count(layer_id, query))  # type: ignore[no-any-return]
+    def count(self, layer: str | LayerEntry, query: Query | None = None) -> int:
+        pinned = layer if isinstance(layer, LayerEntry) else None
+        return self._retrying(lambda: self._count(layer, query), pinned)  # type: ignore[no-any-return]
 
-    def _count(self, layer_id: str, query: Query | None) -> int:
+    def _count(self, layer: str | LayerEntry, query: Query | None) -> int:
         query = query or Query()
-        entry = self._vector(layer_id)
+        entry = self._pinned_or_current(layer)
         if query.bbox is None and not query.filters and query.fids is None:
             return entry.feature_count
         source, where, params = self._where(entry, query)

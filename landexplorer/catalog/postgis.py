@@ -40,6 +40,7 @@ from landexplorer.catalog.base import (
     OverlayRows,
     Query,
     Store,
+    VersionChanged,
 )
 from landexplorer.catalog.diskspace import database_disk_full, disk_full, is_disk_full
 from landexplorer.catalog.gpkg import _COLUMN_TO_ARROW, _check_bbox, column_type, now_iso
@@ -534,9 +535,16 @@ class PostGISStore(Store):
             params.append([int(f) for f in query.fids])
         return ((" WHERE " + " AND ".join(clauses)) if clauses else ""), params
 
-    def _retrying(self, layer_id: str, run: Any) -> Any:
-        """Run a read; if a new version retired the table meanwhile, read the new one."""
+    def _retrying(self, layer: str | LayerEntry, run: Any) -> Any:
+        """Run a read; if a new version retired the table meanwhile, read the new one
+        (a read pinned to one version says so instead: ``VersionChanged``)."""
         psycopg = _psycopg()
+        if isinstance(layer, LayerEntry):
+            try:
+                return run(layer)
+            except psycopg.errors.UndefinedTable:
+                raise VersionChanged(layer.id) from None
+        layer_id = layer
         for attempt in range(3):
             entry = self._vector(layer_id)
             try:
@@ -549,8 +557,9 @@ class PostGISStore(Store):
                 time.sleep(0.05)
         raise AssertionError("unreachable")
 
-    def read_arrow(self, layer_id: str, query: Query | None = None) -> pa.Table:
+    def read_arrow(self, layer: str | LayerEntry, query: Query | None = None) -> pa.Table:
         query = query or Query()
+        layer_id = layer.id if isinstance(layer, LayerEntry) else layer
 
         def run(entry: LayerEntry) -> pa.Table:
             names = list(query.columns) if query.columns is not None else entry.column_names()
@@ -582,9 +591,9 @@ class PostGISStore(Store):
             arrays[GEOMETRY] = pa.array(columns[-1], type=pa.binary())
             return pa.table(arrays)
 
-        return self._retrying(layer_id, run)  # type: ignore[no-any-return]
+        return self._retrying(layer, run)  # type: ignore[no-any-return]
 
-    def count(self, layer_id: str, query: Query | None = None) -> int:
+    def count(self, layer: str | LayerEntry, query: Query | None = None) -> int:
         query = query or Query()
 
         def run(entry: LayerEntry) -> int:
@@ -594,7 +603,7 @@ class PostGISStore(Store):
             sql = f"SELECT count(*) FROM {quote_ident(entry.storage)} AS t{where}"
             return int(self._fetch(sql, params)[0][0])
 
-        return self._retrying(layer_id, run)  # type: ignore[no-any-return]
+        return self._retrying(layer, run)  # type: ignore[no-any-return]
 
     def exact_count(self, layer_id: str) -> int:
         """The rows really in the layer's table (``count`` trusts the catalogue)."""
