@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -50,9 +51,9 @@ def _fmt_bbox(entry: LayerEntry) -> str:
     return ", ".join(f"{v:.4f}" for v in entry.bbox)
 
 
-def _plain(rows: list[tuple[str, ...]], header: tuple[str, ...] | None = None) -> None:
+def _plain(rows: Sequence[tuple[str, ...]], header: tuple[str, ...] | None = None) -> None:
     """Rows in aligned columns, never cut or wrapped: for pipes, logs and files."""
-    lines = ([header] if header else []) + rows
+    lines = ([header] if header else []) + list(rows)
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     for line in lines:
         text = "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))
