@@ -78,11 +78,15 @@ def candidate_pairs(
 
 
 #: query features sampled to estimate a comparison's pairs before it runs
-SAMPLE = 256
+SAMPLE = 1024
 #: pairs one tree query may produce at most (about), in the worst case, while sampling
 _SAMPLE_BATCH_PAIRS = 1_000_000
 #: pairs aimed at per chunk of the search after the sample
 _CHUNK_PAIRS = 500_000
+#: an estimate is refused when over the limit by this factor; between the limit and that
+#: the search runs, chunk by chunk, and stops only if the pairs really pass the limit (a
+#: sample of a few hundred features is often out by a factor of two either way)
+ESTIMATE_SLACK = 2.0
 
 
 def _query_pairs(
@@ -98,10 +102,11 @@ def _query_pairs(
     Without a limit or a time budget: one query, as fast as it gets. Otherwise a sample
     of the query geometries first (in batches small enough that even a sample meeting
     everything stays small): its pairs per geometry times the geometries estimates the
-    whole, and an estimate over the limit is refused at once; a sample that is already
-    over the limit on its own stops early. The rest is then searched in chunks sized from
-    the pairs seen so far, growing at most fourfold, with the time budget checked and the
-    pairs counted between chunks.
+    whole, and an estimate well over the limit (``ESTIMATE_SLACK``) is refused at once; a
+    sample that is already over on its own stops early. The rest is then searched in
+    chunks sized from the pairs seen so far, growing at most fourfold, with the time
+    budget checked and the pairs counted between chunks: the search stops as soon as the
+    pairs found pass the limit, so no answer ever holds more.
     """
     n = len(geoms)
     if limit is None and budget.remaining() is None:
@@ -132,7 +137,7 @@ def _query_pairs(
         found += run(sample[start : start + batch])
         start = min(start + batch, s)
         # the estimate can only grow from here: refuse as soon as it is over
-        if most is not None and found * n / s > most:
+        if most is not None and found * n / s > most * ESTIMATE_SLACK:
             assert limit is not None
             raise limit.refuse(found * n / start)
         batch = min(batch * 2, most_batch)
@@ -152,6 +157,9 @@ def _query_pairs(
             if most is not None and found > most:
                 assert limit is not None
                 raise limit.refuse(found * n / min(done, n))
+    if most is not None and found > most:
+        assert limit is not None
+        raise limit.refuse(found)  # every feature was in the sample: an exact count
     q = np.concatenate(found_q) if found_q else np.zeros(0, dtype=np.intp)
     t = np.concatenate(found_t) if found_t else np.zeros(0, dtype=np.intp)
     return q, t
@@ -475,6 +483,8 @@ def _in_store(
     )  # fmt: skip
     if pairs is None:
         return None
+    if limit is not None and pairs.num_rows > limit.most:
+        raise limit.refuse(pairs.num_rows)  # the estimate was low: still never more
     lfid = pairs.column("left_fid").to_numpy()
     rfid = pairs.column("right_fid").to_numpy()
     lf = _read_fids(store, left, np.unique(lfid), left_columns)
@@ -537,7 +547,7 @@ def _check_pairs_in_store(
         if predicate == "within-distance":
             window = expand_bbox(window, float(distance or 0.0))  # type: ignore[arg-type]
         found += store.count(right, Query(bbox=window))  # type: ignore[arg-type]
-        if found * n_left / s > limit.most:
+        if found * n_left / s > limit.most * ESTIMATE_SLACK:
             raise limit.refuse(found * n_left / (i + 1))
 
 

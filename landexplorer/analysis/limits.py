@@ -73,6 +73,8 @@ _NESTING = {
     "Polygon": 2,
     "MultiPolygon": 3,
 }
+#: JSON arrays (tuples too: ``shapely.geometry.mapping`` gives them)
+_LIST = (list, tuple)
 #: GeometryCollections inside GeometryCollections: RFC 7946 says not to; a few are allowed.
 _MAX_COLLECTION_DEPTH = 4
 
@@ -123,7 +125,7 @@ def _coordinate_arrays(
             raise InputError(f"{what} is a FeatureCollection holding something not a Feature.")
         if kind == "FeatureCollection" and role == "any":
             features = item.get("features")
-            if not isinstance(features, list):
+            if not isinstance(features, _LIST):
                 raise InputError(f"{what} is a FeatureCollection without a list of features.")
             size.parts += len(features)
             check_size(size, lim, what)
@@ -136,7 +138,7 @@ def _coordinate_arrays(
             if collections >= _MAX_COLLECTION_DEPTH:
                 raise InputError(f"{what} nests geometry collections too deeply.")
             members = item.get("geometries")
-            if not isinstance(members, list):
+            if not isinstance(members, _LIST):
                 raise InputError(f"{what} is a GeometryCollection without a list of geometries.")
             size.parts += len(members)
             check_size(size, lim, what)
@@ -158,12 +160,12 @@ def _count(coords: Any, nesting: int, kind: str, what: str, size: GeoJSONSize, l
     """Add the vertices and parts of one geometry's coordinates (list lengths only),
     stopping as soon as a limit is passed."""
     if nesting == 0:
-        if not isinstance(coords, list):
+        if not isinstance(coords, _LIST):
             raise InputError(f"{what} has a {kind} whose coordinates are not a position.")
         size.vertices += 1
         check_size(size, lim, what)
         return
-    if not isinstance(coords, list):
+    if not isinstance(coords, _LIST):
         raise InputError(f"{what} has a {kind} whose coordinates are not a list.")
     if nesting == 1:
         size.vertices += len(coords)
@@ -175,11 +177,11 @@ def _count(coords: Any, nesting: int, kind: str, what: str, size: GeoJSONSize, l
     polygons = coords if nesting == 3 else [coords]
     size.parts += len(polygons) if kind != "MultiLineString" else 0
     for rings in polygons:
-        if not isinstance(rings, list):
+        if not isinstance(rings, _LIST):
             raise InputError(f"{what} has a {kind} whose coordinates are not nested lists.")
         size.parts += len(rings)
         for ring in rings:
-            if not isinstance(ring, list):
+            if not isinstance(ring, _LIST):
                 raise InputError(f"{what} has a {kind} whose coordinates are not nested lists.")
             size.vertices += len(ring)
             if kind != "MultiLineString" and len(ring) < 4:
@@ -217,18 +219,18 @@ def _check_positions(coords: Any, nesting: int, what: str) -> None:
         if level == 0:
             _check_position(item, what)
         elif level == 1:
-            if not isinstance(item, list):
+            if not isinstance(item, _LIST):
                 raise InputError(f"{what} has coordinates that are not nested lists.")
             for position in item:
                 _check_position(position, what)
         else:
-            if not isinstance(item, list):
+            if not isinstance(item, _LIST):
                 raise InputError(f"{what} has coordinates that are not nested lists.")
             stack.extend((sub, level - 1) for sub in item)
 
 
 def _check_position(position: Any, what: str) -> None:
-    if not isinstance(position, list) or not 2 <= len(position) <= 3:
+    if not isinstance(position, _LIST) or not 2 <= len(position) <= 3:
         raise InputError(f"{what} has a position that is not [longitude, latitude].")
     for value in position:
         if isinstance(value, bool) or not isinstance(value, int | float):
