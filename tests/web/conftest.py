@@ -4,6 +4,7 @@ Playwright. Screenshots of each step go to ``test-artifacts/web/``."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ LAUNCH_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
+HILLSHADE_CREDIT = "Basemap from this server's elevation grid"
+UNREACHABLE = "http://127.0.0.1:9"
 WEB_DIR = Path(__file__).resolve().parents[2] / "landexplorer" / "web" / "node_modules"
 
 
@@ -56,7 +59,19 @@ def web_server(
         pytest.skip(message)
     data_dir = tmp_path_factory.mktemp("web") / "data"
     shutil.copytree(demo_gpkg_settings.data_dir, data_dir)
-    env = {"LANDEXPLORER_BASEMAP": "none", "LANDEXPLORER_WRITE_TOKEN": TOKEN}
+    env = {
+        "LANDEXPLORER_BASEMAP": "none",
+        "LANDEXPLORER_WRITE_TOKEN": TOKEN,
+        # two basemaps a test can switch to with no network: the server's own elevation
+        # tiles, and a server that does not answer (port 9: nothing listens there)
+        "LANDEXPLORER_BASEMAPS": json.dumps(
+            [
+                f"Hillshade|/tiles/elevation/{{z}}/{{x}}/{{y}}.png|{HILLSHADE_CREDIT}",
+                f"Far away|{UNREACHABLE}/{{z}}/{{x}}/{{y}}.png|Nobody",
+                "none",
+            ]
+        ),
+    }
     with serve(data_dir, env=env, ready_path="/config.json") as url:
         yield LiveServer(url, data_dir)
 
@@ -107,11 +122,48 @@ def open_page(
     return page
 
 
+def marks(page: Any, name: str) -> int:
+    """How many times the page has marked ``landexplorer:<name>`` (User Timing)."""
+    return int(page.evaluate("n => performance.getEntriesByName(n).length", f"landexplorer:{name}"))
+
+
+def wait_started(page: Any) -> None:
+    """The page has its layers, its panel and its tools."""
+    page.wait_for_selector("body[data-ready=true]", state="attached")
+
+
+def wait_drawn(page: Any, layer: str, times: int = 1) -> None:
+    """Every tile of the view of ``layer`` has been painted ``times`` times."""
+    page.wait_for_function(
+        "([n, k]) => performance.getEntriesByName(n).length >= k",
+        arg=[f"landexplorer:drawn:{layer}", times],
+    )
+
+
 def wait_ready(page: Any) -> None:
     """The page has its layers and has painted the vector tiles of the layers shown."""
-    page.wait_for_function("window.landexplorer && window.landexplorer.ready === true")
-    page.wait_for_function("window.landexplorer.firstVectorTile !== null")
+    wait_started(page)
+    page.wait_for_function("performance.getEntriesByName('landexplorer:first-tile').length > 0")
     page.wait_for_load_state("networkidle")
+
+
+def map_view(page: Any) -> tuple[int, float, float]:
+    """Zoom, latitude and longitude of the view, as the page writes them in its address."""
+    from urllib.parse import urlparse
+
+    fragment = dict(p.split("=", 1) for p in urlparse(page.url).fragment.split("&") if "=" in p)
+    z, lat, lon = fragment["map"].split("/")
+    return int(z), float(lat), float(lon)
+
+
+def download_shapes(page: Any) -> dict[str, Any]:
+    """The drawn shapes, as the page's "Download shapes (GeoJSON)" button gives them."""
+    import json
+
+    with page.expect_download() as info:
+        page.click("#draw-download")
+    path = info.value.path()
+    return dict(json.loads(Path(path).read_text("utf-8")))
 
 
 def shot(page: Any, name: str) -> Path:

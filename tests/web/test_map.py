@@ -18,7 +18,17 @@ from pyproj import Transformer
 from shapely.geometry import Point, shape
 from shapely.ops import polylabel
 
-from tests.web.conftest import LiveServer, PageWatch, open_page, shot, wait_ready
+from tests.web.conftest import (
+    LiveServer,
+    PageWatch,
+    download_shapes,
+    map_view,
+    open_page,
+    shot,
+    wait_drawn,
+    wait_ready,
+    wait_started,
+)
 
 _BNG = Transformer.from_crs("EPSG:4326", "EPSG:27700", always_xy=True)
 
@@ -95,7 +105,7 @@ def test_toggling_a_layer_changes_what_is_drawn(browser, web_server: LiveServer,
     before = map_pixels(page)
     shot(page, "02-before-toggle")
     page.check("#layer-land_grade")
-    page.wait_for_function("window.landexplorer.loaded.land_grade >= 1")
+    wait_drawn(page, "land_grade")
     page.wait_for_load_state("networkidle")
     after = map_pixels(page)
     shot(page, "03-land-grade-on")
@@ -201,24 +211,26 @@ def test_drawing_a_polygon_gives_the_api_area_report(
 ):
     page = open_page(browser, watch)
     page.goto(web_server.url + "/#map=15/53.4473/-2.3460&layers=flood_risk,allotments,elevation")
-    page.wait_for_function("window.landexplorer && window.landexplorer.ready === true")
+    wait_started(page)
     page.wait_for_load_state("networkidle")
     page.click("#sec-draw summary")
     page.click("button[data-draw=Polygon]")
-    page.wait_for_function("window.lxMap.pm && window.lxMap.pm.globalDrawModeEnabled()")
+    page.wait_for_selector("button[data-draw=Polygon][aria-pressed=true]")
     box = page.locator("#map").bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     corners = [(-220, -160), (200, -180), (240, 150), (-180, 170)]
     for dx, dy in corners:
         page.mouse.click(cx + dx, cy + dy)
         page.wait_for_timeout(150)
-    page.mouse.click(cx + corners[0][0], cy + corners[0][1])  # close the ring
+    with page.expect_request("**/analysis/report") as asked:
+        page.mouse.click(cx + corners[0][0], cy + corners[0][1])  # close the ring
     page.wait_for_selector("[data-testid=report-area]", timeout=120_000)
     shot(page, "07-area-report")
-    drawn = page.evaluate("window.landexplorer.shapes()")
-    assert len(drawn["features"]) == 1
-    geometry = drawn["features"][0]["geometry"]
+    sent = asked.value.post_data_json  # exactly what the page asked the API
+    geometry = sent["area"]
     assert geometry["type"] == "Polygon"
+    drawn = download_shapes(page)
+    assert len(drawn["features"]) == 1 and drawn["features"][0]["geometry"] == geometry
     # the same question asked of the API directly
     api = web_server.post(
         "/analysis/report",
@@ -303,7 +315,8 @@ def test_saved_map_link_reopens_the_same_view(browser, web_server: LiveServer, w
     view = hash_params(other)["map"].split("/")
     assert int(view[0]) == 14
     assert [float(view[1]), float(view[2])] == pytest.approx([53.445, -2.35], abs=1e-3)
-    shapes = other.evaluate("window.landexplorer.shapes()")
+    other.click("#sec-draw summary")
+    shapes = download_shapes(other)
     np.testing.assert_allclose(shapes["features"][0]["geometry"]["coordinates"][0], ring, atol=1e-9)
     assert other.title().startswith("Allotments on good land")
     assert watch.errors == []
@@ -326,7 +339,7 @@ def test_phone_sized_viewport(browser, web_server: LiveServer, watch: PageWatch)
     assert page.is_visible("#panel")
     page.focus("#layer-land_grade")
     page.keyboard.press("Space")
-    page.wait_for_function("window.landexplorer.loaded.land_grade >= 1")
+    wait_drawn(page, "land_grade")
     shot(page, "11-phone-panel")
     assert "land_grade" in visible_layers(page)
     page.click("#panel-toggle")
@@ -394,13 +407,14 @@ def test_find_a_name_and_a_grid_reference(browser, web_server: LiveServer, watch
     hit.click()
     page.wait_for_timeout(500)
     shot(page, "14-find-name")
-    centre = page.evaluate("(() => { const c = lxMap.getCenter(); return [c.lng, c.lat]; })()")
+    _z, lat, lon = map_view(page)
+    centre = (lon, lat)
     assert shape(fc["features"][0]["geometry"]).buffer(0.002).contains(Point(centre))
     # a grid reference goes to the centre of its square (pyproj's answer, to a metre or so)
     page.fill("#find-text", "SJ 79 90")
     page.press("#find-text", "Enter")
     page.wait_for_function("document.getElementById('find-results').innerText.includes('SJ 79 90')")
-    lon, lat = page.evaluate("(() => { const c = lxMap.getCenter(); return [c.lng, c.lat]; })()")
+    _z, lat, lon = map_view(page)
     to_lonlat = Transformer.from_crs("EPSG:27700", "EPSG:4326", always_xy=True)
     want_lon, want_lat = to_lonlat.transform(379500, 390500)
     assert lon == pytest.approx(want_lon, abs=5e-5) and lat == pytest.approx(want_lat, abs=5e-5)
@@ -467,10 +481,10 @@ def test_whats_here_on_a_clicked_polygon(browser, web_server: LiveServer, watch:
 def test_drawing_a_line_measures_it(browser, web_server: LiveServer, watch: PageWatch):
     page = open_page(browser, watch)
     page.goto(web_server.url + "/#map=14/53.4473/-2.3460&layers=")
-    page.wait_for_function("window.landexplorer && window.landexplorer.ready === true")
+    wait_started(page)
     page.click("#sec-draw summary")
     page.click("button[data-draw=Line]")
-    page.wait_for_function("window.lxMap.pm && window.lxMap.pm.globalDrawModeEnabled()")
+    page.wait_for_selector("button[data-draw=Line][aria-pressed=true]")
     box = page.locator("#map").bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     for dx, dy in [(-200, 0), (0, 120), (220, -60)]:
@@ -479,7 +493,7 @@ def test_drawing_a_line_measures_it(browser, web_server: LiveServer, watch: Page
     page.mouse.click(cx + 220, cy - 60)  # clicking the last point again finishes the line
     page.wait_for_selector("[data-testid=drawn-length]")
     shot(page, "17-line")
-    line = page.evaluate("window.landexplorer.shapes()")["features"][0]["geometry"]
+    line = download_shapes(page)["features"][0]["geometry"]
     assert line["type"] == "LineString" and len(line["coordinates"]) == 3
     measured = float(page.get_attribute("[data-testid=drawn-length]", "data-value"))
     assert measured == pytest.approx(to_bng(shape(line)).length, rel=1e-4)

@@ -2,22 +2,46 @@
 // screen (the API's own "description" when it gives one), never a stack trace.
 
 export class ApiProblem extends Error {
-  constructor(message, status) {
+  constructor(message, status, code = "") {
     super(message);
     this.status = status;
+    this.code = code;
   }
+}
+
+// The API speaks to every client (the command line, scripts, QGIS): a few of its sentences
+// name command-line options or HTTP requests. Said here in the page's own words, naming
+// the form fields a person can use instead.
+const PAGE_WORDS = [
+  [/--x\b|--y\b|--wkt\b/, "The coordinates were not found in this file. Open “Coordinate columns” below and say which columns hold them (for example lon and lat, or easting and northing)."],
+  [/--crs\b/, "The coordinate system of this file could not be worked out. Open “Coordinate columns” below and choose its coordinate system (British National Grid for eastings and northings in Great Britain)."],
+  [/Authorization: Bearer|needs the access token/i, "This needs the access token of this server: type it in “Access token” and try again."],
+  [/no write token is configured|switched off on this server/i, "Adding layers from the web page is switched off on this server."],
+  [/allow[-_]type[-_]change/, "The layer of that name holds a different kind of data (a grid of values or features): keep both instead, to add the file as a layer of its own."],
+  [/PUT \/collections|already exists|--replace|--id\b/, "A layer of that name is already on the map: replace it or keep both."],
+];
+
+export function pageWords(text) {
+  if (typeof text !== "string") return text;
+  for (const [pattern, words] of PAGE_WORDS) if (pattern.test(text)) return words;
+  return text;
 }
 
 async function describe(response) {
   try {
     const body = await response.json();
-    if (body && typeof body.description === "string") return body.description;
+    if (body && typeof body.description === "string") return { text: pageWords(body.description), code: body.code || "" };
   } catch (_) {
     /* not JSON: fall through to the generic words */
   }
-  if (response.status === 413) return "The file is too large for this server.";
-  if (response.status >= 500) return "Something went wrong on the server. Please try again later.";
-  return `The server refused the request (${response.status}).`;
+  return { text: statusWords(response.status), code: "" };
+}
+
+export function statusWords(status) {
+  if (status === 0) return "The server could not be reached. Check your connection.";
+  if (status === 413) return "The file is too large for this server.";
+  if (status >= 500) return "Something went wrong on the server. Please try again later.";
+  return `The server refused the request (${status}).`;
 }
 
 export async function request(url, options = {}) {
@@ -27,7 +51,10 @@ export async function request(url, options = {}) {
   } catch (_) {
     throw new ApiProblem("The server could not be reached. Check your connection.", 0);
   }
-  if (!response.ok) throw new ApiProblem(await describe(response), response.status);
+  if (!response.ok) {
+    const { text, code } = await describe(response);
+    throw new ApiProblem(text, response.status, code);
+  }
   return response;
 }
 

@@ -1,6 +1,7 @@
 // Compare a community layer with an open layer (POST /analysis/compare): a table by class,
 // the matching features highlighted on the map, CSV and GeoJSON downloads.
 import { downloadText, escapeHtml, getJSON, plain, postJSON, setMessage, toCSV } from "./api.js";
+import { classColumnOf } from "./layers.js";
 
 export function wireCompare(layers) {
   const form = document.getElementById("compare-form");
@@ -33,7 +34,8 @@ export function wireCompare(layers) {
       const names = Object.entries(q.properties || {})
         .filter(([name, p]) => name !== "geometry" && p.type === "string" && !p.format).map(([name]) => name);
       by.innerHTML += names.map((n) => `<option value="${escapeHtml(n)}">${escapeHtml(n)}</option>`).join("");
-      const preferred = names.find((n) => ["prob_4band", "grade", "site_type"].includes(n));
+      const state = layers.states.get(right.value);
+      const preferred = classColumnOf(names, state ? state.style : {});
       if (preferred) by.value = preferred;
     } catch (error) {
       setMessage(message, plain(error), "error");

@@ -44,6 +44,9 @@ export class DrawTools {
       map.pm.toggleGlobalEditMode();
       e.target.setAttribute("aria-pressed", String(map.pm.globalEditModeEnabled()));
     });
+    document.getElementById("draw-download").addEventListener("click", () => {
+      downloadText("shapes.geojson", JSON.stringify(this.toGeoJSON()), "application/geo+json");
+    });
     document.getElementById("draw-delete").addEventListener("click", async (e) => {
       await this.ready();
       map.pm.toggleGlobalRemovalMode();

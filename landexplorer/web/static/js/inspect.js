@@ -1,6 +1,7 @@
-// Inspect: a click on the map asks the API which features of every visible vector layer are
-// at that spot (a few pixels around it), so every layer answers - not only the one whose
-// tile happens to be on top - and the popup shows full attributes and geometry.
+// Inspect: a click on the map asks the API what every visible layer holds at that spot:
+// the features of each vector layer (a few pixels around it) and the value of each raster
+// layer (/collections/{id}/value), so every layer answers - not only the one whose tile
+// happens to be on top. The popup lists them in drawing order, the layer on top first.
 import { escapeHtml, getJSON, plain } from "./api.js";
 
 const TOLERANCE_PX = 4;
@@ -25,8 +26,18 @@ export function holds(geometry, lon, lat) {
   return polys.some((rings) => insideRing(lon, lat, rings[0]) && !rings.slice(1).some((r) => insideRing(lon, lat, r)));
 }
 
+function formatValue(value, unit) {
+  const text = Number(value).toLocaleString(undefined, { maximumFractionDigits: 2 });
+  return unit ? `${text} ${unit}` : text;
+}
+
 function popupHtml(hits) {
-  return `<div class="popup">` + hits.map(({ state, feature }, i) => {
+  return `<div class="popup">` + hits.map(({ state, feature, value }, i) => {
+    if (value) {
+      const unit = value.unit || (state.style && state.style.unit) || "";
+      return `<h4>${escapeHtml(state.title)}</h4><table data-layer="${escapeHtml(state.id)}" data-kind="raster">` +
+        `<tr><th>value</th><td data-value="${escapeHtml(value.value)}">${escapeHtml(formatValue(value.value, unit))}</td></tr></table>`;
+    }
     const rows = Object.entries(feature.properties || {})
       .map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join("");
     const polygon = /polygon/i.test(feature.geometry && feature.geometry.type);
@@ -40,20 +51,27 @@ export function wireInspect(map, layers, draw, status) {
   map.on("click", async (e) => {
     const pm = map.pm;
     if (pm && (pm.globalDrawModeEnabled() || pm.globalEditModeEnabled() || pm.globalRemovalModeEnabled())) return;
-    const visible = [...layers.states.values()].filter((s) => s.visible && s.dataType === "vector");
+    const visible = layers.drawOrder(); // the layer drawn on top first
     if (!visible.length) return;
-    const ask = ++asked;
+    const asking = ++asked;
     const p = e.containerPoint;
     const sw = map.containerPointToLatLng([p.x - TOLERANCE_PX, p.y + TOLERANCE_PX]);
     const ne = map.containerPointToLatLng([p.x + TOLERANCE_PX, p.y - TOLERANCE_PX]);
     const bbox = [sw.lng, sw.lat, ne.lng, ne.lat].map((v) => v.toFixed(7)).join(",");
     const hits = [];
+    const { lng, lat } = e.latlng.wrap();
+    const ask = (state) => (state.dataType === "raster"
+      ? getJSON(`/collections/${state.id}/value?lon=${lng.toFixed(7)}&lat=${lat.toFixed(7)}`)
+        .then((value) => ({ state, value }))
+      : getJSON(`/collections/${state.id}/items?bbox=${bbox}&limit=${PER_LAYER}`, { headers: { Accept: "application/geo+json" } })
+        .then((fc) => ({ state, fc })));
     try {
-      const answers = await Promise.all(visible.map((state) =>
-        getJSON(`/collections/${state.id}/items?bbox=${bbox}&limit=${PER_LAYER}`, { headers: { Accept: "application/geo+json" } })
-          .then((fc) => ({ state, fc }))));
-      // The layer drawn on top first.
-      for (const { state, fc } of answers.reverse()) {
+      const answers = await Promise.all(visible.map(ask));
+      for (const { state, fc, value } of answers) {
+        if (value) {
+          if (value.value !== null && value.value !== undefined) hits.push({ state, value });
+          continue;
+        }
         for (const feature of fc.features || []) {
           if (holds(feature.geometry, e.latlng.lng, e.latlng.lat)) hits.push({ state, feature });
         }
@@ -62,7 +80,7 @@ export function wireInspect(map, layers, draw, status) {
       status.textContent = plain(error);
       return;
     }
-    if (ask !== asked || !hits.length) return; // a newer click, or nothing there
+    if (asking !== asked || !hits.length) return; // a newer click, or nothing there
     const popup = L.popup({ maxWidth: 340 }).setLatLng(e.latlng).setContent(popupHtml(hits)).openOn(map);
     popup.getElement().querySelectorAll(".whats-here").forEach((button) => {
       button.addEventListener("click", async () => {

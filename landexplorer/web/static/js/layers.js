@@ -3,29 +3,15 @@
 // licence and attribution of every layer on screen in the attribution line.
 import { escapeHtml, getJSON } from "./api.js";
 
-// ---- How layers are drawn: class colours for categorical columns (flood-risk band, land
-// grade, site type...), one colour per layer otherwise, a ramp for rasters.
-// Fixed colours where the classes have an order people expect (darker = more at risk/better).
-const FIXED = {
-  prob_4band: { High: "#08306b", Medium: "#2171b5", Low: "#6baed6", "Very Low": "#c6dbef" },
-  grade: {
-    "Grade 1": "#006837", "Grade 2": "#31a354", "Grade 3": "#a1d99b", "Grade 4": "#fed976",
-    "Grade 5": "#fd8d3c", "Non Agricultural": "#bdbdbd", Urban: "#7f7f7f",
-  },
-};
+// ---- How layers are drawn. A layer's own style comes with the server's configuration
+// (/config.json "styles": a colour, a class column and its class colours in legend order);
+// any other layer gets a colour of its own from its id, and class colours from the values.
 
 // Columns that usually hold classes, in the order they are preferred.
-const CLASS_COLUMNS = ["prob_4band", "grade", "site_type", "band", "class", "category", "type", "kind"];
+export const CLASS_COLUMNS = ["prob_4band", "grade", "site_type", "band", "class", "category", "type", "kind"];
 
 const QUALITATIVE = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02",
   "#a6761d", "#1f78b4", "#b2df8a", "#fb9a99", "#cab2d6", "#8dd3c7"];
-
-// One colour per layer id, stable between visits.
-const LAYER_COLOURS = {
-  flood_risk: "#2171b5", land_grade: "#31a354", allotments: "#d95f02", street_trees: "#238b45",
-  greenspace: "#74c476", woodland: "#006d2c", watercourses: "#3182bd", conservation_areas: "#8c6bb1",
-  sssi: "#dd3497", nature_reserves: "#41ab5d", wards: "#636363", borough: "#252525",
-};
 
 function hash(text) {
   let h = 0;
@@ -33,25 +19,33 @@ function hash(text) {
   return Math.abs(h);
 }
 
-export function layerColour(id) {
-  return LAYER_COLOURS[id] || QUALITATIVE[hash(id) % QUALITATIVE.length];
+const isColour = (c) => typeof c === "string" && /^#[0-9a-f]{3,8}$/i.test(c);
+
+export function layerColour(state) {
+  const own = state.style && state.style.colour;
+  return isColour(own) ? own : QUALITATIVE[hash(state.id) % QUALITATIVE.length];
 }
 
-export function classColumnOf(columns) {
+export function classColumnOf(columns, style = {}) {
+  if (style.classColumn && columns.includes(style.classColumn)) return style.classColumn;
   return CLASS_COLUMNS.find((c) => columns.includes(c)) || null;
 }
 
-// Classes in the order a legend should list them: the fixed order where there is one.
-export function sortClasses(column, values) {
-  const fixed = FIXED[column] ? Object.keys(FIXED[column]) : [];
+function styleClasses(state) {
+  const classes = state.style && state.style.classColumn === state.classColumn && state.style.classes;
+  return classes && typeof classes === "object" ? classes : {};
+}
+
+// Classes in the order a legend should list them: the style's order where there is one.
+export function sortClasses(state, values) {
+  const fixed = Object.keys(styleClasses(state));
   const rank = (v) => (fixed.includes(v) ? fixed.indexOf(v) : fixed.length);
   return [...values].sort((a, b) => rank(a) - rank(b) || String(a).localeCompare(String(b)));
 }
 
-export function classColour(column, value) {
-  const fixed = FIXED[column];
-  if (fixed && fixed[value]) return fixed[value];
-  return QUALITATIVE[hash(String(value)) % QUALITATIVE.length];
+export function classColour(state, value) {
+  const own = styleClasses(state)[value];
+  return isColour(own) ? own : QUALITATIVE[hash(String(value)) % QUALITATIVE.length];
 }
 
 // The ramp the raster tiles are drawn with ("terrain"), as a CSS gradient for the legend.
@@ -60,7 +54,7 @@ export const TERRAIN_GRADIENT =
 
 // A VectorGrid style function for one layer.
 export function vectorStyle(state) {
-  const base = layerColour(state.id);
+  const base = layerColour(state);
   const g = (state.geometryType || "").toLowerCase();
   // VectorGrid passes no geometry type to style functions: the layer's own type decides.
   const dimension = g.includes("point") ? 1 : g.includes("line") ? 2 : 3;
@@ -68,7 +62,7 @@ export function vectorStyle(state) {
     let colour = base;
     if (state.classColumn && props[state.classColumn] !== undefined) {
       const value = props[state.classColumn];
-      colour = classColour(state.classColumn, value);
+      colour = classColour(state, value);
       if (!state.seen.has(value)) {
         state.seen.set(value, colour);
         state.onNewClass && state.onNewClass();
@@ -91,9 +85,13 @@ const GROUPS = [
   ["reference", "Boundaries and reference"],
 ];
 const OWN_KEY = "landexplorer.ownLayers";
-// Shown on a first visit (or with nothing in the address): few enough to keep the first
-// load light, enough to show what the map is for.
-export const DEFAULT_VISIBLE = ["flood_risk", "allotments"];
+
+// What the page tells whoever watches it (tests, the benchmark, a performance panel):
+// User Timing marks, e.g. "landexplorer:first-tile", "landexplorer:drawn:<layer id>".
+let firstTileMarked = false;
+function mark(name, detail) {
+  try { performance.mark(`landexplorer:${name}`, detail === undefined ? undefined : { detail }); } catch (_) { /* old browser */ }
+}
 
 
 export function ownLayerIds() {
@@ -125,11 +123,12 @@ function attributionOf(state) {
 }
 
 export class LayerManager {
-  constructor(map, { onChange, metrics }) {
+  constructor(map, { onChange, styles }) {
     this.map = map;
     this.states = new Map();
     this.onChange = onChange || (() => {});
-    this.metrics = metrics;
+    this.styles = styles || {};
+    this.added = 0;
     this.container = document.getElementById("layer-groups");
   }
 
@@ -161,6 +160,8 @@ export class LayerManager {
       seen: new Map(),
       layer: null,
       version: c.layerVersion,
+      style: (this.styles[c.id] && typeof this.styles[c.id] === "object") ? this.styles[c.id] : {},
+      order: 0, // when it was last put on the map: of equal z-index, the later is on top
     };
     state.onNewClass = () => this.scheduleLegend(state);
     const old = this.states.get(c.id);
@@ -181,8 +182,14 @@ export class LayerManager {
       zIndex: zIndexFor(state),
       opacity: state.opacity,
     };
+    const drawn = () => {
+      mark(`drawn:${state.id}`);
+      if (!this.firstDrawn) { this.firstDrawn = true; mark("first-layer", state.id); }
+    };
     if (state.dataType === "raster") {
-      return L.tileLayer(`/tiles/${state.id}/{z}/{x}/{y}.png?v=${state.version}`, { ...common, maxZoom: 19 });
+      const grid = L.tileLayer(`/tiles/${state.id}/{z}/{x}/{y}.png?v=${state.version}`, { ...common, maxZoom: 19 });
+      grid.on("load", drawn);
+      return grid;
     }
     const styleFn = vectorStyle(state);
     const layer = L.vectorGrid.protobuf(`/tiles/${state.id}/{z}/{x}/{y}.mvt?v=${state.version}`, {
@@ -194,22 +201,16 @@ export class LayerManager {
       maxZoom: 22,
       vectorTileLayerStyles: {
         [state.id]: (props, zoom) => {
-          if (state.classColumn === undefined) state.classColumn = classColumnOf(Object.keys(props));
+          if (state.classColumn === undefined) state.classColumn = classColumnOf(Object.keys(props), state.style);
           return styleFn(props, zoom);
         },
       },
     });
+    // VectorGrid fires tileload after a tile is drawn, and load when every tile of the view is
     layer.on("tileload", () => {
-      if (this.metrics && this.metrics.firstVectorTile === null) {
-        this.metrics.firstVectorTile = performance.now();
-      }
+      if (!firstTileMarked) { firstTileMarked = true; mark("first-tile", state.id); }
     });
-    layer.on("load", () => {
-      if (!this.metrics) return;
-      this.metrics.vectorLoads += 1;
-      this.metrics.loaded[state.id] = (this.metrics.loaded[state.id] || 0) + 1;
-      if (this.metrics.firstLayerLoaded === null) this.metrics.firstLayerLoaded = performance.now();
-    });
+    layer.on("load", drawn);
     return layer;
   }
 
@@ -219,6 +220,7 @@ export class LayerManager {
     state.visible = visible;
     if (visible) {
       if (!state.layer) state.layer = this.makeLayer(state);
+      state.order = ++this.added;
       state.layer.addTo(this.map);
     } else if (state.layer) {
       this.map.removeLayer(state.layer);
@@ -239,6 +241,23 @@ export class LayerManager {
     const slider = document.getElementById(`opacity-${id}`);
     if (slider) slider.value = String(Math.round(opacity * 100));
     this.onChange();
+  }
+
+  // The layers shown, the one drawn on top first (z-index, then the later put on the map).
+  drawOrder() {
+    return [...this.states.values()].filter((s) => s.visible)
+      .sort((a, b) => zIndexFor(b) - zIndexFor(a) || b.order - a.order);
+  }
+
+  // The bounds holding every layer of ``ids`` (every layer when none has a box), or null.
+  extentOf(ids) {
+    const boxes = (list) => list.map((s) => s && s.bbox).filter((b) => b && b.every(Number.isFinite));
+    let found = boxes(ids.map((id) => this.states.get(id)));
+    if (!found.length) found = boxes([...this.states.values()]);
+    if (!found.length) return null;
+    const bounds = L.latLngBounds([]);
+    for (const b of found) bounds.extend([[b[1], b[0]], [b[3], b[2]]]);
+    return bounds;
   }
 
   zoomTo(id) {
@@ -299,15 +318,15 @@ export class LayerManager {
       return;
     }
     if (s.classColumn && s.seen.size) {
-      const items = sortClasses(s.classColumn, s.seen.keys());
+      const items = sortClasses(s, s.seen.keys());
       ul.innerHTML = `<li class="hint">${escapeHtml(s.classColumn)}</li>` + items.slice(0, 12).map((v) =>
-        `<li><span class="swatch" style="background:${classColour(s.classColumn, v)}"></span>${escapeHtml(v ?? "(empty)")}</li>`).join("") +
+        `<li><span class="swatch" style="background:${classColour(s, v)}"></span>${escapeHtml(v ?? "(empty)")}</li>`).join("") +
         (items.length > 12 ? `<li class="hint">and ${items.length - 12} more</li>` : "");
       return;
     }
     const g = s.geometryType.toLowerCase();
     const words = g.includes("point") ? "points" : g.includes("line") ? "lines" : g ? "areas" : "features";
-    ul.innerHTML = `<li><span class="swatch" style="background:${layerColour(s.id)}"></span>${words}</li>`;
+    ul.innerHTML = `<li><span class="swatch" style="background:${layerColour(s)}"></span>${words}</li>`;
   }
 
   // Highlight features (e.g. the matches of a comparison) above every layer.

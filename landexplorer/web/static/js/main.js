@@ -1,27 +1,23 @@
 // Land Explorer's web map: starts the map, the layer panel and the tools, and keeps the view
 // in the address so any map can be shared.
-import { escapeHtml, getJSON, plain } from "./api.js";
+import { getJSON, plain } from "./api.js";
 import { wireInspect } from "./inspect.js";
 import { DrawTools } from "./draw.js";
-import { DEFAULT_VISIBLE, LayerManager, rememberOwnLayer } from "./layers.js";
+import { wireBasemaps } from "./basemaps.js";
+import { LayerManager, rememberOwnLayer } from "./layers.js";
 import { loadSavedMap, readHash, wireSave, writeHash } from "./share.js";
 import { wireUpload } from "./upload.js";
 
-// Timings read by the benchmark (navigation -> first vector tile painted).
-const metrics = (window.landexplorer = {
-  firstVectorTile: null, firstLayerLoaded: null, vectorLoads: 0, loaded: {}, ready: false,
-});
 const status = document.getElementById("status");
-const TRAFFORD = [[53.3574, -2.4784], [53.4804, -2.253]];
 
-function wirePanel() {
+function wirePanel(map) {
   const panel = document.getElementById("panel");
   const toggle = document.getElementById("panel-toggle");
   const phone = window.matchMedia("(max-width: 700px)");
   const set = (open) => {
     panel.hidden = !open;
     toggle.setAttribute("aria-expanded", String(open));
-    if (window.lxMap) setTimeout(() => window.lxMap.invalidateSize(), 0);
+    setTimeout(() => map.invalidateSize(), 0);
   };
   set(!phone.matches);
   phone.addEventListener("change", (e) => set(!e.matches));
@@ -40,8 +36,19 @@ function onFirstOpen(id, load) {
   run();
 }
 
+// The layers a first visit shows: those the server's configuration names (the demo's
+// manifest), else the community's own layers, else the first layer of features.
+function firstLayers(layers, config) {
+  const named = (config.defaultLayers || []).filter((id) => layers.states.has(id));
+  if (named.length) return named;
+  const all = [...layers.states.values()];
+  const own = all.filter((s) => s.group === "community" || s.group === "own").map((s) => s.id);
+  if (own.length) return own.slice(0, 3);
+  const vector = all.find((s) => s.dataType === "vector") || all[0];
+  return vector ? [vector.id] : [];
+}
+
 async function start() {
-  wirePanel();
   // Both requests start at once (the page's <link rel=preload> started them even earlier),
   // and the map is made while they travel: the first tiles are asked for as soon as the
   // catalogue is known.
@@ -49,7 +56,7 @@ async function start() {
   const collections = getJSON("/collections");
   collections.catch(() => {}); // reported by layers.load below
   const map = L.map("map", { zoomControl: true, worldCopyJump: true });
-  window.lxMap = map;
+  wirePanel(map);
   map.attributionControl.setPrefix("Leaflet");
   L.control.scale({ imperial: false }).addTo(map);
   let config;
@@ -59,15 +66,8 @@ async function start() {
     status.textContent = plain(error);
     return;
   }
-  if (config.basemap) {
-    L.tileLayer(config.basemap.url, { attribution: escapeHtml(config.basemap.attribution), maxZoom: config.basemap.maxZoom, zIndex: 1 }).addTo(map);
-  } else {
-    map.getContainer().classList.add("no-basemap");
-  }
-
-  const layers = new LayerManager(map, { metrics, onChange: () => save() });
+  const layers = new LayerManager(map, { styles: config.styles, onChange: () => save() });
   const draw = new DrawTools(map, { layers, onChange: () => save() });
-  metrics.shapes = () => draw.toGeoJSON(); // for tests: exactly what the page sends
   let restoring = true;
   const save = () => { if (!restoring) writeHash(map, layers, draw); };
   map.on("moveend", save);
@@ -92,9 +92,14 @@ async function start() {
       status.textContent = plain(error);
     }
   }
-  const wanted = state.layers || DEFAULT_VISIBLE.filter((id) => layers.states.has(id)).map((id) => ({ id }));
+  const wanted = state.layers || firstLayers(layers, config).map((id) => ({ id }));
+  // A shared map opens where it was shared; any other on the layers it shows.
+  const extent = layers.extentOf(wanted.map((l) => l.id));
   if (state.view) map.setView(state.view.center, state.view.zoom);
-  else map.fitBounds(TRAFFORD);
+  else if (extent) map.fitBounds(extent, { maxZoom: 17 });
+  else map.setView([20, 0], 2);
+  // Basemaps once the view is known: the one tile tried first is a tile of this view.
+  wireBasemaps(map, config, (text) => { status.textContent = text; });
   for (const l of wanted) {
     if (!layers.states.has(l.id)) continue;
     layers.setOpacity(l.id, l.opacity ?? layers.states.get(l.id).opacity);
@@ -134,8 +139,8 @@ async function start() {
     layers.zoomTo(collection.id);
     if (compare) compare.fill();
   });
-  metrics.ready = true;
   document.body.dataset.ready = "true";
+  performance.mark("landexplorer:ready");
 }
 
 start().catch((error) => {

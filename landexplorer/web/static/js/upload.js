@@ -1,6 +1,6 @@
 // Bring your own data: choose or drop a file, say title/licence/attribution/visibility,
 // follow the upload (bytes sent) and the ingestion (the job), then show the new layer.
-import { escapeHtml, getJSON } from "./api.js";
+import { escapeHtml, getJSON, pageWords, statusWords } from "./api.js";
 
 const TOKEN_KEY = "landexplorer.token";
 const DONE = new Set(["successful", "succeeded", "done", "finished", "completed", "complete"]);
@@ -10,10 +10,10 @@ function titleFromFile(name) {
   return name.replace(/\.[^.]+$/, "").replace(/[_-]+/g, " ").replace(/\s+/g, " ").trim();
 }
 
-function sendForm(form, token, onProgress) {
+function sendForm(form, token, onProgress, { method = "POST", url = "/collections" } = {}) {
   return new Promise((resolve) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", "/collections");
+    xhr.open(method, url);
     xhr.setRequestHeader("Accept", "application/json");
     if (token) xhr.setRequestHeader("Authorization", `Bearer ${token}`);
     xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); });
@@ -28,11 +28,20 @@ function sendForm(form, token, onProgress) {
 }
 
 function problemText(status, body) {
-  if (body && typeof body.description === "string") return body.description;
-  if (status === 0) return "The server could not be reached. Check your connection.";
-  if (status === 413) return "The file is too large for this server.";
-  if (status >= 500) return "Something went wrong on the server. Please try again later.";
-  return `The upload was refused (${status}).`;
+  if (body && typeof body.description === "string") return pageWords(body.description);
+  if (status === 415) return "This kind of file cannot be added as a layer. Choose a CSV, GeoJSON, KML, zipped shapefile or GeoPackage.";
+  return status >= 400 && status < 500 && status !== 413 ? `The upload was refused (${status}).` : statusWords(status);
+}
+
+// Did the API ask for the coordinate columns or system (words it writes for the CLI)?
+const ASKS_COORDINATES = /--x\b|--y\b|--wkt\b|--crs\b/;
+
+// The id the server gave (or would give) a file: in the 409's words, else from its name.
+function takenId(body, name) {
+  const quoted = body && typeof body.description === "string" && body.description.match(/'([a-z][a-z0-9_]{0,47})'/);
+  if (quoted) return quoted[1];
+  const slug = name.replace(/\.[^.]+$/, "").toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_+|_+$/g, "");
+  return /^[a-z]/.test(slug) ? slug.slice(0, 48) : `layer_${slug}`.slice(0, 48);
 }
 
 function jobUrl(response) {
@@ -93,58 +102,128 @@ export function wireUpload(map, layers, config, onAdded) {
     say("Check the title, licence and attribution, then press Upload.");
   });
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const chosen = file.files[0];
-    if (!chosen) { say("Choose a file first (or drop one onto the map).", "error"); return; }
-    if (chosen.size > config.maxUploadMb * 1024 * 1024) {
-      say(`The file is larger than this server accepts (${config.maxUploadMb} MB).`, "error");
-      return;
-    }
-    try { sessionStorage.setItem(TOKEN_KEY, token.value); } catch (_) { /* private mode */ }
+  const more = document.getElementById("upload-more");
+  const exists = document.getElementById("upload-exists");
+  const existsText = document.getElementById("upload-exists-text");
+  let taken = null; // {id, file}: the file whose layer name is taken, waiting for a choice
+
+  const fields = (chosen, extra = {}) => {
     const data = new FormData();
     data.append("file", chosen, chosen.name);
-    data.append("title", title.value.trim() || titleFromFile(chosen.name));
+    data.append("title", extra.title || title.value.trim() || titleFromFile(chosen.name));
     data.append("licence", document.getElementById("upload-licence").value);
     data.append("attribution", document.getElementById("upload-attribution").value.trim());
     data.append("visibility", document.getElementById("upload-visibility").value);
     data.append("kind", "community");
+    for (const name of ["x", "y", "crs"]) {
+      const value = document.getElementById(`upload-${name}`).value.trim();
+      if (value) data.append(name, value);
+    }
+    if (extra.id) data.append("id", extra.id);
+    return data;
+  };
+
+  // Send the file (a new layer, or a new version of ``replace``) and follow it until stored.
+  const send = async (chosen, { replace = null, id = null, newTitle = null } = {}) => {
+    const data = fields(chosen, { id, title: newTitle });
+    if (replace) data.delete("kind"); // a new version keeps what the layer is
     submit.disabled = true;
+    exists.hidden = true;
     progress.hidden = false;
     progress.max = 100;
     progress.value = 0;
-    say("Uploading…");
+    say(replace ? "Uploading the new version…" : "Uploading…");
+    const secret = token.value.trim();
     try {
-      const response = await sendForm(data, token.value.trim(), (share) => { progress.value = Math.round(share * 100); });
+      // The bytes sent are the first half of the bar; the rest is the layer being stored.
+      const target = replace ? { method: "PUT", url: `/collections/${encodeURIComponent(replace)}` } : {};
+      const response = await sendForm(data, secret, (share) => { progress.value = Math.round(share * 50); }, target);
+      if (response.status === 409 && !replace) return { taken: takenId(response.body, chosen.name) };
       if (response.status < 200 || response.status >= 300) {
-        say(escapeHtml(problemText(response.status, response.body)), "error");
-        return;
+        const text = problemText(response.status, response.body);
+        say(escapeHtml(text), "error");
+        if (ASKS_COORDINATES.test((response.body && response.body.description) || "")) more.open = true;
+        progress.hidden = true;
+        return null;
       }
+      progress.value = 50;
       let result = response.body;
       const url = response.status === 202 || !layerIdOf(result) ? jobUrl(response) : null;
       if (url) {
         // Ingestion reports features stored, not a share of the whole: the bar runs
         // without a value (indeterminate) while the count goes up.
         progress.removeAttribute("value");
-        result = await followJob(url, token.value.trim(), (stored, text) => {
+        result = await followJob(url, secret, (stored, text) => {
           say(escapeHtml(text) + (stored ? ` ${Number(stored).toLocaleString()} features so far.` : ""));
         });
       }
       const layerId = layerIdOf(result);
-      if (!layerId) { say("The file was uploaded but the new layer could not be found.", "error"); return; }
-      progress.max = 100;
-      progress.value = 100;
+      if (!layerId) { say("The file was uploaded but the new layer could not be found.", "error"); return null; }
+      progress.value = 100; // the job says the layer is stored
       const headers = { Accept: "application/json" };
-      if (token.value.trim()) headers.Authorization = `Bearer ${token.value.trim()}`;
+      if (secret) headers.Authorization = `Bearer ${secret}`;
       const collection = await getJSON(`/collections/${encodeURIComponent(layerId)}`, { headers });
       onAdded(collection);
       const count = collection.featureCount;
-      say(`Added “${escapeHtml(collection.title)}”: <span data-testid="upload-count">${Number(count).toLocaleString()}</span> features.`, "ok");
+      const verb = replace ? "Replaced" : "Added";
+      say(`${verb} “${escapeHtml(collection.title)}”: <span data-testid="upload-count">${Number(count).toLocaleString()}</span> features.`, "ok");
+      return collection;
     } catch (error) {
-      say(escapeHtml(error.message || "The upload failed."), "error");
+      say(escapeHtml(pageWords(error.message) || "The upload failed."), "error");
+      if (ASKS_COORDINATES.test(error.message || "")) more.open = true;
+      return null;
     } finally {
       submit.disabled = false;
     }
+  };
+
+  const offerChoice = (chosen, id) => {
+    taken = { id, file: chosen };
+    const shown = layers.states.get(id);
+    const name = shown ? `“${shown.title}”` : `called “${id}”`;
+    existsText.textContent = `A layer ${name} is already on the map. Replace it with this file (a new version: its licence, attribution and who can see it stay unless you changed them above), or keep both?`;
+    exists.hidden = false;
+    progress.hidden = true;
+    say("");
+    document.getElementById("upload-replace").focus();
+  };
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const chosen = file.files[0];
+    exists.hidden = true;
+    taken = null;
+    if (!chosen) { say("Choose a file first (or drop one onto the map).", "error"); return; }
+    if (chosen.size > config.maxUploadMb * 1024 * 1024) {
+      say(`The file is larger than this server accepts (${config.maxUploadMb} MB).`, "error");
+      return;
+    }
+    try { sessionStorage.setItem(TOKEN_KEY, token.value); } catch (_) { /* private mode */ }
+    const outcome = await send(chosen);
+    if (outcome && outcome.taken) offerChoice(chosen, outcome.taken);
+  });
+
+  document.getElementById("upload-replace").addEventListener("click", async () => {
+    if (!taken) return;
+    const { id, file: chosen } = taken;
+    taken = null;
+    await send(chosen, { replace: id });
+  });
+
+  document.getElementById("upload-keep-both").addEventListener("click", async () => {
+    if (!taken) return;
+    const { id, file: chosen } = taken;
+    taken = null;
+    // the next free name: id_2, id_3, ... (the server says when one is taken after all)
+    const base = id.replace(/_\d+$/, "").slice(0, 44);
+    const wanted = title.value.trim() || titleFromFile(chosen.name);
+    for (let n = 2; n < 100; n++) {
+      const next = `${base}_${n}`;
+      if (layers.states.has(next)) continue;
+      const outcome = await send(chosen, { id: next, newTitle: `${wanted} (${n})` });
+      if (!(outcome && outcome.taken)) return;
+    }
+    say("Every name for this layer is taken; give the file another name and upload it again.", "error");
   });
 }
 
@@ -163,7 +242,7 @@ async function followJob(url, token, onProgress) {
     if (DONE.has(status)) return job.result || job;
     if (FAILED.has(status)) {
       const text = (job.error && job.error.description) || job.message || "The file could not be added.";
-      throw new Error(text);
+      throw new Error(text); // said in the page's words by the caller
     }
     await new Promise((r) => setTimeout(r, attempt < 20 ? 250 : 1000));
   }
