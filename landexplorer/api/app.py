@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from landexplorer.api.cors import PublicCORS
 from landexplorer.api.errors import register_error_handlers
 from landexplorer.api.guards import WriteGuard
 from landexplorer.api.jobs import Jobs
+from landexplorer.api.limits import RequestLimits
 from landexplorer.api.openapi import install as install_openapi
 from landexplorer.catalog import open_store
 from landexplorer.settings import Settings
@@ -30,6 +32,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Every blocking piece of work (queries, analysis, rendering) runs in this one
+        # bounded pool of threads, never on the event loop.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.work_threads
         yield
         jobs = getattr(app.state, "jobs", None)
         if jobs is not None:
@@ -50,7 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.jobs = Jobs.start(settings.data_dir / "jobs", store)
     register_error_handlers(app)
     install_openapi(app)  # the OpenAPI document as the server really answers
-    # Token and size checks before any body is read (inside CORS, so refusals carry CORS).
+    # Body sizes counted as they stream, the time budget, the memory ceiling.
+    app.add_middleware(RequestLimits, settings=settings)
+    # The token checked before anything else about a write (outside the limits: a caller
+    # without the token learns nothing more), inside CORS so refusals carry CORS.
     app.add_middleware(WriteGuard, settings=settings)
     # CORS: public reads for every site, writes and the token only for cors_origins.
     app.add_middleware(PublicCORS, settings=settings)
