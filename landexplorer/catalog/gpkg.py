@@ -361,27 +361,35 @@ class GeoPackageStore(Store):
     def _claim(self, name: str) -> None:
         """Stage a table (or raster file) this thread is about to write, removing an orphan
         of that name first; a live writer of the same name is refused with StoreBusy."""
-        with self._write() as conn:
-            row = conn.execute(
-                f"SELECT what FROM {STAGING_TABLE} WHERE name = ?", (name,)
-            ).fetchone()
-            if row is not None and self._written_elsewhere(row[0], name):
-                raise StoreBusy(
-                    "Another upload of this layer is being saved right now. Please try again "
-                    "when it has finished.",
-                    detail=f"{name} is staged as {row[0]!r}",
+        marked = False
+        try:
+            with self._write() as conn:
+                row = conn.execute(
+                    f"SELECT what FROM {STAGING_TABLE} WHERE name = ?", (name,)
+                ).fetchone()
+                if row is not None and self._written_elsewhere(row[0], name):
+                    raise StoreBusy(
+                        "Another upload of this layer is being saved right now. Please try "
+                        "again when it has finished.",
+                        detail=f"{name} is staged as {row[0]!r}",
+                    )
+                # A table or file of that name can only be an orphan of an earlier attempt.
+                if name.endswith(".tif"):
+                    with contextlib.suppress(FileNotFoundError):
+                        (self.raster_dir.parent / name).unlink()
+                else:
+                    _drop_feature_table(conn, name)
+                conn.execute(
+                    f"INSERT OR REPLACE INTO {STAGING_TABLE} VALUES (?, ?, ?)",
+                    (name, WRITING_BY + this_process(), now_iso()),
                 )
-            # A table or file of that name can only be an orphan of an earlier attempt.
-            if name.endswith(".tif"):
-                with contextlib.suppress(FileNotFoundError):
-                    (self.raster_dir.parent / name).unlink()
-            else:
-                _drop_feature_table(conn, name)
-            conn.execute(
-                f"INSERT OR REPLACE INTO {STAGING_TABLE} VALUES (?, ?, ?)",
-                (name, WRITING_BY + this_process(), now_iso()),
-            )
-            self._gate.writing.add(name)
+                # marked before the commit, so no clean-up of this process takes it meanwhile
+                self._gate.writing.add(name)
+                marked = True
+        except BaseException:
+            if marked:
+                self._gate.writing.discard(name)  # not staged after all (a full disk)
+            raise
 
     def _release(self, name: str) -> None:
         self._gate.writing.discard(name)
