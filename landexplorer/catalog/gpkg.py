@@ -441,7 +441,7 @@ class GeoPackageStore(Store):
                 log.info("left %s staged for a later clean-up: %s", name, exc.detail or exc.public)
             except sqlite3.OperationalError as exc:  # e.g. a read-only copy of the catalogue
                 log.info("left %s staged for a later clean-up: %s", name, exc)
-        return removed
+        return removed + remove_stale_incoming(self.raster_dir)
 
     def _next_version(self, entry: LayerEntry, replace: bool) -> LayerEntry | None:
         check_layer_id(entry.id)
@@ -735,6 +735,24 @@ class GeoPackageStore(Store):
     def table_name(self, layer_id: str) -> str:
         """The feature table of a layer's current version (for GDAL-level readers)."""
         return self._vector(layer_id).storage
+
+
+#: A raster being built (``.incoming-*.tif`` beside the COGs) is an orphan of a stopped
+#: process once it is this old: building one takes seconds, or minutes for a huge mosaic.
+_INCOMING_AGE_S = 3600.0
+
+
+def remove_stale_incoming(raster_dir: Path) -> int:
+    """Remove rasters left half-built in ``raster_dir`` by a stopped process."""
+    removed = 0
+    cutoff = time.time() - _INCOMING_AGE_S
+    with contextlib.suppress(OSError):
+        for path in raster_dir.glob(".incoming-*"):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+    return removed
 
 
 def _ran_out_of_room(path: Path, exc: BaseException, largest: int, rows: int) -> bool:

@@ -43,7 +43,13 @@ from landexplorer.catalog.base import (
     VersionChanged,
 )
 from landexplorer.catalog.diskspace import database_disk_full, disk_full, is_disk_full
-from landexplorer.catalog.gpkg import _COLUMN_TO_ARROW, _check_bbox, column_type, now_iso
+from landexplorer.catalog.gpkg import (
+    _COLUMN_TO_ARROW,
+    _check_bbox,
+    column_type,
+    now_iso,
+    remove_stale_incoming,
+)
 from landexplorer.catalog.model import Column, LayerEntry, check_layer_id, merge_replaced
 from landexplorer.catalog.pgcopy import fill_table
 from landexplorer.catalog.pgquery import GEOM_COLUMN, coerce_filters, redact, select_expr
@@ -327,7 +333,7 @@ class PostGISStore(Store):
                 removed += 1
             except (psycopg.Error, StoreBusy) as exc:
                 log.info("left %s for a later clean-up: %s", name, exc)
-        return removed
+        return removed + remove_stale_incoming(self.raster_dir)
 
     # ----- writing ------------------------------------------------------------------------
     @staticmethod

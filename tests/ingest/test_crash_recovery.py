@@ -10,6 +10,7 @@ much room is left, nothing lost); once space is freed the next write works.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -245,3 +246,23 @@ def _leave_a_crashed_write(
     time.sleep(0.3)
     proc.kill()
     proc.wait(30)
+
+
+def test_half_built_rasters_of_stopped_processes_are_removed(
+    store_backend: str, settings: Settings
+) -> None:
+    """A raster ingest killed while it builds its COG leaves ``.incoming-*.tif`` beside the
+    rasters; once that is older than any build takes, opening the catalogue removes it (a
+    fresh one may belong to a build running now, and stays)."""
+    from landexplorer.catalog import open_store
+
+    settings.raster_dir.mkdir(parents=True)
+    old = settings.raster_dir / ".incoming-abc123.tif"
+    old.write_bytes(b"II*\0" + b"\0" * 4096)
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    fresh = settings.raster_dir / ".incoming-def456.tif"
+    fresh.write_bytes(b"II*\0")
+    open_store(settings).close()
+    assert not old.exists()
+    assert fresh.exists()
