@@ -182,7 +182,11 @@ class Jobs:
         """Queue an ingest of ``path`` (a file in its own temporary folder, removed after)."""
         job = Job(id=uuid.uuid4().hex, kind=kind, layer_id=layer_id, owner=self.owner)
         job.folder = str(path.parent)
-        self.save(job)
+        try:
+            self.save(job)
+        except BaseException:
+            shutil.rmtree(path.parent, ignore_errors=True)  # a full disk: nothing is kept
+            raise
         self.pool.submit(self._run_ingest, job, store, path, options)
         return job
 
