@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,16 @@ LAUNCH_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 HILLSHADE_CREDIT = "Basemap from this server's elevation grid"
-UNREACHABLE = "http://127.0.0.1:9"
+
+
+def _closed_port() -> int:
+    """A loopback port nobody listens on (taken from the system, then let go)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+UNREACHABLE = f"http://127.0.0.1:{_closed_port()}"
 WEB_DIR = Path(__file__).resolve().parents[2] / "landexplorer" / "web" / "node_modules"
 
 
@@ -63,7 +73,7 @@ def web_server(
         "LANDEXPLORER_BASEMAP": "none",
         "LANDEXPLORER_WRITE_TOKEN": TOKEN,
         # two basemaps a test can switch to with no network: the server's own elevation
-        # tiles, and a server that does not answer (port 9: nothing listens there)
+        # tiles, and a server that does not answer (a port nothing listens on)
         "LANDEXPLORER_BASEMAPS": json.dumps(
             [
                 f"Hillshade|/tiles/elevation/{{z}}/{{x}}/{{y}}.png|{HILLSHADE_CREDIT}",

@@ -105,7 +105,7 @@ export function rememberOwnLayer(id) {
 }
 
 // Drawing order: rasters, then areas, lines, points. Among areas, layers of a few large
-// polygons (land grade, wards) go under layers of many small ones (flood bands), and the
+// polygons (land classes, boundaries) go under layers of many small ones, and the
 // community's own layers go on top of the open ones.
 function zIndexFor(state) {
   const g = (state.geometryType || "").toLowerCase();
