@@ -217,3 +217,59 @@ def test_saved_maps_cannot_fill_the_disk(tmp_path):
         assert r.status_code == 507
         assert "no room for more saved maps" in r.json()["description"]
         assert len(list(folder.glob("*.json"))) == 1
+
+
+def test_config_offers_the_basemaps_of_the_settings(tmp_path):
+    def config(**kw: object) -> dict[str, object]:
+        with TestClient(create_app(Settings(data_dir=tmp_path, **kw))) as c:
+            body: dict[str, object] = c.get("/config.json").json()
+            return body
+
+    body = config()
+    assert [b["id"] for b in body["basemaps"]] == ["osm", "topo", "none"]
+    assert body["defaultBasemap"] == "osm"
+    assert body["basemaps"][2]["url"] is None
+    assert "OpenTopoMap" in body["basemaps"][1]["attribution"]
+    # a template of one's own: offered first and opened on; a broken entry is left out
+    own = "https://tiles.example.org/{z}/{x}/{y}.png"
+    body = config(basemap=own, basemaps=["Aerial|https://a.example/{z}/{x}/{y}.jpg|© A", "x|y"])
+    assert [b["id"] for b in body["basemaps"]] == ["custom", "aerial"]
+    assert body["defaultBasemap"] == "custom" and body["basemap"]["url"] == own
+    assert body["basemaps"][1]["attribution"] == "© A"
+    body = config(basemap="none", basemaps=["none"])
+    assert body["basemap"] is None and body["defaultBasemap"] == "none"
+    assert config(basemap="topo")["basemap"]["maxZoom"] == 17
+
+
+def test_config_carries_the_demo_manifest_styles(tmp_path):
+    manifest = json.loads((Path(__file__).parents[2] / "data" / "demo.json").read_text("utf-8"))
+    with TestClient(create_app(Settings(data_dir=tmp_path, basemap="none"))) as c:
+        body = c.get("/config.json").json()
+    assert body["defaultLayers"] == manifest["map"]["visible"] == ["flood_risk", "allotments"]
+    flood = body["styles"]["flood_risk"]
+    assert flood["classColumn"] == "prob_4band"
+    assert list(flood["classes"]) == ["High", "Medium", "Low", "Very Low"]  # legend order
+    # another manifest (a group's own) without a map section: the page's own colours
+    other = tmp_path / "ours.json"
+    other.write_text(json.dumps({"layers": []}), "utf-8")
+    settings = Settings(data_dir=tmp_path, basemap="none", demo_manifest=other)
+    with TestClient(create_app(settings)) as c:
+        body = c.get("/config.json").json()
+    assert body["styles"] == {} and body["defaultLayers"] == []
+
+
+def test_api_docs_load_their_scripts_from_this_server(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "http://" not in page.text and "https://" not in page.text
+    assert '"validatorUrl": null' in page.text
+    lock = json.loads((STATIC_DIR.parent / "package-lock.json").read_text("utf-8"))
+    version = lock["packages"]["node_modules/swagger-ui-dist"]["version"]
+    for ref in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"):
+        url = f"/web/vendor/swagger-ui/{ref}"
+        assert url in page.text
+        assert client.get(url).status_code == 200, url
+    css = client.get("/web/vendor/swagger-ui/swagger-ui.css").text
+    assert "swagger-ui" in css
+    assert version.startswith("5.")
+    assert "/docs" not in client.get("/openapi.json").json()["paths"]
