@@ -47,6 +47,17 @@ SERVER_ENV = {
 }
 
 
+#: The server's peak RSS on each store, for the summary at the end of the run.
+PEAKS: dict[str, float] = {}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for backend, mb in PEAKS.items():
+        terminalreporter.write_line(
+            f"attack battery, {backend}: server RSS peak {mb:.0f} MB (ceiling {CEILING_MB} MB)"
+        )
+
+
 class RssSampler(threading.Thread):
     """Samples a process's resident memory (with its children) every ``every`` seconds."""
 
@@ -162,14 +173,38 @@ class Target:
         return self.sampler.peak_mb if self.sampler else 0.0
 
 
+#: The demo's biggest point layer (street trees, 15,638) is too small to keep a server busy:
+#: the battery adds this many random points in Trafford as ``many_points``.
+MANY_POINTS = int(os.environ.get("LANDEXPLORER_ATTACK_POINTS", "500000"))
+
+
+@pytest.fixture(scope="session")
+def many_points_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import random
+
+    rng = random.Random(20261203)
+    path = tmp_path_factory.mktemp("many-points") / "many_points.csv"
+    with path.open("w") as out:
+        out.write("lon,lat,n\n")
+        for i in range(MANY_POINTS):
+            out.write(f"{rng.uniform(-2.48, -2.25):.6f},{rng.uniform(53.36, 53.48):.6f},{i}\n")
+    return path
+
+
 def _private_demo(
-    backend: str, demo: Settings, folder: Path, request: pytest.FixtureRequest
+    backend: str, demo: Settings, folder: Path, points: Path, request: pytest.FixtureRequest
 ) -> Settings:
     """A copy of the session's demo catalogue that only the battery uses (it writes maps and
-    jobs, and an attack that did change the catalogue must not spoil other tests)."""
+    jobs, and an attack that did change the catalogue must not spoil other tests), with the
+    point layer ``many_points`` added."""
     data_dir = folder / "data"
     shutil.copytree(demo.data_dir, data_dir, ignore=shutil.ignore_patterns("maps", "jobs"))
     settings = demo.model_copy(update={"data_dir": data_dir})
+    cmd = [sys.executable, "-m", "landexplorer.cli", "--data-dir", str(data_dir), "ingest",
+           str(points), "--id", "many_points", "--licence", "OGL-UK-3.0"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "LANDEXPLORER_DATABASE_URL"}
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
     if backend == "postgis":
         from landexplorer.catalog.gpkg import GeoPackageStore
         from landexplorer.catalog.migrate import migrate
@@ -191,13 +226,14 @@ def _private_demo(
 def target(
     request: pytest.FixtureRequest,
     demo_gpkg_settings: Settings,
+    many_points_csv: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Target]:
     """The live server under attack, on each store; after its last case the catalogue must
     be exactly as before and the memory never past the ceiling."""
     backend = str(request.param)
     folder = tmp_path_factory.mktemp(f"attack-{backend}")
-    settings = _private_demo(backend, demo_gpkg_settings, folder, request)
+    settings = _private_demo(backend, demo_gpkg_settings, folder, many_points_csv, request)
     before = catalogue_state(settings)
     t = Target(settings=settings, backend=backend)
     t.start()
@@ -205,6 +241,7 @@ def target(
         yield t
     finally:
         t.stop()
+    PEAKS[backend] = t.peak_mb
     after = catalogue_state(settings)
     assert not t.crashes, f"the server died during: {t.crashes}"
     assert t.peak_mb < CEILING_MB, f"server RSS reached {t.peak_mb:.0f} MB"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -263,8 +264,13 @@ def _polygon_27700(vertices: int, cx: float, cy: float, radius: float) -> str:
     return "POLYGON((" + ",".join(pts) + "))"
 
 
-def test_parallel_heavy_filters_keep_the_loop_free(target: Target) -> None:
-    layer = "street_trees"
+#: How slow /conformance (4 ms when idle) may get while three heavy filters run: generous for
+#: a loaded 2-core machine, far under the 34 s the issue saw with the work on the event loop.
+SLOWEST_S = float(os.environ.get("LANDEXPLORER_ATTACK_SLOWEST_S", "2.0"))
+
+
+@pytest.mark.parametrize("layer", ["many_points", "street_trees"])
+def test_parallel_heavy_filters_keep_the_loop_free(target: Target, layer: str) -> None:
     polygons = [_polygon_27700(900, 378_000 + 1500 * k, 394_000, 4000) for k in range(3)]
     answers: list[httpx.Response | Exception] = []
 
@@ -290,7 +296,7 @@ def test_parallel_heavy_filters_keep_the_loop_free(target: Target) -> None:
     for a in answers:
         assert not isinstance(a, Exception), repr(a)
         ok_or_plain(a, f"900-vertex S_INTERSECTS over {layer}")
-    assert slowest < 1.5, f"/conformance took {slowest:.2f} s while the filters ran"
+    assert slowest < SLOWEST_S, f"/conformance took {slowest:.2f} s while the filters ran"
 
 
 # ---- odd addresses and values ----------------------------------------------------------------
