@@ -8,7 +8,9 @@ catalogue served by `landexplorer serve` with basemap `none`:
     the number of requests and the bytes transferred (headers + encoded bodies) until the
     network is idle. Goals: under 40 requests and under 1.5 MB.
   - time from navigation start to the first vector tile painted (VectorGrid `tileload`,
-    fired after the tile is drawn) and to every tile of the view painted (`load`), for
+    fired after the tile is drawn) and to every tile of the view painted (`load`), read
+    from the User Timing marks the page sets (`landexplorer:first-tile`,
+    `landexplorer:first-layer`; the bare page sets the same marks), for
     the flood-risk layer at the same view (z12 over Trafford), in
       * landexplorer's page (`/#map=12/...&layers=flood_risk`), and
       * a bare page: Leaflet + Leaflet.VectorGrid from the same server, one
@@ -73,19 +75,17 @@ BARE = """<!doctype html><html><head><meta charset="utf-8"><title>bare</title>
 <script src="/web/vendor/leaflet/leaflet.js"></script>
 <script src="/web/vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js"></script>
 <script>
-window.bare = {firstVectorTile: null, firstLayerLoaded: null};
+const once = (name) => {
+  if (!performance.getEntriesByName(name).length) performance.mark(name);
+};
 const [z, lat, lon] = "VIEW".split("/").map(Number);
 const map = L.map("map").setView([lat, lon], z);
 const layer = L.vectorGrid.protobuf("/tiles/LAYER/{z}/{x}/{y}.mvt?v=VERSION", {
   rendererFactory: L.canvas.tile, interactive: true,
   vectorTileLayerStyles: {LAYER: {weight: 1, color: "#2171b5", fill: true, fillOpacity: 0.55}},
 });
-layer.on("tileload", () => {
-  if (bare.firstVectorTile === null) bare.firstVectorTile = performance.now();
-});
-layer.on("load", () => {
-  if (bare.firstLayerLoaded === null) bare.firstLayerLoaded = performance.now();
-});
+layer.on("tileload", () => once("landexplorer:first-tile"));
+layer.on("load", () => once("landexplorer:first-layer"));
 layer.addTo(map);
 </script></body></html>"""
 
@@ -116,46 +116,53 @@ def ingest_big(data: Path) -> None:
     subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
 
 
-PAN_SCRIPT = """async ([pans, step]) => {
-  const map = window.lxMap;
-  const longest = [];
-  const observer = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) longest.push(e.duration);
-  });
-  observer.observe({ type: "longtask", buffered: false });
-  const times = [];
-  let missed = 0;
-  // east, then south, then west: every pan brings tiles not seen before
-  const third = Math.ceil(pans / 3);
-  for (let i = 0; i < pans; i++) {
-    const before = window.landexplorer.loaded[LAYER] || 0;
-    const t0 = performance.now();
-    const leg = Math.floor(i / third);
-    const [dx, dy] = leg === 0 ? [step, 0] : leg === 1 ? [0, step] : [-step, 0];
-    map.panBy([dx, dy], { animate: false });
-    const deadline = t0 + 20000;
-    while ((window.landexplorer.loaded[LAYER] || 0) <= before && performance.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    if ((window.landexplorer.loaded[LAYER] || 0) > before) times.push(performance.now() - t0);
-    else missed += 1;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  observer.disconnect();
-  return { times, longtasks: longest, missed };
+LONGTASKS = """() => {
+  window.__longtasks = [];
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) window.__longtasks.push(e.duration);
+  }).observe({ type: "longtask", buffered: false });
 }"""
+DRAWN = "n => performance.getEntriesByName(n).length"
 
 
 def pan_round(browser: Any, base: str, view: str) -> dict[str, Any]:
+    """Pan the page with the mouse (a drag of ``step`` px each time) and time, from the
+    page's own marks, how long until every new tile of the layer is painted."""
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     page.goto(f"{base}/#map={view}&layers={BIG}")
-    page.wait_for_function(
-        f"window.landexplorer && (window.landexplorer.loaded.{BIG} || 0) >= 1", timeout=120_000
-    )
-    result = page.evaluate(PAN_SCRIPT.replace("LAYER", repr(BIG)), [PANS, 300])
+    mark = f"landexplorer:drawn:{BIG}"
+    page.wait_for_function(f"({DRAWN})({mark!r}) >= 1", timeout=120_000)
+    page.evaluate(LONGTASKS)
+    box = page.locator("#map").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    times: list[float] = []
+    missed = 0
+    step = 300
+    # east, then south, then west: every pan brings tiles not seen before
+    third = -(-PANS // 3)
+    for i in range(PANS):
+        leg = i // third
+        dx, dy = (step, 0) if leg == 0 else (0, step) if leg == 1 else (-step, 0)
+        before = page.evaluate(DRAWN, mark)
+        page.mouse.move(cx, cy)
+        page.mouse.down()
+        t0 = page.evaluate("performance.now()")
+        # dragging the map towards the west-north brings the east/south into view
+        page.mouse.move(cx - dx, cy - dy, steps=4)
+        page.wait_for_timeout(120)  # held still before letting go: no inertia, 300 px exactly
+        page.mouse.up()
+        try:
+            page.wait_for_function(f"({DRAWN})({mark!r}) > {before}", timeout=20_000)
+        except Exception:  # Playwright's TimeoutError: the tiles did not all come
+            missed += 1
+        else:
+            drawn = page.evaluate(f"performance.getEntriesByName({mark!r}).at(-1).startTime")
+            times.append(drawn - t0)
+        page.wait_for_timeout(100)
+    longtasks = page.evaluate("window.__longtasks")
     context.close()
-    return result
+    return {"times": times, "longtasks": longtasks, "missed": missed}
 
 
 def server(data: Path) -> Server:
@@ -185,10 +192,14 @@ def load_once(browser: Any, url: str, *, bare: bool = False, version: int = 1) -
         html = BARE.replace("VIEW", VIEW).replace("LAYER", LAYER).replace("VERSION", str(version))
         page.route(url, lambda route: route.fulfill(content_type="text/html", body=html))
     page.goto(url)
-    handle = "window.bare" if bare else "window.landexplorer"
-    page.wait_for_function(f"{handle} && {handle}.firstLayerLoaded !== null", timeout=60_000)
+    # both pages mark their first tile and their first whole view painted (User Timing)
+    first = "performance.getEntriesByName('landexplorer:{}')[0]"
+    page.wait_for_function(f"{first.format('first-layer')} !== undefined", timeout=60_000)
     page.wait_for_load_state("networkidle")
-    times = page.evaluate(f"({{first: {handle}.firstVectorTile, all: {handle}.firstLayerLoaded}})")
+    times = page.evaluate(
+        f"({{first: {first.format('first-tile')}.startTime, "
+        f"all: {first.format('first-layer')}.startTime}})"
+    )
     context.close()
     # a page that painted only empty tiles would be fast and wrong: it must have drawn data
     if not any(status == 200 for status in tiles):
