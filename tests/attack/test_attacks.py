@@ -277,7 +277,7 @@ def test_parallel_heavy_filters_keep_the_loop_free(target: Target, layer: str) -
     def heavy(wkt: str) -> None:
         query = cql_query(
             f"S_INTERSECTS(geometry,{wkt})",
-            extra="&filter-crs=http://www.opengis.net/def/crs/EPSG/0/27700&limit=10000",
+            extra="&filter-crs=http://www.opengis.net/def/crs/EPSG/0/27700&limit=1000",
         )
         try:
             answers.append(items(target, layer, query))
