@@ -70,7 +70,7 @@ def raster_value_at(
         )
     x = _coordinate(lon, "lon", 180, "lon=-2.35")
     y = _coordinate(lat, "lat", 90, "lat=53.42")
-    if band is not None and not band.isdigit():
+    if band is not None and not (band.isascii() and band.isdigit()):
         raise ApiError(400, "bad-request", "band must be a whole number, e.g. band=1.")
     found = raster_value(store, entry, x, y, band=int(band) if band else 1)
     body: dict[str, object] = {
