@@ -22,16 +22,9 @@ from landexplorer.settings import Settings
 
 _READ_METHODS = {"GET", "HEAD"}
 _ALL_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
-#: Request headers a page anywhere may send with a read (beyond the CORS-safelisted ones).
-_READ_HEADERS = {
-    "accept",
-    "accept-language",
-    "content-language",
-    "if-none-match",
-    "if-modified-since",
-    "cache-control",
-    "range",
-}
+#: The one request header a page elsewhere may not send: the token. (Browsers never let a
+#: page set ``Cookie``.) Any other header on a read changes nothing private.
+_CREDENTIALS = "authorization"
 #: Response headers pages may read: caching, the CRS of features, licence links, new ids.
 EXPOSE = "ETag, Content-Crs, Link, Location, Retry-After, Content-Disposition"
 _MAX_AGE = "600"
@@ -61,9 +54,7 @@ class PublicCORS:
         if method == "OPTIONS" and "access-control-request-method" in headers:
             await self._preflight(scope, receive, send, headers, origin)
             return
-        public = (
-            method in _READ_METHODS and "authorization" not in headers and "cookie" not in headers
-        )
+        public = method in _READ_METHODS and _CREDENTIALS not in headers and "cookie" not in headers
         if self._listed(origin):
             allow = origin
         elif public:
@@ -101,7 +92,7 @@ class PublicCORS:
             }
             if asked:
                 allowed["Access-Control-Allow-Headers"] = ", ".join(asked)
-        elif method in _READ_METHODS and set(asked) <= _READ_HEADERS:
+        elif method in _READ_METHODS and _CREDENTIALS not in asked:
             allowed = {
                 "Access-Control-Allow-Origin": "*",
                 "Access-Control-Allow-Methods": "GET, HEAD",
@@ -110,7 +101,7 @@ class PublicCORS:
             if asked:
                 allowed["Access-Control-Allow-Headers"] = ", ".join(asked)
         else:
-            what = "with an access token" if "authorization" in asked else f"with {method}"
+            what = "with an access token" if _CREDENTIALS in asked else f"with {method}"
             response = error_response(
                 403,
                 "permission-denied",

@@ -134,6 +134,17 @@ def test_any_site_reads_public_answers(cors_client):
     )
     assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "*"
     assert "POST" not in pre.headers["access-control-allow-methods"]
+    # any header but the token: a read shows nothing private whatever else it sends
+    pre = cors_client.options(
+        "/collections",
+        headers={
+            "Origin": ELSEWHERE,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "Content-Type, X-Requested-With",
+        },
+    )
+    assert pre.status_code == 200
+    assert "x-requested-with" in pre.headers["access-control-allow-headers"]
 
 
 def test_other_sites_get_no_writes_and_no_token(cors_client):
