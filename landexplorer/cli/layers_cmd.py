@@ -347,12 +347,12 @@ def demo_command(
     assert state.settings is not None
     store = state.store()
 
-    def said(layer: DemoLayer, entry: LayerEntry | None) -> None:
+    def said(layer: DemoLayer, entry: LayerEntry | None, origin: str) -> None:
         if entry is None:
             err.print(f"  {layer.id}: already loaded")
         else:
             what = f"{entry.feature_count:,} features" if entry.data_type == "vector" else "raster"
-            err.print(f"  {layer.id}: loaded ({what}, {entry.report.seconds:.2f} s)")
+            err.print(f"  {layer.id}: loaded from {origin} ({what}, {entry.report.seconds:.2f} s)")
 
     err.print(f"Loading the demo into {state.settings.catalog_path} ...")
     entries = load_demo(store, state.settings, replace=replace, on_layer=said)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,9 +67,14 @@ def sha256_of(path: Path) -> str:
 
 def fetch(file: DemoFile, cache: Path, mirror: Path | None) -> Path:
     """A verified local copy of a demo file: from the cache, the mirror, or its URL."""
+    return fetch_from(file, cache, mirror)[0]
+
+
+def fetch_from(file: DemoFile, cache: Path, mirror: Path | None) -> tuple[Path, str]:
+    """``fetch``, and where the copy came from in words ("the download cache", ...)."""
     cached = cache / file.path
     if cached.exists() and sha256_of(cached) == file.sha256:
-        return cached
+        return cached, "the download cache"
     if mirror is not None:
         candidate = mirror / file.path
         if candidate.exists():
@@ -77,7 +83,7 @@ def fetch(file: DemoFile, cache: Path, mirror: Path | None) -> Path:
                     f"The mirror's copy of '{file.path}' is not the file the demo expects "
                     "(its SHA-256 differs); it may have been changed or damaged."
                 )
-            return candidate
+            return candidate, f"the local mirror ({mirror})"
     if not file.url:
         raise DataUnavailable(
             f"'{file.path}' is not in the download cache and has no public address in the "
@@ -104,7 +110,7 @@ def fetch(file: DemoFile, cache: Path, mirror: Path | None) -> Path:
             f"The downloaded '{file.path}' is not the file the demo expects (SHA-256 differs)."
         )
     partial.replace(cached)
-    return cached
+    return cached, f"the network ({urllib.parse.urlsplit(file.url).netloc})"
 
 
 def load_demo(
@@ -112,9 +118,13 @@ def load_demo(
     settings: Settings,
     *,
     replace: bool = False,
-    on_layer: Callable[[DemoLayer, LayerEntry | None], None] | None = None,
+    on_layer: Callable[[DemoLayer, LayerEntry | None, str], None] | None = None,
 ) -> list[LayerEntry]:
-    """Ingest every demo layer not already in the catalogue (all of them with ``replace``)."""
+    """Ingest every demo layer not already in the catalogue (all of them with ``replace``).
+
+    ``on_layer(layer, entry, origin)`` is told of each layer as it is done: ``entry`` is
+    None for one already loaded, and ``origin`` says where its files came from.
+    """
     layers = load_manifest(settings.demo_manifest)
     mirror = settings.resolved_demo_mirror()
     entries = []
@@ -123,9 +133,11 @@ def load_demo(
             existing = store.get(layer.id)
             entries.append(existing)
             if on_layer:
-                on_layer(layer, None)
+                on_layer(layer, None, "already in the catalogue")
             continue
-        paths = [fetch(f, settings.cache_dir, mirror) for f in layer.files]
+        fetched = [fetch_from(f, settings.cache_dir, mirror) for f in layer.files]
+        paths = [path for path, _ in fetched]
+        origin = ", ".join(dict.fromkeys(where for _, where in fetched))
         options = IngestOptions(
             id=layer.id,
             title=layer.title,
@@ -141,5 +153,5 @@ def load_demo(
         new = ingest(store, paths if len(paths) > 1 else paths[0], options)
         entries.extend(new)
         if on_layer:
-            on_layer(layer, new[0])
+            on_layer(layer, new[0], origin)
     return entries

@@ -10,7 +10,7 @@ import pytest
 
 from landexplorer.catalog import Store, open_store
 from landexplorer.errors import ChecksumMismatch, DataUnavailable
-from landexplorer.layers.demo import load_demo, load_manifest
+from landexplorer.layers.demo import DEFAULT_MANIFEST, load_demo, load_manifest
 from landexplorer.settings import Settings
 
 
@@ -87,3 +87,27 @@ def test_missing_file_without_address(tmp_path: Path) -> None:
     )
     with pytest.raises(DataUnavailable, match="LANDEXPLORER_DEMO_MIRROR"):
         load_demo(open_store(settings), settings)
+
+
+def test_demo_says_where_each_layer_came_from(tmp_path: Path, real_data: Path) -> None:
+    """From the mirror on a first load, from the download cache never (the mirror is used in
+    place), and 'already loaded' the second time."""
+    from landexplorer.layers.demo import DemoLayer
+
+    manifest = tmp_path / "demo.json"
+    full = json.loads(DEFAULT_MANIFEST.read_text())
+    full["layers"] = [layer for layer in full["layers"] if layer["id"] == "allotments"]
+    manifest.write_text(json.dumps(full))
+    settings = Settings(data_dir=tmp_path / "data", demo_mirror=real_data, demo_manifest=manifest)
+    store = open_store(settings)
+    told: list[tuple[str, bool, str]] = []
+
+    def said(layer: DemoLayer, entry: object, origin: str) -> None:
+        told.append((layer.id, entry is not None, origin))
+
+    load_demo(store, settings, on_layer=said)
+    load_demo(store, settings, on_layer=said)
+    assert told == [
+        ("allotments", True, f"the local mirror ({real_data})"),
+        ("allotments", False, "already in the catalogue"),
+    ]
