@@ -14,7 +14,7 @@ function probeUrl(choice, map) {
   const n = 2 ** z;
   const x = ((p.x % n) + n) % n;
   const y = Math.min(n - 1, Math.max(0, p.y));
-  return L.Util.template(choice.url, { z, x, y, s: "a", r: "" });
+  return L.Util.template(choice.url, { z, x, y, "-y": n - 1 - y, s: "a", r: "" });
 }
 
 // Does one tile of the basemap load? (an <img>, as the tiles themselves are loaded)
@@ -50,7 +50,9 @@ export function wireBasemaps(map, config, say) {
     container.classList.toggle("no-basemap", !choice.url);
     try { localStorage.setItem(KEY, choice.id); } catch (_) { /* private mode */ }
     if (!choice.url || tiles.has(choice.id)) return;
-    const ok = !failed.has(choice.id) && await reachable(probeUrl(choice, map));
+    let url = null;
+    try { url = probeUrl(choice, map); } catch (_) { /* a placeholder Leaflet does not know */ }
+    const ok = url !== null && !failed.has(choice.id) && await reachable(url);
     if (current !== choice.id) return; // switched again while the tile was tried
     if (!ok) {
       cannotReach(choice);

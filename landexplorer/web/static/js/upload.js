@@ -181,7 +181,7 @@ export function wireUpload(map, layers, config, onAdded) {
     taken = { id, file: chosen };
     const shown = layers.states.get(id);
     const name = shown ? `“${shown.title}”` : `called “${id}”`;
-    existsText.textContent = `A layer ${name} is already on the map. Replace it with this file (a new version: its licence, attribution and who can see it stay unless you changed them above), or keep both?`;
+    existsText.textContent = `A layer ${name} is already on the map. Replace it with this file and the details above (a new version of that layer), or keep both as two layers?`;
     exists.hidden = false;
     progress.hidden = true;
     say("");
