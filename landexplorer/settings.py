@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         description="The server's address as the public sees it (https://maps.example.org); "
         "links use it instead of the request's Host header.",
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names (besides localhost) that links may be built on when "
+        "public_url is not set; other Host headers are not copied into links.",
+    )
     maps_max_kb: int = Field(default=256, ge=1, description="Largest saved map, KB.")
     maps_per_minute: int = Field(
         default=10, ge=1, description="Saved maps one client may create per minute."

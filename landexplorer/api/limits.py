@@ -118,6 +118,14 @@ class RequestLimits:
             )  # fmt: skip
             await response(scope, receive, send)
             return
+        if b"%00" in scope.get("query_string", b""):
+            # no value of ours can hold a NUL (PostgreSQL text cannot): refuse it plainly
+            response = error_response(
+                400, "bad-request", "The address contains a NUL character (%00), which no "
+                "value here can hold. Remove it and try again.",
+            )  # fmt: skip
+            await response(scope, receive, send)
+            return
         limit, words = self._limit_for(scope)
         declared = _content_length(scope)
         if declared is not None and declared > limit:

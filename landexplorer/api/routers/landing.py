@@ -34,6 +34,7 @@ CONFORMANCE = [
 #: A Host header that is a plain host name or address with an optional port; anything
 #: else (spaces, slashes, '@', quotes) is never copied into a link.
 _HOST = re.compile(r"^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$")
+_LOCAL_NAMES = {"localhost", "127.0.0.1", "[::1]"}
 
 
 def base_url(request: Request) -> str:
@@ -41,20 +42,30 @@ def base_url(request: Request) -> str:
 
     ``public_url`` from the settings when it is set (behind a proxy, the address the public
     uses). Otherwise the scheme the connection used (``X-Forwarded-Proto`` counts only from
-    a trusted proxy: uvicorn applies it, or not, before we see the request) and the request's
-    Host header when it is a well-formed host name, else the address the server listens on.
+    a trusted proxy: uvicorn applies it, or not, before we see the request) and the host the
+    client asked for when it is localhost or one of ``allowed_hosts``; any other Host header
+    is the client's say only, so links use the address the connection really arrived at.
     """
-    public: str | None = request.app.state.settings.public_url
-    if public:
-        return public.rstrip("/")
+    settings = request.app.state.settings
+    if settings.public_url:
+        return str(settings.public_url).rstrip("/")
     scheme = request.url.scheme if request.url.scheme in ("http", "https") else "http"
     host = request.headers.get("host", "")
-    if not _HOST.match(host):
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if not (
+        _HOST.match(host)
+        and (name.lower() in _LOCAL_NAMES or name.lower() in _allowed(settings.allowed_hosts))
+    ):
         server = request.scope.get("server") or ("127.0.0.1", 80)
-        name = f"[{server[0]}]" if ":" in str(server[0]) else str(server[0])
-        host = f"{name}:{server[1]}"
+        address = f"[{server[0]}]" if ":" in str(server[0]) else str(server[0])
+        default_port = {"http": 80, "https": 443}[scheme]
+        host = address if server[1] in (None, default_port) else f"{address}:{server[1]}"
     root = request.scope.get("root_path", "").rstrip("/")
     return f"{scheme}://{host}{root}"
+
+
+def _allowed(hosts: list[str]) -> set[str]:
+    return {h.lower() for h in hosts}
 
 
 def self_url(request: Request) -> str:
