@@ -5,6 +5,7 @@ upload's progress, and the API docs with no CDN. Debian's Chromium against a liv
 from __future__ import annotations
 
 import csv
+import json
 import math
 import re
 from pathlib import Path
@@ -314,3 +315,49 @@ def test_api_docs_work_with_no_network(browser, web_server: LiveServer, watch: P
     fetched = {f"{urlparse(u).scheme}://{urlparse(u).netloc}" for u in watch.requests}
     assert fetched == {web_server.url}
     assert watch.errors == []
+
+
+def test_a_group_elsewhere_sees_its_own_layer(browser, tmp_path: Path, watch: PageWatch):
+    """A catalogue with none of the demo's layers (a group's sites in Leeds): the page
+    shows its layer, in its own colour, on its own extent, not an empty Trafford."""
+    from landexplorer.catalog import open_store
+    from landexplorer.layers.ingest import IngestOptions, ingest
+    from landexplorer.settings import Settings
+    from tests.live import serve
+
+    sites = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"name": name},
+                "geometry": {"type": "Point", "coordinates": [lon, lat]},
+            }
+            for name, lon, lat in [
+                ("Meanwood Valley", -1.5712, 53.8347),
+                ("Kirkstall", -1.6043, 53.8170),
+                ("Chapel Allerton", -1.5363, 53.8290),
+            ]
+        ],
+    }
+    path = tmp_path / "leeds_growing_spaces.geojson"
+    path.write_text(json.dumps(sites), "utf-8")
+    data_dir = tmp_path / "data"
+    settings = Settings(data_dir=data_dir)
+    store = open_store(settings)
+    try:
+        options = IngestOptions(kind="community", licence="CC0-1.0", attribution="Leeds group")
+        ingest(store, path, options)
+    finally:
+        store.close()
+    with serve(data_dir, env={"LANDEXPLORER_BASEMAP": "none"}, ready_path="/config.json") as url:
+        page = open_page(browser, watch)
+        page.goto(url + "/")
+        wait_ready(page)
+        shot(page, "27-elsewhere")
+        assert page.is_checked("#layer-leeds_growing_spaces")
+        want = _fit([-1.6043, 53.8170, -1.5363, 53.8347], *_map_size(page))
+        zoom, lat, lon = map_view(page)
+        assert zoom == want[0]
+        assert lat == pytest.approx(want[1], abs=1e-3) and lon == pytest.approx(want[2], abs=1e-3)
+        assert watch.errors == []
