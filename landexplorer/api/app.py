@@ -21,6 +21,7 @@ from landexplorer.api.limits import RequestLimits
 from landexplorer.api.openapi import install as install_openapi
 from landexplorer.catalog import open_store
 from landexplorer.settings import Settings
+from landexplorer.tiles.service import TileService
 
 TITLE = "Land Explorer"
 
@@ -53,6 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     # upload jobs and upload folders that a stopped server left are finished first
     app.state.jobs = Jobs.start(settings.data_dir / "jobs", store)
+    # the tile service and its cache folder beside the catalogue (cached tiles are answered
+    # before routing by CachedTiles, which reads the same service)
+    app.state.tiles = TileService(store, settings.data_dir / "tilecache")
     register_error_handlers(app)
     install_openapi(app)  # the OpenAPI document as the server really answers
     # Body sizes counted as they stream, the time budget, the memory ceiling.

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from landexplorer.api.caching import not_modified
-from landexplorer.api.deps import Collection, settings_of, store_of
+from landexplorer.api.deps import Collection
 from landexplorer.api.errors import ApiError
 from landexplorer.api.responses import JSONResponse
 from landexplorer.api.routers.landing import base_url
@@ -47,12 +47,8 @@ Rescale = Annotated[
 
 
 def tiles_of(request: Request) -> TileService:
-    """The app's tile service, made on first use (cache folder beside the catalogue)."""
-    service: TileService | None = getattr(request.app.state, "tiles", None)
-    if service is None:
-        cache_dir = settings_of(request).data_dir / "tilecache"
-        service = TileService(store_of(request), cache_dir)
-        request.app.state.tiles = service
+    """The app's tile service (built by ``create_app``)."""
+    service: TileService = request.app.state.tiles
     return service
 
 

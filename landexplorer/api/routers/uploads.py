@@ -30,11 +30,8 @@ _CHUNK = 1 << 20
 
 
 def jobs_of(request: Request) -> Jobs:
-    """The app's job runner (made on first use)."""
-    jobs: Jobs | None = getattr(request.app.state, "jobs", None)
-    if jobs is None:
-        jobs = Jobs(settings_of(request).data_dir / "jobs", store_of(request))
-        request.app.state.jobs = jobs
+    """The app's job runner (built by ``create_app``)."""
+    jobs: Jobs = request.app.state.jobs
     return jobs
 
 
