@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         docs_url=None,  # /docs is served by the web router, with local scripts
+        redoc_url=None,  # ReDoc would load its script from a CDN: /docs is the API page
     )
     app.state.settings = settings
     app.state.store = store
