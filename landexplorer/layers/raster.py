@@ -3,6 +3,7 @@ into one), stored as Cloud-Optimised GeoTIFF with overviews."""
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -99,7 +100,10 @@ def build_cog(
 
     count, height, width = array.shape
     dtype = str(array.dtype)
-    valid = array[0] if nodata is None else np.ma.masked_equal(array[0], nodata)
+    # NaN cells hold no value whatever nodata says (and NaN is not valid JSON in the catalogue)
+    valid = np.ma.masked_invalid(array[0]) if array.dtype.kind == "f" else np.ma.asarray(array[0])
+    if nodata is not None and not math.isnan(nodata):
+        valid = np.ma.masked_equal(valid, nodata)
     stats = {
         "min": float(np.ma.min(valid)) if np.ma.count(valid) else None,
         "max": float(np.ma.max(valid)) if np.ma.count(valid) else None,
@@ -150,7 +154,7 @@ def build_cog(
         "height": height,
         "bands": count,
         "dtype": dtype,
-        "nodata": nodata,
+        "nodata": "NaN" if nodata is not None and math.isnan(nodata) else nodata,
         "crs": crs_name(crs),
         "resolution": [abs(transform.a), abs(transform.e)],
         "native_bounds": [left, bottom, right, top],
