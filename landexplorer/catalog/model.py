@@ -100,14 +100,24 @@ def _spdx() -> Any:
     return get_spdx_licensing()
 
 
+@functools.cache
+def _squashed_keys() -> dict[str, str]:
+    """Every SPDX licence id by its letters and digits alone (``ccby40`` -> ``CC-BY-4.0``)."""
+    return {
+        re.sub(r"[^a-z0-9]", "", k.lower()): k
+        for k in _spdx().known_symbols
+        if not k.startswith("LicenseRef-")  # ScanCode's own, not SPDX ids
+    }
+
+
 def _licence_hint(text: str) -> str:
     """' Did you mean X?' for a misspelt licence, or ''."""
     squashed = re.sub(r"[^a-z0-9]", "", text.lower())
     guess = _LICENCE_ALIASES.get(squashed)
     if guess is None:
-        keys = {re.sub(r"[^a-z0-9]", "", k.lower()): k for k in _spdx().known_symbols}
+        keys = _squashed_keys()
         guess = keys.get(squashed)
-        if guess is None:
+        if guess is None and len(squashed) <= 40:
             close = difflib.get_close_matches(squashed, list(keys), n=1, cutoff=0.85)
             guess = keys[close[0]] if close else None
     return f" Did you mean {guess}?" if guess else ""
@@ -135,12 +145,10 @@ def normalise_licence(text: str) -> str:
         )
     if len(stripped) > MAX_LICENCE_CHARS:
         raise InputError(f"The licence is longer than {MAX_LICENCE_CHARS} characters. " + how)
-    from license_expression import ExpressionError
-
     licensing = _spdx()
     try:
         parsed = licensing.parse(stripped, strict=True, validate=False)
-    except (ExpressionError, RecursionError, TypeError, ValueError) as exc:
+    except Exception as exc:  # the parser's own errors, and its slips on odd input
         raise InputError(
             f"'{stripped}' is not a licence expression landexplorer can read."
             + _licence_hint(stripped)
