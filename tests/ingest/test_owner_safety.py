@@ -296,6 +296,8 @@ def test_licences_are_stored_in_spdx_spelling(given: str, stored: str) -> None:
         ("made-up-licence", "not a licence id"),
         ("CC-BY-4.0 OR", "not a licence expression"),
         ("MIT, Apache-2.0", "not a licence expression"),
+        ("( ) MIT", "not a licence expression"),  # slips of the SPDX parser itself
+        ("( OR :", "not a licence expression"),
     ],
 )
 def test_bad_licences_are_refused_with_examples(given: str, said: str) -> None:
@@ -321,6 +323,17 @@ def test_ingest_checks_the_licence(store: Store, real_data: Path) -> None:
     assert entry.licence == "" and entry.visibility == "private" and not entry.is_public
     (entry,) = ingest(store, src, IngestOptions(id="spelt", licence="cc-by-sa-4.0"))
     assert store.get("spelt").licence == "CC-BY-SA-4.0" and entry.is_public
+
+
+def test_public_without_a_licence_is_refused(store: Store, real_data: Path) -> None:
+    src = real_data.joinpath(*SITES)
+    with pytest.raises(InputError, match="public only with a licence"):
+        ingest(store, src, IngestOptions(id="sites", visibility="public"))
+    assert store.list_layers() == []
+    ingest(store, src, IngestOptions(id="sites"))
+    with pytest.raises(InputError, match="public only with a licence"):
+        ingest(store, src, IngestOptions(id="sites", replace=True, visibility="public"))
+    assert store.get("sites").version == 1
 
 
 def test_old_entries_with_free_text_licences_still_load(store: Store, real_data: Path) -> None:
