@@ -39,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 import shapely
 
+from landexplorer import budget
 from landexplorer.catalog.base import FID, GEOMETRY, Query, Store, VersionChanged
 from landexplorer.catalog.diskspace import disk_full, free_mb, is_disk_full
 from landexplorer.catalog.gate import gate_for
@@ -168,6 +169,9 @@ class GeoPackageStore(Store):
             conn = sqlite3.connect(
                 self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=True
             )
+            # Within a request's time budget, SQLite stops a query when it is spent (the
+            # handler runs every few thousand VM steps; 0 means go on).
+            conn.set_progress_handler(_budget_spent, 20_000)
             conn.create_function("le_intersects", 5, _sql_intersects, deterministic=True)
             conn.create_function("le_intersects_wkb", 2, _sql_intersects_wkb, deterministic=True)
             self._local.conn = conn
@@ -714,6 +718,8 @@ class GeoPackageStore(Store):
             except sqlite3.OperationalError as exc:
                 if "no such table" in str(exc):
                     raise _Stale() from exc
+                if "interrupted" in str(exc):
+                    budget.check()
                 if not _busy(exc):
                     raise
                 if time.monotonic() > deadline:
@@ -735,6 +741,11 @@ class GeoPackageStore(Store):
     def table_name(self, layer_id: str) -> str:
         """The feature table of a layer's current version (for GDAL-level readers)."""
         return self._vector(layer_id).storage
+
+
+def _budget_spent() -> int:
+    """SQLite progress handler: non-zero interrupts the query (its request ran out of time)."""
+    return 1 if budget.expired() else 0
 
 
 #: A raster being built (``.incoming-*.tif`` beside the COGs) is an orphan of a stopped

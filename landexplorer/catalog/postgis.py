@@ -31,6 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from landexplorer import budget
 from landexplorer.catalog import pganalysis, pgquery
 from landexplorer.catalog.base import (
     FID,
@@ -197,9 +198,26 @@ class PostGISStore(Store):
             raise
 
     def _fetch(self, sql: str, params: Iterable[Any] = (), binary: bool = False) -> list[Any]:
+        left = budget.remaining()
         with self._connection() as conn, conn.cursor(binary=binary) as cur:
-            cur.execute(sql, list(params))
-            return list(cur.fetchall())
+            if left is None:
+                cur.execute(sql, list(params))
+                return list(cur.fetchall())
+            # Within a request's time budget, PostgreSQL itself stops the query at the end
+            # of it (statement_timeout, local to this one transaction).
+            budget.check()
+            psycopg = _psycopg()
+            try:
+                with conn.transaction():
+                    cur.execute(
+                        "SELECT set_config('statement_timeout', %s, true)",
+                        [f"{max(1, int(left * 1000))}ms"],
+                    )
+                    cur.execute(sql, list(params))
+                    return list(cur.fetchall())
+            except psycopg.errors.QueryCanceled:
+                budget.check()
+                raise
 
     # ----- schema ----------------------------------------------------------------------------
     def migrate(self) -> list[int]:
