@@ -8,6 +8,7 @@ PostGIS store. Everything above the catalogue (analysis, tiles, api) talks to a
 from __future__ import annotations
 
 import contextlib
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from landexplorer.catalog.model import LayerEntry
-from landexplorer.errors import StoreBusy
+from landexplorer.errors import InputError, StoreBusy
 
 
 class VersionChanged(StoreBusy):
@@ -38,6 +39,20 @@ BBox = tuple[float, float, float, float]
 GEOMETRY = "geometry"
 #: Name of the feature id column in every Arrow table a store returns.
 FID = "fid"
+
+
+def check_bbox(bbox: Iterable[float]) -> BBox:
+    """Four finite numbers, west <= east and south <= north, or a plain-words refusal."""
+    values = [float(v) for v in bbox]
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise InputError("A bounding box needs four numbers: west, south, east, north.")
+    x0, y0, x1, y1 = values
+    if x0 > x1 or y0 > y1:
+        raise InputError(
+            "The bounding box is upside down: give west, south, east, north "
+            "(the first two smaller than the last two)."
+        )
+    return x0, y0, x1, y1
 
 
 @dataclass(frozen=True)

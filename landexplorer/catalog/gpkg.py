@@ -35,12 +35,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import shapely
 
 from landexplorer import budget
-from landexplorer.catalog.base import FID, GEOMETRY, Query, Store, VersionChanged
+from landexplorer.catalog.arrowtypes import COLUMN_TO_ARROW, column_type
+from landexplorer.catalog.base import FID, GEOMETRY, Query, Store, VersionChanged, check_bbox
 from landexplorer.catalog.diskspace import disk_full, free_mb, is_disk_full
 from landexplorer.catalog.gate import gate_for
 from landexplorer.catalog.model import Column, LayerEntry, check_layer_id, merge_replaced
@@ -64,34 +64,6 @@ WRITING_BY = "writing by "
 GEOM_COLUMN = "geom"
 _BUSY_TIMEOUT_S = 15.0
 _ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
-
-_ARROW_TO_COLUMN = (
-    (pa.types.is_boolean, "boolean"),
-    (pa.types.is_integer, "integer"),
-    (pa.types.is_floating, "number"),
-    (pa.types.is_decimal, "number"),
-    (pa.types.is_timestamp, "datetime"),
-    (pa.types.is_date, "date"),
-    (pa.types.is_binary, "binary"),
-    (pa.types.is_large_binary, "binary"),
-)
-_COLUMN_TO_ARROW: dict[str, pa.DataType] = {
-    "boolean": pa.bool_(),
-    "integer": pa.int64(),
-    "number": pa.float64(),
-    "string": pa.string(),
-    "date": pa.string(),
-    "datetime": pa.string(),
-    "binary": pa.binary(),
-}
-
-
-def column_type(arrow_type: pa.DataType) -> str:
-    """The catalogue's name for an Arrow type."""
-    for test, name in _ARROW_TO_COLUMN:
-        if test(arrow_type):
-            return name
-    return "string"
 
 
 def now_iso() -> str:
@@ -647,7 +619,7 @@ class GeoPackageStore(Store):
         spatial = _spatial_for(quote_ident(f"rtree_{entry.storage}_{GEOM_COLUMN}"))
         clauses, params = compile_filters(query.filters, entry.column_names(), spatial=spatial)
         if query.bbox is not None:
-            x0, y0, x1, y1 = _check_bbox(query.bbox)
+            x0, y0, x1, y1 = check_bbox(query.bbox)
             rtree = quote_ident(f"rtree_{entry.storage}_{GEOM_COLUMN}")
             source += f" JOIN {rtree} AS r ON t.{FID} = r.id"
             clauses.insert(0, "r.maxx >= ? AND r.minx <= ? AND r.maxy >= ? AND r.miny <= ?")
@@ -705,7 +677,7 @@ class GeoPackageStore(Store):
         columns = list(zip(*rows, strict=True)) if rows else [()] * (len(names) + 2)
         arrays: dict[str, pa.Array] = {FID: pa.array(columns[0], type=pa.int64())}
         for i, name in enumerate(names, start=1):
-            arrays[name] = pa.array(columns[i], type=_COLUMN_TO_ARROW[types[name]])
+            arrays[name] = pa.array(columns[i], type=COLUMN_TO_ARROW[types[name]])
         arrays[GEOMETRY] = pa.array([gpkg_to_wkb(b) for b in columns[-1]], type=pa.binary())
         return pa.table(arrays)
 
@@ -790,19 +762,6 @@ class _Stale(Exception):
 # past it, it goes on inserting row by row. 48 MB covers a layer of about 1.2 million
 # features; beyond that an ingest takes longer but its memory stays flat.
 _GDAL_WRITE_CONFIG = {"OGR_GPKG_MAX_RAM_USAGE_RTREE": str(48 * 1024 * 1024)}
-
-
-def _check_bbox(bbox: Iterable[float]) -> tuple[float, float, float, float]:
-    values = [float(v) for v in bbox]
-    if len(values) != 4 or not all(np.isfinite(values)):
-        raise InputError("A bounding box needs four numbers: west, south, east, north.")
-    x0, y0, x1, y1 = values
-    if x0 > x1 or y0 > y1:
-        raise InputError(
-            "The bounding box is upside down: give west, south, east, north "
-            "(the first two smaller than the last two)."
-        )
-    return x0, y0, x1, y1
 
 
 def _sql_intersects(blob: bytes | None, x0: float, y0: float, x1: float, y1: float) -> int:

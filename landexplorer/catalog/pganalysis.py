@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from landexplorer.catalog.base import FID, BBox, FeatureSummary, OverlayRows
-from landexplorer.catalog.gpkg import _COLUMN_TO_ARROW, _check_bbox
+from landexplorer.catalog.arrowtypes import COLUMN_TO_ARROW
+from landexplorer.catalog.base import FID, BBox, FeatureSummary, OverlayRows, check_bbox
 from landexplorer.catalog.model import LayerEntry
 from landexplorer.catalog.pgcopy import GEOM_COLUMN
 from landexplorer.catalog.pgquery import select_expr
@@ -64,7 +64,7 @@ def _box(bbox: BBox | None) -> BBox | None:
     """A bbox checked and clamped to the world, as the analysis reads do."""
     if bbox is None:
         return None
-    x0, y0, x1, y1 = _check_bbox(bbox)
+    x0, y0, x1, y1 = check_bbox(bbox)
     return (max(x0, -180.0), max(y0, -90.0), min(x1, 180.0), min(y1, 90.0))
 
 
@@ -98,7 +98,7 @@ def _column(store: PostGISStore, entry: LayerEntry, name: str) -> tuple[str, pa.
     """The SELECT expression of a column (alias ``t``) and its Arrow type, as read_arrow."""
     kind = {c.name: c.type for c in entry.columns}[name]
     pg = store._pg_types(entry.storage).get(name) if kind in ("date", "datetime") else None
-    return select_expr(name, kind, pg), _COLUMN_TO_ARROW[kind]
+    return select_expr(name, kind, pg), COLUMN_TO_ARROW[kind]
 
 
 def summarise_features(

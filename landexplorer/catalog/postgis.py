@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from landexplorer import budget
 from landexplorer.catalog import pganalysis, pgquery
+from landexplorer.catalog.arrowtypes import COLUMN_TO_ARROW, column_type
 from landexplorer.catalog.base import (
     FID,
     GEOMETRY,
@@ -42,15 +43,10 @@ from landexplorer.catalog.base import (
     Query,
     Store,
     VersionChanged,
+    check_bbox,
 )
 from landexplorer.catalog.diskspace import database_disk_full, disk_full, is_disk_full
-from landexplorer.catalog.gpkg import (
-    _COLUMN_TO_ARROW,
-    _check_bbox,
-    column_type,
-    now_iso,
-    remove_stale_incoming,
-)
+from landexplorer.catalog.gpkg import now_iso, remove_stale_incoming
 from landexplorer.catalog.model import Column, LayerEntry, check_layer_id, merge_replaced
 from landexplorer.catalog.pgcopy import fill_table
 from landexplorer.catalog.pgquery import GEOM_COLUMN, coerce_filters, redact, select_expr
@@ -551,7 +547,7 @@ class PostGISStore(Store):
         # SQLite's LIKE ignores case (ASCII); ILIKE gives the same answers here
         clauses = [c.replace(" LIKE %s", " ILIKE %s") for c in clauses]
         if query.bbox is not None:
-            x0, y0, x1, y1 = _check_bbox(query.bbox)
+            x0, y0, x1, y1 = check_bbox(query.bbox)
             clauses.insert(0, f"ST_Intersects({geom}, ST_MakeEnvelope(%s, %s, %s, %s, 4326))")
             params = [x0, y0, x1, y1, *params]
         if query.fids is not None:
@@ -611,7 +607,7 @@ class PostGISStore(Store):
             columns = list(zip(*rows, strict=True)) if rows else [()] * (len(names) + 2)
             arrays: dict[str, pa.Array] = {FID: pa.array(columns[0], type=pa.int64())}
             for i, name in enumerate(names, start=1):
-                arrays[name] = pa.array(columns[i], type=_COLUMN_TO_ARROW[types[name]])
+                arrays[name] = pa.array(columns[i], type=COLUMN_TO_ARROW[types[name]])
             arrays[GEOMETRY] = pa.array(columns[-1], type=pa.binary())
             return pa.table(arrays)
 
