@@ -486,6 +486,7 @@ def bench_tile_render() -> None:
     import psycopg
 
     from landexplorer.catalog.postgis import PostGISStore
+    from landexplorer.tiles.pgtiles import vector_tile_sql
 
     pg = PostGISStore(PG_URL, DIRS["postgis"] / "rasters")
     table = pg.table_name("flood")
@@ -498,13 +499,14 @@ def bench_tile_render() -> None:
     q = json.loads((DATA / "L" / "queries.json").read_text())
 
     def le(t: dict) -> int:
-        return len(pg.vector_tile("flood", t["z"], t["x"], t["y"], properties=["prob_4band"]))
+        tile = vector_tile_sql(pg.sql(), "flood", t["z"], t["x"], t["y"], properties=["prob_4band"])
+        return len(tile)
 
     def hand(t: dict) -> int:
         args = (t["z"], t["x"], t["y"]) * 2
         return len(conn.execute(hand_sql, args).fetchone()[0] or b"")
 
-    tools = {"landexplorer PostGIS store.vector_tile (no cache)": le,
+    tools = {"landexplorer PostGIS tiles.pgtiles (no cache)": le,
              "hand SQL ST_AsMVT (psycopg)": hand}  # fmt: skip
     for z in ("12", "14"):
         tiles = q["tiles"][z]

@@ -22,7 +22,7 @@ import pandas as pd
 import shapely
 
 from landexplorer import budget
-from landexplorer.analysis import metric
+from landexplorer.analysis import metric, pgsql
 from landexplorer.analysis.limits import Limits, PairLimit, limits_or_none
 from landexplorer.analysis.results import Comparison
 from landexplorer.analysis.sources import (
@@ -447,14 +447,15 @@ def _in_store(
     """The comparison with its pairs found and measured by the store in SQL, or None (the
     Python path answers then, with its own checks). Same read boxes, metric CRS, pair
     order and frames as the Python path; only the matched features are read back."""
-    if predicate == "nearest":
+    sql = store.sql()
+    if sql is None or predicate == "nearest":
         return None  # k nearest in metres: the Python path (see docs/postgis.md)
     lnames, rnames = store.get(left).column_names(), store.get(right).column_names()
     if any(c not in lnames for c in left_columns or []) or any(
         c not in rnames for c in [*(right_columns or []), *([by] if by else [])]
     ):
         return None  # the Python path says which column is missing
-    ls = store.summarise_features(left, bbox)
+    ls = pgsql.summarise_features(sql, left, bbox)
     if ls is None:
         return None
     left_box = ls.bounds
@@ -466,7 +467,7 @@ def _in_store(
         else left_box
     )
     read_box = right_box if right_box is not None else (0.0, 0.0, 0.0, 0.0)
-    rs = store.summarise_features(right, read_box)
+    rs = pgsql.summarise_features(sql, right, read_box)
     if rs is None:
         return None
     if limit is not None and ls.count * rs.count > limit.most:
@@ -476,8 +477,8 @@ def _in_store(
     # no overlap to measure when the left holds only points or the right no polygons
     lkind, rkind = kind_of_types(ls.geometry_types), kind_of_types(rs.geometry_types)
     overlap = overlap and lkind != "point" and rkind not in ("point", "line")
-    pairs = store.compare_sql(
-        left, right, crs=metric.name(crs), predicate=predicate, distance=distance,
+    pairs = pgsql.compare_sql(
+        sql, left, right, crs=metric.name(crs), predicate=predicate, distance=distance,
         # a right feature meeting a left one meets the left bounds: no need to say so in SQL
         bbox=bbox, right_bbox=None if topological else read_box, overlap=overlap and topological,
     )  # fmt: skip

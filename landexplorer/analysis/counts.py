@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from landexplorer.analysis import pgsql
 from landexplorer.analysis.sources import LayerLike, Source, geometry_kind, load, source_of
 from landexplorer.catalog.base import BBox, Store
 from landexplorer.errors import InputError
@@ -61,9 +62,12 @@ def count_points(
     Returns a frame (``fid``, ``count``) in the polygon layer's order, and the sources
     (licences and attributions). Only points in the polygons' bbox are read.
     """
-    if store is not None and isinstance(polygons, str) and isinstance(points, str):
+    sql = store.sql() if store is not None else None
+    if sql is not None and isinstance(polygons, str) and isinstance(points, str):
         # a store with a spatial database counts in one indexed join (PostGIS)
-        pushed = store.count_points_in_polygons(polygons, points, predicate=predicate, bbox=bbox)
+        pushed = pgsql.count_points_in_polygons(
+            sql, polygons, points, predicate=predicate, bbox=bbox
+        )
         if pushed is not None:
             frame = pushed.to_pandas()
             return frame, [source_of(polygons, store), source_of(points, store)]

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from landexplorer.analysis import metric
+from landexplorer.analysis import metric, pgsql
 from landexplorer.analysis.compare import candidate_pairs, kind_of_types
 from landexplorer.analysis.results import Overlay
 from landexplorer.analysis.sources import LayerLike, load, source_of
@@ -54,7 +54,7 @@ def overlay_areas(
     >>> o.totals      # class, features, area_m2, area_ha, share
 
     A store backed by a spatial database measures catalogue layers in SQL
-    (``Store.overlay_areas_sql``), with the same CRS and the same answers.
+    (``Store.sql()``, ``analysis.pgsql``), with the same CRS and the same answers.
     """
     if store is not None and isinstance(left, str) and isinstance(right, str) and not keep_pieces:
         pushed = _in_store(store, left, right, by, left_by, bbox, dissolve)
@@ -193,12 +193,15 @@ def _in_store(
 ) -> Overlay | None:
     """The overlay measured by the store in SQL, or None (the Python path answers then,
     with its own checks): the same features, metric CRS and tables as the Python path."""
-    ls = store.summarise_features(left, bbox)
+    sql = store.sql()
+    if sql is None:
+        return None
+    ls = pgsql.summarise_features(sql, left, bbox)
     if ls is None:
         return None
     kind = kind_of_types(ls.geometry_types)
     right_box = ls.bounds if ls.bounds is not None else (0.0, 0.0, 0.0, 0.0)
-    rs = store.summarise_features(right, right_box)
+    rs = pgsql.summarise_features(sql, right, right_box)
     if (
         rs is None
         or kind == "mixed"
@@ -207,8 +210,8 @@ def _in_store(
         return None
     kind = "polygon" if kind == "empty" else kind
     crs = metric.choose_metric_crs(ls.bounds, rs.bounds)
-    rows = store.overlay_areas_sql(
-        left, right, crs=metric.name(crs), kind=kind, by=by, left_by=left_by, bbox=bbox,
+    rows = pgsql.overlay_areas_sql(
+        sql, left, right, crs=metric.name(crs), kind=kind, by=by, left_by=left_by, bbox=bbox,
         right_bbox=right_box, dissolve=dissolve or kind == "point",
     )  # fmt: skip
     if rows is None:

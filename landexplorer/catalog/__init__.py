@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from landexplorer.catalog.base import FID, GEOMETRY, BBox, Filter, Query, Store, VersionChanged
+from landexplorer.catalog.base import (
+    FID,
+    GEOMETRY,
+    BBox,
+    Filter,
+    Query,
+    SqlRunner,
+    Store,
+    VersionChanged,
+    check_bbox,
+)
 from landexplorer.catalog.model import IngestReport, LayerEntry, check_layer_id, slugify
 from landexplorer.settings import Settings
 
@@ -14,8 +24,10 @@ __all__ = [
     "IngestReport",
     "LayerEntry",
     "Query",
+    "SqlRunner",
     "Store",
     "VersionChanged",
+    "check_bbox",
     "check_layer_id",
     "open_store",
     "slugify",

@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import math
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pyarrow as pa
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
 
 BBox = tuple[float, float, float, float]
+_T = TypeVar("_T")
 
 #: Name of the geometry column in every Arrow table a store returns (WKB, EPSG:4326).
 GEOMETRY = "geometry"
@@ -80,29 +82,30 @@ class Query:
     fids: Sequence[int] | None = None
 
 
-@dataclass(frozen=True)
-class FeatureSummary:
-    """What a bbox read of a layer would hold, worked out where the data is: how many
-    features, their lon/lat bounds (None when none has a geometry) and their geometry type
-    names as PostGIS spells them (``POLYGON``, ``MULTILINESTRING``, ...)."""
+class SqlRunner(Protocol):
+    """What a store backed by a spatial database (PostGIS) hands out for the SQL that
+    analysis and tiles push down to it: rows fetched with bound parameters, and the names
+    of the tables and columns to put in that SQL (always through ``quote_ident``).
 
-    count: int
-    bounds: BBox | None
-    geometry_types: frozenset[str]
+    ``read`` runs ``run`` on a layer's current version and runs it again on the new
+    version if a replace retired the table meanwhile."""
 
+    #: How many answers each push-down gave (``compare``, ``overlay_areas``), for tests
+    pushdowns: Counter[str]
 
-@dataclass
-class OverlayRows:
-    """Overlay amounts measured in the database (see ``Store.overlay_areas_sql``).
+    def fetch(self, sql: str, params: Iterable[Any] = (), *, binary: bool = False) -> list[Any]: ...
 
-    ``per``: ``left_fid``, [``left_by``], [``class``], ``amount``, ``whole`` (the left
-    feature's own area/length/count), one row per left feature and class with amount > 0;
-    ``left_total``: the amount of every left feature read; ``group_totals``: ``left_by``
-    and ``amount`` per non-null ``left_by`` value (when ``left_by`` was given)."""
+    def read(self, layer_id: str, run: Callable[[LayerEntry], _T]) -> _T: ...
 
-    per: pa.Table
-    left_total: float
-    group_totals: pa.Table | None = None
+    def entry(self, layer_id: str) -> LayerEntry: ...
+
+    def vector(self, layer_id: str) -> LayerEntry: ...
+
+    def table(self, entry: LayerEntry) -> str: ...
+
+    def column(self, entry: LayerEntry, name: str) -> tuple[str, pa.DataType]: ...
+
+    def where(self, entry: LayerEntry, query: Query, alias: str = "t") -> tuple[str, list[Any]]: ...
 
 
 class Store(ABC):
@@ -235,76 +238,10 @@ class Store(ABC):
         gdf = gpd.GeoDataFrame(frame, geometry=geoms, crs="EPSG:4326")
         return gdf.set_index(FID)
 
-    # ----- optional push-downs -----------------------------------------------------------
-    # A store backed by a spatial database may answer these in SQL. The default (None)
-    # means "not here": callers then do the work in Python on ``read_arrow`` results.
-    def vector_tile(
-        self,
-        layer_id: str,
-        z: int,
-        x: int,
-        y: int,
-        *,
-        extent: int = 4096,
-        buffer: int = 256,
-        properties: Sequence[str] | None = None,
-    ) -> bytes | None:
-        """One Mapbox Vector Tile of a layer (WebMercator z/x/y), or None to render in Python."""
-        return None
-
-    def count_points_in_polygons(
-        self,
-        polygons_id: str,
-        points_id: str,
-        *,
-        predicate: str = "intersects",
-        bbox: BBox | None = None,
-    ) -> pa.Table | None:
-        """``fid`` and ``count`` of points per polygon (zeros included, fid order), or None."""
-        return None
-
-    def summarise_features(self, layer_id: str, bbox: BBox | None = None) -> FeatureSummary | None:
-        """Count, bounds and geometry types of the features meeting ``bbox``, or None."""
-        return None
-
-    def overlay_areas_sql(
-        self,
-        left_id: str,
-        right_id: str,
-        *,
-        crs: str,
-        kind: str,
-        by: str | None = None,
-        left_by: str | None = None,
-        bbox: BBox | None = None,
-        right_bbox: BBox | None = None,
-        dissolve: bool = True,
-    ) -> OverlayRows | None:
-        """Area/length/count of each left feature per ``by`` class of the right polygons,
-        measured in ``crs`` (``EPSG:<code>``), or None to measure in Python.
-
-        ``kind`` is the left layer's family (polygon, line, point); ``bbox`` limits the
-        left features, ``right_bbox`` the right ones. With ``dissolve``, right polygons of
-        one class are merged first, so no area is counted twice.
-        """
-        return None
-
-    def compare_sql(
-        self,
-        left_id: str,
-        right_id: str,
-        *,
-        crs: str,
-        predicate: str,
-        distance: float | None = None,
-        bbox: BBox | None = None,
-        right_bbox: BBox | None = None,
-        overlap: bool = False,
-    ) -> pa.Table | None:
-        """Pairs (``left_fid``, ``right_fid``, sorted) meeting ``predicate`` (intersects,
-        within, contains in the storage CRS; within-distance in ``crs``, with
-        ``distance_m``), and with ``overlap`` the metric area (polygons) or length (lines)
-        of each pair's intersection as ``overlap``; or None to compare in Python."""
+    # ----- the push-down capability -----------------------------------------------------
+    def sql(self) -> SqlRunner | None:
+        """The store's spatial SQL (see ``SqlRunner``) for analysis and tiles to push work
+        down to, or None (the default): callers then work in Python on ``read_arrow``."""
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook

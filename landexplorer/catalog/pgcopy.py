@@ -17,9 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from landexplorer.catalog.base import FID, GEOMETRY
-from landexplorer.catalog.sql import quote_ident
+from landexplorer.catalog.sql import GEOM_COLUMN, quote_ident
 
-GEOM_COLUMN = "geom"
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
 

@@ -25,22 +25,19 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
 from landexplorer import budget
-from landexplorer.catalog import pganalysis, pgquery
 from landexplorer.catalog.arrowtypes import COLUMN_TO_ARROW, column_type
 from landexplorer.catalog.base import (
     FID,
     GEOMETRY,
-    BBox,
-    FeatureSummary,
-    OverlayRows,
     Query,
+    SqlRunner,
     Store,
     VersionChanged,
     check_bbox,
@@ -49,8 +46,14 @@ from landexplorer.catalog.diskspace import database_disk_full, disk_full, is_dis
 from landexplorer.catalog.gpkg import now_iso, remove_stale_incoming
 from landexplorer.catalog.model import Column, LayerEntry, check_layer_id, merge_replaced
 from landexplorer.catalog.pgcopy import fill_table
-from landexplorer.catalog.pgquery import GEOM_COLUMN, coerce_filters, redact, select_expr
-from landexplorer.catalog.sql import catalog_upsert, catalog_values, compile_filters, quote_ident
+from landexplorer.catalog.pgquery import coerce_filters, redact, select_expr
+from landexplorer.catalog.sql import (
+    GEOM_COLUMN,
+    catalog_upsert,
+    catalog_values,
+    compile_filters,
+    quote_ident,
+)
 from landexplorer.errors import (
     InputError,
     LandExplorerError,
@@ -60,6 +63,7 @@ from landexplorer.errors import (
 )
 
 log = logging.getLogger("landexplorer.catalog.postgis")
+_T = TypeVar("_T")
 
 CATALOG_TABLE = "landexplorer_layers"
 STAGING_TABLE = "landexplorer_staging"
@@ -634,48 +638,46 @@ class PostGISStore(Store):
 
         return self._retrying(layer_id, run)  # type: ignore[no-any-return]
 
-    # ----- push-downs (SQL in landexplorer.catalog.pgquery) ------------------------------
-    def vector_tile(
-        self,
-        layer_id: str,
-        z: int,
-        x: int,
-        y: int,
-        *,
-        extent: int = 4096,
-        buffer: int = 256,
-        properties: Sequence[str] | None = None,
-    ) -> bytes | None:
-        """The tile cut by PostGIS (``ST_AsMVTGeom`` + ``ST_AsMVT``)."""
-        return pgquery.vector_tile(
-            self, layer_id, z, x, y, extent=extent, buffer=buffer, properties=properties
-        )
-
-    def count_points_in_polygons(
-        self,
-        polygons_id: str,
-        points_id: str,
-        *,
-        predicate: str = "intersects",
-        bbox: BBox | None = None,
-    ) -> pa.Table | None:
-        """Points per polygon as one indexed join in PostGIS."""
-        return pgquery.count_points_in_polygons(
-            self, polygons_id, points_id, predicate=predicate, bbox=bbox
-        )
-
-    def summarise_features(self, layer_id: str, bbox: BBox | None = None) -> FeatureSummary | None:
-        """Count, bounds and geometry types in one aggregate query."""
-        return pganalysis.summarise_features(self, layer_id, bbox)
-
-    def overlay_areas_sql(self, left_id: str, right_id: str, **kw: Any) -> OverlayRows | None:
-        """Overlay amounts as one spatial SQL join (landexplorer.catalog.pganalysis)."""
-        return pganalysis.overlay_areas_sql(self, left_id, right_id, **kw)
-
-    def compare_sql(self, left_id: str, right_id: str, **kw: Any) -> pa.Table | None:
-        """Comparison pairs as one indexed SQL join (landexplorer.catalog.pganalysis)."""
-        return pganalysis.compare_sql(self, left_id, right_id, **kw)
+    # ----- the push-down capability (SQL in analysis.pgsql and tiles.pgtiles) -----------
+    def sql(self) -> SqlRunner:
+        """Spatial SQL on this database, for analysis and tiles to push work down to."""
+        return _Sql(self)
 
     def table_name(self, layer_id: str) -> str:
         """The table of a layer's current version (for SQL-level readers)."""
         return self._vector(layer_id).storage
+
+
+class _Sql:
+    """The ``SqlRunner`` of a PostGIS store: its connections, reads that follow a replaced
+    version, and columns read as ``read_arrow`` reads them."""
+
+    def __init__(self, store: PostGISStore) -> None:
+        self._store = store
+        self.pushdowns = store.pushdowns
+
+    def fetch(self, sql: str, params: Iterable[Any] = (), *, binary: bool = False) -> list[Any]:
+        return self._store._fetch(sql, params, binary=binary)
+
+    def read(self, layer_id: str, run: Callable[[LayerEntry], _T]) -> _T:
+        return self._store._retrying(layer_id, run)  # type: ignore[no-any-return]
+
+    def entry(self, layer_id: str) -> LayerEntry:
+        return self._store.get(layer_id)
+
+    def vector(self, layer_id: str) -> LayerEntry:
+        return self._store._vector(layer_id)
+
+    def table(self, entry: LayerEntry) -> str:
+        return quote_ident(entry.storage)
+
+    def column(self, entry: LayerEntry, name: str) -> tuple[str, pa.DataType]:
+        """The SELECT expression of a column (alias ``t``) and its Arrow type."""
+        kind = {c.name: c.type for c in entry.columns}[name]
+        pg = (
+            self._store._pg_types(entry.storage).get(name) if kind in ("date", "datetime") else None
+        )
+        return select_expr(name, kind, pg), COLUMN_TO_ARROW[kind]
+
+    def where(self, entry: LayerEntry, query: Query, alias: str = "t") -> tuple[str, list[Any]]:
+        return self._store.where(entry, query, alias)

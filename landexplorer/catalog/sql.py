@@ -13,6 +13,9 @@ from landexplorer.catalog.base import Filter
 from landexplorer.catalog.model import LayerEntry
 from landexplorer.errors import InputError
 
+#: The geometry column of a spatial database's version tables (EPSG:4326)
+GEOM_COLUMN = "geom"
+
 _COMPARISONS = {"=", "<>", "!=", "<", "<=", ">", ">="}
 
 #: Boolean combinations: ``Filter("", "and"|"or", (f1, f2, ...))`` and ``Filter("", "not", (f,))``.

@@ -18,6 +18,7 @@ from landexplorer.catalog.base import FID, GEOMETRY, Query, Store
 from landexplorer.catalog.model import LayerEntry
 from landexplorer.errors import InputError
 from landexplorer.tiles import grid, mvt
+from landexplorer.tiles.pgtiles import vector_tile_sql
 
 #: Douglas-Peucker tolerance in tile units (1/4096 of a tile): below what a screen shows.
 SIMPLIFY_UNITS = 1.0
@@ -75,11 +76,11 @@ def render_vector_tile(
     grid.check_tile(z, x, y)
     extent, buffer = options.extent, options.buffer
     # a store with a spatial database cuts the tile itself (PostGIS: ST_AsMVT)
-    pushed = store.vector_tile(
-        entry.id, z, x, y, extent=extent, buffer=buffer, properties=options.properties
-    )
-    if pushed is not None:
-        return pushed
+    sql = store.sql()
+    if sql is not None:
+        return vector_tile_sql(
+            sql, entry.id, z, x, y, extent=extent, buffer=buffer, properties=options.properties
+        )
     # features touching the tile itself (as PostGIS' ST_AsMVT queries do); the buffer only
     # keeps their outlines running past the edge so renderers draw no seams
     bbox = grid.tile_bounds_lonlat(z, x, y)

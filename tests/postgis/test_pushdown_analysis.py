@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from landexplorer.analysis import pgsql
 from landexplorer.analysis.compare import compare
 from landexplorer.analysis.overlay import overlay_areas
 from landexplorer.catalog import Query
@@ -84,7 +85,7 @@ def test_overlay_in_sql_agrees_with_python(
     demo_pair: Pair, left: str, right: str, kwargs: dict, amount: str
 ) -> None:
     gpkg, pg = demo_pair
-    assert gpkg.overlay_areas_sql(left, right, crs="EPSG:27700", kind="polygon") is None
+    assert gpkg.sql() is None  # the Python path there
     before = pg.pushdowns["overlay_areas"]
     pushed = overlay_areas(left, right, store=pg, **kwargs)
     assert pg.pushdowns["overlay_areas"] == before + 1  # answered in SQL
@@ -182,7 +183,7 @@ def test_compare_in_sql_agrees_with_python(
     assert len(a) == len(b) > 0
     # the same frame, dtypes included, as the Python path reading the same store (the two
     # stores' readers may give text columns different pandas dtypes)
-    monkeypatch.setattr(pg, "compare_sql", lambda *args, **kw: None)
+    monkeypatch.setattr(pgsql, "compare_sql", lambda *args, **kw: None)
     plain = compare(left, right, store=pg, **kwargs)
     monkeypatch.undo()
     assert pg.pushdowns["compare"] == before + 1
@@ -244,7 +245,7 @@ def test_feature_summaries_agree_with_the_features(demo_pair: Pair) -> None:
             continue
         for bbox in (None, box):
             frame = pg.read_frame(entry.id, Query(bbox=bbox, columns=[]))
-            got = pg.summarise_features(entry.id, bbox)
+            got = pgsql.summarise_features(pg.sql(), entry.id, bbox)
             assert got is not None and got.count == len(frame), entry.id
             if len(frame):
                 assert got.bounds == pytest.approx(tuple(frame.total_bounds), abs=1e-9), entry.id

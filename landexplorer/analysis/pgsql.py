@@ -1,5 +1,6 @@
-"""Comparisons and overlay amounts as spatial SQL joins in PostGIS (the PostGIS store's
-push-downs for ``landexplorer.analysis.compare`` and ``overlay``).
+"""Comparisons, overlay amounts and point counts as spatial SQL joins, run by a store that
+can (``Store.sql()``: PostGIS) for ``landexplorer.analysis.compare``, ``overlay`` and
+``counts``.
 
 Same answers as the Python path: topological tests (intersects, within, contains) run in
 the storage CRS, where a point stored on an edge is exactly on it; distances, areas and
@@ -16,19 +17,40 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
-from landexplorer.catalog.arrowtypes import COLUMN_TO_ARROW
-from landexplorer.catalog.base import FID, BBox, FeatureSummary, OverlayRows, check_bbox
-from landexplorer.catalog.model import LayerEntry
-from landexplorer.catalog.pgcopy import GEOM_COLUMN
-from landexplorer.catalog.pgquery import select_expr
-from landexplorer.catalog.sql import quote_ident
+from landexplorer.catalog import FID, BBox, LayerEntry, Query, SqlRunner, check_bbox
+from landexplorer.catalog.sql import GEOM_COLUMN
+from landexplorer.errors import InputError
 
-if TYPE_CHECKING:
-    from landexplorer.catalog.postgis import PostGISStore
+
+@dataclass(frozen=True)
+class FeatureSummary:
+    """What a bbox read of a layer would hold, worked out where the data is: how many
+    features, their lon/lat bounds (None when none has a geometry) and their geometry type
+    names as PostGIS spells them (``POLYGON``, ``MULTILINESTRING``, ...)."""
+
+    count: int
+    bounds: BBox | None
+    geometry_types: frozenset[str]
+
+
+@dataclass
+class OverlayRows:
+    """Overlay amounts measured in the database (see ``overlay_areas_sql``).
+
+    ``per``: ``left_fid``, [``left_by``], [``class``], ``amount``, ``whole`` (the left
+    feature's own area/length/count), one row per left feature and class with amount > 0;
+    ``left_total``: the amount of every left feature read; ``group_totals``: ``left_by``
+    and ``amount`` per non-null ``left_by`` value (when ``left_by`` was given)."""
+
+    per: pa.Table
+    left_total: float
+    group_totals: pa.Table | None = None
+
 
 #: Right polygons are cut into pieces of at most this many vertices before intersecting
 #: (like the Python path's subdivision): each intersection then touches a small piece.
@@ -50,13 +72,13 @@ _BOX = "ST_XMin(g) AS x0, ST_YMin(g) AS y0, ST_XMax(g) AS x1, ST_YMax(g) AS y1"
 _MEASURE = {"polygon": "ST_Area({})", "line": "ST_Length({})", "point": "1.0::float8"}
 
 
-def _srid(store: PostGISStore, crs: str) -> int | None:
+def _srid(sql: SqlRunner, crs: str) -> int | None:
     """The SRID for ``EPSG:<code>`` when PostGIS knows it, else None (Python measures)."""
     m = re.fullmatch(r"EPSG:(\d+)", crs.strip(), flags=re.IGNORECASE)
     if m is None:
         return None
     code = int(m.group(1))
-    rows = store._fetch("SELECT 1 FROM spatial_ref_sys WHERE srid = %s", (code,))
+    rows = sql.fetch("SELECT 1 FROM spatial_ref_sys WHERE srid = %s", (code,))
     return code if rows else None
 
 
@@ -84,8 +106,8 @@ def _where_box(alias: str, bbox: BBox | None) -> tuple[str, list[Any]]:
     return clause, list(bbox)
 
 
-def _vector_or_none(store: PostGISStore, layer_id: str, columns: list[str]) -> LayerEntry | None:
-    entry = store.get(layer_id)
+def _vector_or_none(sql: SqlRunner, layer_id: str, columns: list[str]) -> LayerEntry | None:
+    entry = sql.entry(layer_id)
     if entry.data_type != "vector":
         return None
     names = entry.column_names()
@@ -94,18 +116,11 @@ def _vector_or_none(store: PostGISStore, layer_id: str, columns: list[str]) -> L
     return entry
 
 
-def _column(store: PostGISStore, entry: LayerEntry, name: str) -> tuple[str, pa.DataType]:
-    """The SELECT expression of a column (alias ``t``) and its Arrow type, as read_arrow."""
-    kind = {c.name: c.type for c in entry.columns}[name]
-    pg = store._pg_types(entry.storage).get(name) if kind in ("date", "datetime") else None
-    return select_expr(name, kind, pg), COLUMN_TO_ARROW[kind]
-
-
 def summarise_features(
-    store: PostGISStore, layer_id: str, bbox: BBox | None = None
+    sql: SqlRunner, layer_id: str, bbox: BBox | None = None
 ) -> FeatureSummary | None:
     """Count, lon/lat bounds and geometry types of a layer's features meeting ``bbox``."""
-    entry = _vector_or_none(store, layer_id, [])
+    entry = _vector_or_none(sql, layer_id, [])
     if entry is None:
         return None
     box = _box(bbox)
@@ -121,22 +136,22 @@ def summarise_features(
         where, params = _where_box("t", box)
         # bounds from each geometry's exact extent (ST_Extent would use the cached
         # float4 boxes, a little larger)
-        sql = (
+        text = (
             f"SELECT count(*), min(ST_XMin(t.{GEOM_COLUMN})), min(ST_YMin(t.{GEOM_COLUMN})), "
             f"max(ST_XMax(t.{GEOM_COLUMN})), max(ST_YMax(t.{GEOM_COLUMN})), "
             f"array_agg(DISTINCT GeometryType(t.{GEOM_COLUMN})) FILTER "
             f"(WHERE t.{GEOM_COLUMN} IS NOT NULL) "
-            f"FROM {quote_ident(entry.storage)} AS t" + (f" WHERE {where}" if where else "")
+            f"FROM {sql.table(entry)} AS t" + (f" WHERE {where}" if where else "")
         )
-        n, x0, y0, x1, y1, types = store._fetch(sql, params)[0]
+        n, x0, y0, x1, y1, types = sql.fetch(text, params)[0]
         bounds = None if x0 is None else (float(x0), float(y0), float(x1), float(y1))
         return FeatureSummary(int(n), bounds, frozenset(types or ()))
 
-    return store._retrying(layer_id, run)  # type: ignore[no-any-return]
+    return sql.read(layer_id, run)
 
 
 def overlay_areas_sql(
-    store: PostGISStore,
+    sql: SqlRunner,
     left_id: str,
     right_id: str,
     *,
@@ -159,16 +174,16 @@ def overlay_areas_sql(
     """
     if kind not in _MEASURE:
         return None
-    left = _vector_or_none(store, left_id, [left_by] if left_by else [])
-    right = _vector_or_none(store, right_id, [by] if by else [])
-    srid = _srid(store, crs)
+    left = _vector_or_none(sql, left_id, [left_by] if left_by else [])
+    right = _vector_or_none(sql, right_id, [by] if by else [])
+    srid = _srid(sql, crs)
     if left is None or right is None or srid is None:
         return None
-    lb_expr, lb_type = _column(store, left, left_by) if left_by else ("NULL::text", pa.string())
-    cls_expr, cls_type = _column(store, right, by) if by else ("NULL::text", pa.string())
+    lb_expr, lb_type = sql.column(left, left_by) if left_by else ("NULL::text", pa.string())
+    cls_expr, cls_type = sql.column(right, by) if by else ("NULL::text", pa.string())
     box, rbox = _box(bbox), _box(right_bbox)
     measure = _MEASURE[kind]
-    L, R, g = quote_ident(left.storage), quote_ident(right.storage), GEOM_COLUMN
+    L, R, g = sql.table(left), sql.table(right), GEOM_COLUMN
 
     lwhere, lparams = _where_box("t", box)
     cwhere, cparams = _where_box("lt", box)
@@ -226,7 +241,7 @@ def overlay_areas_sql(
                 "FROM (SELECT fid, lb, cls, ST_Union(zone) AS zone FROM q WHERE several "
                 "GROUP BY fid, lb, cls) AS z JOIN l ON l.fid = z.fid"
             )
-    sql = (
+    query = (
         f"{head}, a AS ({amounts}) "
         f"SELECT 0 AS tag, a.fid, a.lb, a.cls, sum(a.amount), min({measure.format('l.g')}) "
         "FROM a JOIN l ON l.fid = a.fid GROUP BY a.fid, a.lb, a.cls HAVING sum(a.amount) > 0 "
@@ -237,7 +252,7 @@ def overlay_areas_sql(
     )
 
     def run(_entry: LayerEntry) -> OverlayRows:
-        rows = store._fetch(sql, params, binary=True)
+        rows = sql.fetch(query, params, binary=True)
         per = [r for r in rows if r[0] == 0]
         groups = [r for r in rows if r[0] == 1]
         total = next(float(r[4]) for r in rows if r[0] == 2)
@@ -256,14 +271,14 @@ def overlay_areas_sql(
                     "amount": pa.array([float(r[4]) for r in groups], pa.float64()),
                 }
             )
-        store.pushdowns["overlay_areas"] += 1
+        sql.pushdowns["overlay_areas"] += 1
         return OverlayRows(pa.table(cols), total, group_totals)
 
-    return store._retrying(left_id, run)  # type: ignore[no-any-return]
+    return sql.read(left_id, run)
 
 
 def compare_sql(
-    store: PostGISStore,
+    sql: SqlRunner,
     left_id: str,
     right_id: str,
     *,
@@ -278,15 +293,15 @@ def compare_sql(
     right fid: ``left_fid``, ``right_fid``, and ``distance_m`` (within-distance) or
     ``overlap`` (area for polygons, length for lines, of each pair's intersection in the
     metric CRS; null where the right side is not a polygon)."""
-    left = _vector_or_none(store, left_id, [])
-    right = _vector_or_none(store, right_id, [])
-    srid = _srid(store, crs)
+    left = _vector_or_none(sql, left_id, [])
+    right = _vector_or_none(sql, right_id, [])
+    srid = _srid(sql, crs)
     if left is None or right is None or srid is None:
         return None
     if predicate not in (*_TOPOLOGY, "within-distance"):
         return None
     box, rbox = _box(bbox), _box(right_bbox)
-    L, R, g = quote_ident(left.storage), quote_ident(right.storage), GEOM_COLUMN
+    L, R, g = sql.table(left), sql.table(right), GEOM_COLUMN
     where, params = _where_box("lt", box)
     rwhere, rparams = _where_box("rt", rbox)
     conds = [c for c in (where, rwhere) if c]
@@ -306,7 +321,7 @@ def compare_sql(
     if not metric:
         # sorted outside the join: with ORDER BY on the join itself PostgreSQL walks the
         # left table in fid order and probes the right index once per row (10x slower)
-        sql = f"WITH p AS MATERIALIZED ({pairs}) SELECT lf, rf FROM p ORDER BY 1, 2"
+        text = f"WITH p AS MATERIALIZED ({pairs}) SELECT lf, rf FROM p ORDER BY 1, 2"
         names = ["left_fid", "right_fid"]
     else:
         head = (
@@ -319,7 +334,7 @@ def compare_sql(
         params = [*params, srid, srid]
         body = "FROM p JOIN lm ON lm.fid = p.lf JOIN rm ON rm.fid = p.rf"
         if predicate == "within-distance":
-            sql = (
+            text = (
                 f"{head}SELECT p.lf, p.rf, ST_Distance(lm.g, rm.g) {body} "
                 "WHERE ST_DWithin(lm.g, rm.g, %s) ORDER BY 1, 2"
             )
@@ -327,7 +342,7 @@ def compare_sql(
             names = ["left_fid", "right_fid", "distance_m"]
         else:
             cut = "ST_Intersection(lm.g, rm.g)"
-            sql = (
+            text = (
                 f"{head}SELECT p.lf, p.rf, CASE WHEN ST_Dimension(rm.g) = 2 THEN "
                 f"CASE ST_Dimension(lm.g) WHEN 2 THEN ST_Area({cut}) "
                 f"WHEN 1 THEN ST_Length({cut}) END END {body} ORDER BY 1, 2"
@@ -335,14 +350,52 @@ def compare_sql(
             names = ["left_fid", "right_fid", "overlap"]
 
     def run(_entry: LayerEntry) -> pa.Table:
-        rows = store._fetch(sql, params, binary=True)
+        rows = sql.fetch(text, params, binary=True)
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
         arrays = [pa.array(columns[0], pa.int64()), pa.array(columns[1], pa.int64())]
         arrays += [pa.array(c, pa.float64()) for c in columns[2:]]
-        store.pushdowns["compare"] += 1
+        sql.pushdowns["compare"] += 1
         return pa.table(dict(zip(names, arrays, strict=True)))
 
-    return store._retrying(left_id, run)  # type: ignore[no-any-return]
+    return sql.read(left_id, run)
+
+
+def count_points_in_polygons(
+    sql: SqlRunner,
+    polygons_id: str,
+    points_id: str,
+    *,
+    predicate: str = "intersects",
+    bbox: BBox | None = None,
+) -> pa.Table | None:
+    """Points per polygon as one indexed join in PostGIS: the polygons that hold points
+    are counted in a GROUP BY join that PostgreSQL can run in parallel, and the rest are
+    filled in with zeros (faster than a count per polygon)."""
+    test = {"intersects": "ST_Intersects", "contains": "ST_Contains"}.get(predicate)
+    if test is None:
+        raise InputError("Points can be counted with 'intersects' or 'contains'.")
+    points = sql.vector(points_id)
+    if "point" not in points.geometry_type.lower():
+        raise InputError("The second layer must hold points to count.")
+    if "polygon" not in sql.vector(polygons_id).geometry_type.lower():
+        raise InputError("The first layer must hold polygons to count points in.")
+
+    def run(polys: LayerEntry) -> pa.Table:
+        where, params = sql.where(polys, Query(bbox=bbox), alias="p")
+        inner, inner_params = sql.where(polys, Query(bbox=bbox), alias="q")
+        table, pts = sql.table(polys), sql.table(points)
+        text = (
+            f"SELECT p.{FID}, coalesce(c.n, 0) FROM {table} AS p LEFT JOIN ("
+            f"SELECT q.{FID}, count(*) AS n FROM {table} AS q JOIN {pts} AS t "
+            f"ON {test}(q.{GEOM_COLUMN}, t.{GEOM_COLUMN}){inner} "
+            f"GROUP BY q.{FID}) AS c ON c.{FID} = p.{FID}{where} ORDER BY p.{FID}"
+        )
+        params = [*inner_params, *params]
+        rows = sql.fetch(text, params, binary=True)
+        fids, counts = zip(*rows, strict=True) if rows else ((), ())
+        return pa.table({FID: pa.array(fids, pa.int64()), "count": pa.array(counts, pa.int64())})
+
+    return sql.read(polygons_id, run)
 
 
 def _and_where(clause: str) -> str:
