@@ -9,7 +9,6 @@ PostGIS push-down can be added beside the GeoPackage one.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,11 +16,10 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import shapely
 
 from landexplorer.analysis.wkbflat import FlatPolygons, flat_polygons
-from landexplorer.catalog.base import FID, GEOMETRY, BBox, Query, Store
+from landexplorer.catalog.base import FID, GEOMETRY, BBox, Store
 from landexplorer.errors import CRSError, InputError
 from landexplorer.layers.crs import crs_name, epsg_code
 
@@ -242,9 +240,7 @@ def _load_layer(
         bbox = _clamp_bbox(bbox)
         if entry.bbox and _covers(bbox, entry.bbox):
             bbox = None  # the whole layer is wanted: skip the spatial-index join
-    table = _fast_read(store, layer_id, bbox, columns)
-    if table is None:
-        table = store.read_arrow(layer_id, Query(bbox=bbox, columns=columns))
+    table = store.read_whole(layer_id, bbox, columns)
     column = table.column(GEOMETRY)
     flat = flat_polygons(column) if table.num_rows >= _FLAT_FROM else None
     geoms = (
@@ -278,40 +274,6 @@ def _covers(outer: BBox, inner: Sequence[float]) -> bool:
 def _clamp_bbox(bbox: BBox) -> BBox:
     x0, y0, x1, y1 = (float(v) for v in bbox)
     return (max(x0, -180.0), max(y0, -90.0), min(x1, 180.0), min(y1, 90.0))
-
-
-def _fast_read(
-    store: Store, layer_id: str, bbox: BBox | None, columns: Sequence[str] | None
-) -> pa.Table | None:
-    """Read a GeoPackage feature table with GDAL's Arrow reader (much faster than row by row).
-
-    Returns None for stores without a fast path, which then use ``Store.read_arrow``.
-    """
-    if getattr(store, "backend", "") != "gpkg" or not hasattr(store, "table_name"):
-        return None
-    import pyogrio
-
-    # GDAL's SQLite does not see the store's locks: hold the store's read gate meanwhile, so
-    # no writer in this process changes (or retires) the table under GDAL's feet
-    reading = getattr(store, "reading", None)
-    with reading() if reading is not None else contextlib.nullcontext():
-        table_name = store.table_name(layer_id)
-        cols = list(columns) if columns is not None else None
-        _, table = pyogrio.read_arrow(
-            str(store.path),  # type: ignore[attr-defined]
-            layer=table_name,
-            columns=cols,
-            bbox=bbox,
-            return_fids=True,
-        )
-    geom_name = table.schema.names[-1]
-    table = table.rename_columns([*table.schema.names[:-1], GEOMETRY])
-    if geom_name != GEOMETRY:
-        # pyogrio tags the column as GeoArrow WKB; plain binary is what the rest expects
-        table = table.set_column(
-            table.num_columns - 1, GEOMETRY, table.column(GEOMETRY).cast(pa.binary())
-        )
-    return table
 
 
 def _load_frame(frame: Any, bbox: BBox | None, columns: Sequence[str] | None) -> Features:

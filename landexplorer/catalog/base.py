@@ -227,6 +227,14 @@ class Store(ABC):
     def count(self, layer: str | LayerEntry, query: Query | None = None) -> int:
         """How many features match (ignores limit/offset); an entry pins the version."""
 
+    def read_whole(
+        self, layer_id: str, bbox: BBox | None = None, columns: Sequence[str] | None = None
+    ) -> pa.Table:
+        """A layer's current features meeting ``bbox`` (all when None) as ``read_arrow``
+        returns them (``fid``, the columns, WKB ``geometry``), read the store's fastest way;
+        no filters, order or paging. The default is ``read_arrow``."""
+        return self.read_arrow(layer_id, Query(bbox=bbox, columns=columns))
+
     def read_frame(self, layer_id: str, query: Query | None = None) -> gpd.GeoDataFrame:
         """Features as a GeoDataFrame in EPSG:4326, indexed by ``fid``."""
         import geopandas as gpd

@@ -30,7 +30,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,15 @@ import shapely
 
 from landexplorer import budget
 from landexplorer.catalog.arrowtypes import COLUMN_TO_ARROW, column_type
-from landexplorer.catalog.base import FID, GEOMETRY, Query, Store, VersionChanged, check_bbox
+from landexplorer.catalog.base import (
+    FID,
+    GEOMETRY,
+    BBox,
+    Query,
+    Store,
+    VersionChanged,
+    check_bbox,
+)
 from landexplorer.catalog.diskspace import disk_full, free_mb, is_disk_full
 from landexplorer.catalog.gate import gate_for
 from landexplorer.catalog.model import Column, LayerEntry, check_layer_id, merge_replaced
@@ -713,6 +721,31 @@ class GeoPackageStore(Store):
     def table_name(self, layer_id: str) -> str:
         """The feature table of a layer's current version (for GDAL-level readers)."""
         return self._vector(layer_id).storage
+
+    def read_whole(
+        self, layer_id: str, bbox: BBox | None = None, columns: Sequence[str] | None = None
+    ) -> pa.Table:
+        """Read the feature table with GDAL's Arrow reader (much faster than row by row)."""
+        import pyogrio
+
+        # GDAL's SQLite does not see the store's locks: hold the store's read gate meanwhile,
+        # so no writer in this process changes (or retires) the table under GDAL's feet
+        with self.reading():
+            _, table = pyogrio.read_arrow(
+                str(self.path),
+                layer=self.table_name(layer_id),
+                columns=list(columns) if columns is not None else None,
+                bbox=bbox,
+                return_fids=True,
+            )
+        geom_name = table.schema.names[-1]
+        table = table.rename_columns([*table.schema.names[:-1], GEOMETRY])
+        if geom_name != GEOMETRY:
+            # pyogrio tags the column as GeoArrow WKB; plain binary is what the rest expects
+            table = table.set_column(
+                table.num_columns - 1, GEOMETRY, table.column(GEOMETRY).cast(pa.binary())
+            )
+        return table
 
 
 def _budget_spent() -> int:

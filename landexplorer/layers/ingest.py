@@ -306,7 +306,7 @@ def _ingest_raster(store: Store, paths: list[Path], options: IngestOptions) -> L
     started = time.perf_counter()
     entry = _base_entry(paths[0], options, "raster")
     _refuse_existing(store, entry, options)
-    out_dir = getattr(store, "raster_dir", Path(".")) or Path(".")
+    out_dir = store.raster_dir
     try:
         cog, description, notes = build_cog(paths, out_dir, options.crs)
     except Exception as exc:
