@@ -1,6 +1,6 @@
 """Metric coordinates for areas and distances: never square degrees.
 
-The CRS comes from ``landexplorer.layers.crs.metric_crs_for`` (British National Grid in
+The CRS comes from ``metric_crs_for`` (British National Grid in
 Great Britain, else a UTM zone or an equal-area projection) for the joint extent of the
 inputs, and every result names it.
 """
@@ -15,7 +15,11 @@ import shapely
 from pyproj import CRS, Transformer
 
 from landexplorer.catalog.base import BBox
-from landexplorer.layers.crs import crs_name, metric_crs_for
+from landexplorer.crs import crs_name, parse_crs
+
+BNG = "EPSG:27700"
+#: Where British National Grid is the right metric CRS (lon/lat box around Great Britain).
+_GB_BOUNDS = (-9.0, 49.75, 2.1, 61.0)
 
 
 def union_bounds(*bounds: BBox | None) -> BBox | None:
@@ -126,3 +130,21 @@ _WGS84 = CRS.from_epsg(4326)
 def parse_wgs84() -> CRS:
     """EPSG:4326, for projecting results back to the storage CRS."""
     return CRS.from_epsg(4326)
+
+
+def metric_crs_for(bounds: tuple[float, float, float, float]) -> CRS:
+    """A CRS in metres suited to data within ``bounds`` (lon/lat).
+
+    British National Grid inside Great Britain; otherwise the UTM zone of the centre when
+    the data spans less than about one zone; otherwise a world equal-area projection.
+    """
+    x0, y0, x1, y1 = bounds
+    gx0, gy0, gx1, gy1 = _GB_BOUNDS
+    if gx0 <= x0 and x1 <= gx1 and gy0 <= y0 and y1 <= gy1:
+        return parse_crs(BNG)
+    if (x1 - x0) <= 12 and (y1 - y0) <= 30 and y0 >= -80 and y1 <= 84:
+        lon = (x0 + x1) / 2
+        lat = (y0 + y1) / 2
+        zone = int((lon + 180) // 6) + 1
+        return parse_crs(f"EPSG:{(32600 if lat >= 0 else 32700) + min(zone, 60)}")
+    return parse_crs("EPSG:6933")  # WGS 84 / NSIDC EASE-Grid 2.0 Global (equal area)

@@ -20,8 +20,8 @@ import shapely
 
 from landexplorer.analysis.wkbflat import FlatPolygons, flat_polygons
 from landexplorer.catalog.base import FID, GEOMETRY, BBox, Store
+from landexplorer.crs import crs_name, epsg_code
 from landexplorer.errors import CRSError, InputError
-from landexplorer.layers.crs import crs_name, epsg_code
 
 if TYPE_CHECKING:
     import geopandas as gpd

@@ -35,8 +35,8 @@ from landexplorer.analysis.sources import LayerLike, Source, geometry_kind, load
 from landexplorer.analysis.stats import is_percentile as _is_percentile
 from landexplorer.analysis.stats import statistics as _statistics
 from landexplorer.catalog.base import BBox, Store
+from landexplorer.crs import crs_name
 from landexplorer.errors import InputError
-from landexplorer.layers.crs import crs_name
 
 STATS = (
     "count",

@@ -1,65 +1,14 @@
-"""Coordinate reference systems: parsing what people type, naming what files carry,
-checking that coordinates fit, and choosing a metric CRS for areas and distances."""
+"""Coordinate reference systems of input files: checking that coordinates fit the CRS
+they are said to be in (parsing and naming live in ``landexplorer.crs``)."""
 
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
-from pyproj import CRS, Transformer
-from pyproj.exceptions import CRSError as ProjCRSError
+from pyproj import CRS
 
+from landexplorer.crs import crs_name, transformer_to_wgs84
 from landexplorer.errors import CRSError
-
-WGS84 = "EPSG:4326"
-BNG = "EPSG:27700"
-#: Where British National Grid is the right metric CRS (lon/lat box around Great Britain).
-_GB_BOUNDS = (-9.0, 49.75, 2.1, 61.0)
-
-
-@lru_cache(maxsize=64)
-def parse_crs(text: str) -> CRS:
-    """Parse ``EPSG:27700``, ``27700``, a WKT or a PROJ string; plain words on failure."""
-    value = text.strip()
-    if value.isdigit():
-        value = f"EPSG:{value}"
-    try:
-        return CRS.from_user_input(value)
-    except ProjCRSError as exc:
-        raise CRSError(
-            f"'{text}' is not a coordinate system landexplorer knows. Give an EPSG code such "
-            "as EPSG:4326 (longitude/latitude) or EPSG:27700 (British National Grid).",
-            detail=str(exc),
-        ) from exc
-
-
-def crs_name(crs: CRS) -> str:
-    """A short stable name: ``EPSG:NNNN`` when the CRS matches one, else its name."""
-    code = epsg_code(crs)
-    return f"EPSG:{code}" if code else crs.name
-
-
-@lru_cache(maxsize=64)
-def _epsg_from_wkt(wkt: str) -> int | None:
-    crs = CRS.from_wkt(wkt)
-    code = crs.to_epsg(min_confidence=70)
-    if code is None and "british_national_grid" in crs.name.lower().replace(" ", "_"):
-        # ESRI .prj files of OS data name the grid but carry no datum shift.
-        return 27700
-    return code
-
-
-def epsg_code(crs: CRS) -> int | None:
-    return _epsg_from_wkt(crs.to_wkt())
-
-
-def is_wgs84(crs: CRS) -> bool:
-    return epsg_code(crs) in (4326, 4258) or crs.to_string() in ("OGC:CRS84",)
-
-
-@lru_cache(maxsize=64)
-def transformer_to_wgs84(wkt: str) -> Transformer:
-    return Transformer.from_crs(CRS.from_wkt(wkt), WGS84, always_xy=True)
 
 
 def looks_geographic(bounds: tuple[float, float, float, float]) -> bool:
@@ -115,21 +64,3 @@ def check_source_bounds(crs: CRS, bounds: tuple[float, float, float, float], whe
                 f"fall outside the area {crs.name} is made for ({area.name}). Check the "
                 "columns and the --crs given."
             )
-
-
-def metric_crs_for(bounds: tuple[float, float, float, float]) -> CRS:
-    """A CRS in metres suited to data within ``bounds`` (lon/lat).
-
-    British National Grid inside Great Britain; otherwise the UTM zone of the centre when
-    the data spans less than about one zone; otherwise a world equal-area projection.
-    """
-    x0, y0, x1, y1 = bounds
-    gx0, gy0, gx1, gy1 = _GB_BOUNDS
-    if gx0 <= x0 and x1 <= gx1 and gy0 <= y0 and y1 <= gy1:
-        return parse_crs(BNG)
-    if (x1 - x0) <= 12 and (y1 - y0) <= 30 and y0 >= -80 and y1 <= 84:
-        lon = (x0 + x1) / 2
-        lat = (y0 + y1) / 2
-        zone = int((lon + 180) // 6) + 1
-        return parse_crs(f"EPSG:{(32600 if lat >= 0 else 32700) + min(zone, 60)}")
-    return parse_crs("EPSG:6933")  # WGS 84 / NSIDC EASE-Grid 2.0 Global (equal area)

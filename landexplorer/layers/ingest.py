@@ -27,8 +27,8 @@ from landexplorer.catalog.model import (
     slugify,
     type_change_message,
 )
+from landexplorer.crs import crs_name
 from landexplorer.errors import EmptyInput, InputError, LandExplorerError, LayerExists
-from landexplorer.layers.crs import crs_name
 from landexplorer.layers.normalize import LINE, POINT, POLYGON, Normalizer
 from landexplorer.layers.raster import build_cog
 from landexplorer.layers.readers import (

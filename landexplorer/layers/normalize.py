@@ -32,14 +32,9 @@ from pyproj import CRS
 
 from landexplorer.catalog.base import GEOMETRY
 from landexplorer.catalog.model import IngestReport
+from landexplorer.crs import is_wgs84, parse_crs, transformer_to_wgs84
 from landexplorer.errors import CRSError, EmptyInput
-from landexplorer.layers.crs import (
-    check_source_bounds,
-    is_wgs84,
-    looks_geographic,
-    parse_crs,
-    transformer_to_wgs84,
-)
+from landexplorer.layers.crs import check_source_bounds, looks_geographic
 from landexplorer.layers.readers import RawBatch, VectorSource
 
 POINT, LINE, POLYGON = "point", "line", "polygon"

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from landexplorer.crs import crs_name, epsg_code, parse_crs
 from landexplorer.errors import CRSError, EmptyInput, InputError, UnsupportedFormat
 from landexplorer.layers.archive import inspect_zip, vsizip
-from landexplorer.layers.crs import crs_name, epsg_code, parse_crs
 
 
 def raster_members(paths: Sequence[Path]) -> list[str]:

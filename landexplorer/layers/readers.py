@@ -21,9 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyproj import CRS
 
+from landexplorer.crs import parse_crs
 from landexplorer.errors import CRSError, EmptyInput, InputError, UnsupportedFormat
 from landexplorer.layers.archive import RASTER_SUFFIXES, inspect_zip, vsizip
-from landexplorer.layers.crs import parse_crs
 
 
 @dataclass
