@@ -13,7 +13,7 @@ other way round.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -28,6 +28,7 @@ from landexplorer.analysis.results import Comparison
 from landexplorer.analysis.sources import (
     Features,
     LayerLike,
+    Source,
     expand_bbox,
     geometry_kind,
     layer_bounds,
@@ -336,30 +337,57 @@ def compare(
     else:
         li, rj = candidate_pairs(lf.geoms, rf.geoms, predicate, limit=limit)
 
+    def overlaps(kind: str) -> np.ndarray:
+        a = metric.project_features(lf.subset(_mask(li, len(lf))), crs)[_rank(li)]
+        b = metric.project_features(rf.subset(_mask(rj, len(rf))), crs)[_rank(rj)]
+        pieces = _chunked(shapely.intersection, a, b)
+        return shapely.area(pieces) if kind == "polygon" else shapely.length(pieces)
+
+    return _assemble(
+        lf, rf, li, rj, predicate=predicate, by=by, distance=distance, k=k, crs=crs,
+        left_total=len(lf), sources=[lf.source, rf.source], notes=[*lf.notes, *rf.notes],
+        dist=dist, overlaps=overlaps if overlap else None,
+    )  # fmt: skip
+
+
+def _assemble(
+    lf: Features,
+    rf: Features,
+    li: np.ndarray,
+    rj: np.ndarray,
+    *,
+    predicate: str,
+    by: str | None,
+    distance: float | None,
+    k: int | None,
+    crs: Any,
+    left_total: int,
+    sources: list[Source],
+    notes: list[str],
+    dist: np.ndarray | None = None,
+    overlaps: Callable[[str], np.ndarray] | None = None,
+) -> Comparison:
+    """The one assembly of a comparison from its pairs (left rows ``li`` of ``lf`` with
+    right rows ``rj`` of ``rf``), whichever step found them (SQL or Python): the matches
+    frame, ``distance_m`` when measured, and for topological tests asked for overlaps the
+    metric area (polygons) or length (lines) of each pair's intersection on polygons,
+    from ``overlaps(left kind)``; then the summary and the result."""
     matches = _pairs_frame(lf, rf, li, rj)
     if dist is not None:
         matches["distance_m"] = dist
-    notes = [*lf.notes, *rf.notes]
-    if overlap and predicate in ("intersects", "within", "contains") and len(li):
+    if overlaps is not None and predicate in ("intersects", "within", "contains") and len(li):
         lk, rk = geometry_kind(lf.geoms[li]), geometry_kind(rf.geoms[rj])
         if rk == "polygon" and lk in ("polygon", "line"):
-            a = metric.project_features(lf.subset(_mask(li, len(lf))), crs)[_rank(li)]
-            b = metric.project_features(rf.subset(_mask(rj, len(rf))), crs)[_rank(rj)]
-            pieces = _chunked(shapely.intersection, a, b)
-            if lk == "polygon":
-                matches["overlap_m2"] = shapely.area(pieces)
-            else:
-                matches["overlap_m"] = shapely.length(pieces)
+            matches["overlap_m2" if lk == "polygon" else "overlap_m"] = overlaps(lk)
     gdf = gpd.GeoDataFrame(matches, geometry=lf.geoms[li], crs="EPSG:4326")
-    summary = summarise(gdf, by)
     return Comparison(
         matches=gdf,
-        summary=summary,
+        summary=summarise(gdf, by),
         predicate=predicate,
-        left_total=len(lf),
+        left_total=left_total,
         left_matched=len(np.unique(li)),
         crs=metric.name(crs),
-        sources=[lf.source, rf.source],
+        sources=sources,
         by=by,
         distance_m=distance,
         k=k,
@@ -492,28 +520,14 @@ def _in_store(
     rf = _read_fids(store, right, np.unique(rfid), right_columns)
     li = np.searchsorted(lf.attrs.index.to_numpy(), lfid)
     rj = np.searchsorted(rf.attrs.index.to_numpy(), rfid)
-    matches = _pairs_frame(lf, rf, li, rj)
-    if predicate == "within-distance":
-        matches["distance_m"] = pairs.column("distance_m").to_numpy()
-    if overlap and topological and len(li):
-        lk, rk = geometry_kind(lf.geoms[li]), geometry_kind(rf.geoms[rj])
-        if rk == "polygon" and lk in ("polygon", "line"):
-            name = "overlap_m2" if lk == "polygon" else "overlap_m"
-            matches[name] = pairs.column("overlap").to_numpy(zero_copy_only=False)
-    gdf = gpd.GeoDataFrame(matches, geometry=lf.geoms[li], crs="EPSG:4326")
-    return Comparison(
-        matches=gdf,
-        summary=summarise(gdf, by),
-        predicate=predicate,
-        left_total=ls.count,
-        left_matched=len(np.unique(li)),
-        crs=metric.name(crs),
-        sources=[source_of(left, store), source_of(right, store)],
-        by=by,
-        distance_m=distance,
-        k=None,
-        notes=[],
-    )
+    dist = pairs.column("distance_m").to_numpy() if predicate == "within-distance" else None
+    return _assemble(
+        lf, rf, li, rj, predicate=predicate, by=by, distance=distance, k=None, crs=crs,
+        left_total=ls.count, sources=[source_of(left, store), source_of(right, store)],
+        notes=[], dist=dist,
+        overlaps=(lambda _kind: pairs.column("overlap").to_numpy(zero_copy_only=False))
+        if overlap and topological else None,
+    )  # fmt: skip
 
 
 #: left features sampled to estimate the pairs of a comparison the store runs in SQL
