@@ -10,6 +10,8 @@ dissolved so that no square metre is counted twice.
 
 from __future__ import annotations
 
+from typing import Any
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -18,7 +20,7 @@ import shapely
 from landexplorer.analysis import metric, pgsql
 from landexplorer.analysis.compare import candidate_pairs, kind_of_types
 from landexplorer.analysis.results import Overlay
-from landexplorer.analysis.sources import LayerLike, load, source_of
+from landexplorer.analysis.sources import LayerLike, Source, load, source_of
 from landexplorer.catalog.base import BBox, Store
 from landexplorer.errors import InputError
 
@@ -78,7 +80,7 @@ def overlay_areas(
         )
     if kind == "empty":
         kind = "polygon"
-    measure, amount_col, _, _ = _UNITS[kind]
+    amount_col = _UNITS[kind][1]
     crs = metric.choose_metric_crs(lf.bounds, rf.bounds)
     lm = metric.project_features(lf, crs)
     rm = metric.project_features(rf, crs)
@@ -120,10 +122,6 @@ def overlay_areas(
     group_total = (
         pd.Series(left_measure).groupby(lf.attrs[left_by].to_numpy()).sum() if left_by else None
     )
-    per, totals = _tabulate(
-        per, whole, group_total, float(left_measure.sum()), left_by, _UNITS[kind]
-    )
-
     piece_frame = None
     if keep_pieces and pieces is not None:
         back = metric.project(pieces, metric.parse_wgs84(), crs)
@@ -133,18 +131,43 @@ def overlay_areas(
             crs="EPSG:4326",
         )
         piece_frame = piece_frame[piece_frame[amount_col] > 0].reset_index(drop=True)
+    return _assemble(
+        per, whole, group_total, float(left_measure.sum()), kind=kind, crs=crs, by=by,
+        left_by=left_by, sources=[lf.source, rf.source], pieces=piece_frame,
+        notes=[*lf.notes, *rf.notes],
+    )  # fmt: skip
+
+
+def _assemble(
+    per: pd.DataFrame,
+    whole: np.ndarray,
+    group_total: pd.Series | None,
+    left_total: float,
+    *,
+    kind: str,
+    crs: Any,
+    by: str | None,
+    left_by: str | None,
+    sources: list[Source],
+    pieces: gpd.GeoDataFrame | None,
+    notes: list[str],
+) -> Overlay:
+    """The one assembly of an overlay from the amounts per left feature and class,
+    whichever step measured them (SQL or Python): shares and totals, then the result."""
+    measure = _UNITS[kind][0]
+    per, totals = _tabulate(per, whole, group_total, left_total, left_by, _UNITS[kind])
     return Overlay(
         per_feature=per,
         totals=totals,
         measure=measure,
         unit={"area": "m2", "length": "m", "count": "features"}[measure],
-        left_total=float(left_measure.sum()),
+        left_total=left_total,
         crs=metric.name(crs),
-        sources=[lf.source, rf.source],
+        sources=sources,
         by=by,
         left_by=left_by,
-        pieces=piece_frame,
-        notes=[*lf.notes, *rf.notes],
+        pieces=pieces,
+        notes=notes,
     )
 
 
@@ -216,7 +239,7 @@ def _in_store(
     )  # fmt: skip
     if rows is None:
         return None
-    measure, amount_col, _, _ = _UNITS[kind]
+    amount_col = _UNITS[kind][1]
     t = rows.per
     per = pd.DataFrame({"left_fid": t.column("left_fid").to_numpy()})
     if left_by:
@@ -233,22 +256,11 @@ def _in_store(
         group_total = pd.Series(
             g.column("amount").to_numpy(), index=g.column("left_by").to_pandas().to_numpy()
         )
-    per, totals = _tabulate(
-        per, t.column("whole").to_numpy(), group_total, rows.left_total, left_by, _UNITS[kind]
-    )
-    return Overlay(
-        per_feature=per,
-        totals=totals,
-        measure=measure,
-        unit={"area": "m2", "length": "m", "count": "features"}[measure],
-        left_total=rows.left_total,
-        crs=metric.name(crs),
-        sources=[source_of(left, store), source_of(right, store)],
-        by=by,
-        left_by=left_by,
-        pieces=None,
-        notes=[],
-    )
+    return _assemble(
+        per, t.column("whole").to_numpy(), group_total, rows.left_total, kind=kind, crs=crs,
+        by=by, left_by=left_by, sources=[source_of(left, store), source_of(right, store)],
+        pieces=None, notes=[],
+    )  # fmt: skip
 
 
 _SUBDIVIDE_OVER = 2048  # vertices: bigger right polygons are cut before intersecting
