@@ -27,7 +27,9 @@ layers_app = typer.Typer(
 app.add_typer(layers_app, name="layers")
 
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Messages are not wrapped at 80 columns when piped or logged (make demo, CI logs): a line
+# stays one line. Tables size themselves from the terminal (see layers_cmd).
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class State:
