@@ -19,6 +19,7 @@ from landexplorer.api.guards import WriteGuard
 from landexplorer.api.jobs import Jobs
 from landexplorer.api.limits import RequestLimits
 from landexplorer.api.openapi import install as install_openapi
+from landexplorer.api.ratelimit import RateLimit
 from landexplorer.catalog import open_store
 from landexplorer.settings import Settings
 from landexplorer.tiles.service import TileService
@@ -37,9 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # bounded pool of threads, never on the event loop.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.work_threads
         yield
-        jobs = getattr(app.state, "jobs", None)
-        if jobs is not None:
-            jobs.close()
+        app.state.jobs.close()
         store.close()
 
     app = FastAPI(
@@ -58,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the tile service and its cache folder beside the catalogue (cached tiles are answered
     # before routing by CachedTiles, which reads the same service)
     app.state.tiles = TileService(store, settings.data_dir / "tilecache")
+    # saved maps a client may create per minute (counted in this process)
+    app.state.maps_rate = RateLimit(settings.maps_per_minute, 60.0)
     register_error_handlers(app)
     install_openapi(app)  # the OpenAPI document as the server really answers
     # Body sizes counted as they stream, the time budget, the memory ceiling.

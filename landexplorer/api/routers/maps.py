@@ -26,7 +26,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse
 
 from landexplorer.api.errors import ApiError
-from landexplorer.api.ratelimit import RateLimit
 from landexplorer.api.responses import JSONResponse
 from landexplorer.api.routers.landing import base_url
 from landexplorer.settings import Settings
@@ -92,14 +91,6 @@ def _publish(tmp: Path, target: Path) -> None:
         if target.exists():
             raise FileExistsError(target) from None
         os.replace(tmp, target)
-
-
-def _rate_limit(request: Request, settings: Settings) -> RateLimit:
-    """The app's saved-map rate limit (one per app, made on first use)."""
-    limit = getattr(request.app.state, "maps_rate", None)
-    if limit is None:
-        limit = request.app.state.maps_rate = RateLimit(settings.maps_per_minute, 60.0)
-    return limit
 
 
 def _check_room(folder: Path, quota_mb: int) -> None:
@@ -174,7 +165,7 @@ async def save_map(request: Request) -> JSONResponse:
             f"This map is too large to save (more than {settings.maps_max_kb} KB): "
             "draw fewer or simpler shapes.",
         )  # fmt: skip
-    wait = _rate_limit(request, settings).allow(request.client.host if request.client else "")
+    wait = request.app.state.maps_rate.allow(request.client.host if request.client else "")
     if wait:
         raise ApiError(
             429, "too-many-requests",
