@@ -40,9 +40,6 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=65_536, ge=1_000, le=1_000_000)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65_535)
-    write_token: str | None = Field(
-        default=None, description="Bearer token required for uploads and deletes over HTTP."
-    )
     max_upload_mb: int = Field(default=200, ge=1)
     cors_origins: list[str] = Field(default_factory=list)
     basemap: str = Field(

@@ -13,6 +13,8 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
+from landexplorer.access.store import AccessStore
+from landexplorer.api.auth import Authenticator, Identify
 from landexplorer.api.cors import PublicCORS
 from landexplorer.api.errors import register_error_handlers
 from landexplorer.api.guards import WriteGuard
@@ -31,6 +33,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the HTTP application for one catalogue."""
     settings = settings or Settings()
     store = open_store(settings)
+    # people, groups, tokens, links and the audit log, kept beside the catalogue
+    access = AccessStore.beside(store)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -39,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.work_threads
         yield
         app.state.jobs.close()
+        access.close()
         store.close()
 
     app = FastAPI(
@@ -52,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.access = access
+    app.state.auth = Authenticator(access)
     # upload jobs and upload folders that a stopped server left are finished first
     app.state.jobs = Jobs.start(settings.data_dir / "jobs", store)
     # the tile service and its cache folder beside the catalogue (cached tiles are answered
@@ -63,14 +70,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)  # the OpenAPI document as the server really answers
     # Body sizes counted as they stream, the time budget, the memory ceiling.
     app.add_middleware(RequestLimits, settings=settings)
-    # The token checked before anything else about a write (outside the limits: a caller
-    # without the token learns nothing more), inside CORS so refusals carry CORS.
-    app.add_middleware(WriteGuard, settings=settings)
+    # Writes from callers who cannot write anything are refused before their body is
+    # read (outside the limits: such a caller learns nothing more).
+    app.add_middleware(WriteGuard)
+    # Who is asking (session cookie, bearer token, share links), before everything that
+    # asks the policy; inside CORS so that refusals carry CORS headers.
+    app.add_middleware(
+        Identify, authenticator=app.state.auth, threaded=store.backend == "postgis"
+    )
     # CORS: public reads for every site, writes and the token only for cors_origins.
     app.add_middleware(PublicCORS, settings=settings)
 
     # ---- Routers are included HERE, one line each. Add yours (e.g. tiles) to this list.
     from landexplorer.api.routers import (
+        account,
         analysis,
         collections,
         exports,
@@ -94,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         analysis.router,
         tiles.router,
         values.router,
+        account.router,
     ]
     for router in routers:
         app.include_router(router)

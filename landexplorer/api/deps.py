@@ -1,21 +1,29 @@
 """Typed dependencies: the store and settings, who is asking, and ``{collectionId}`` -> entry.
 
 Ids become catalogue entries here, at the edge: a route never handles a raw layer name.
-An id that is not a valid layer id, unknown, or not visible to the caller is a 404
-(hidden and unlicensed layers are not revealed to anonymous callers).
+Every access decision is ``landexplorer.access.policy``'s: the dependencies below ask it
+and turn its answer into HTTP. A layer the caller may not see is a 404, whether it exists
+or not (private layers are not revealed); one they may see but not change is a 403.
+
+Every route declares its access rule by depending on exactly one of the rule
+dependencies (``RULES``): anyone, signed in, admin, or an action on the path's layer.
+``rule_of(route)`` reads it back, and the permission matrix test fails for a route
+without one.
 """
 
 from __future__ import annotations
 
-import hmac
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
 
+from landexplorer.access.model import Actor
+from landexplorer.access.policy import decide
+from landexplorer.api.auth import actor_of
 from landexplorer.api.errors import ApiError
 from landexplorer.catalog import LayerEntry, Store
-from landexplorer.errors import LayerNotFound, PermissionDenied
+from landexplorer.errors import LayerNotFound
 from landexplorer.settings import Settings
 
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
@@ -45,31 +53,19 @@ async def get_store(request: Request) -> Store:
     return store_of(request)
 
 
-def is_writer(request: Request) -> bool:
-    """Does the request carry the write token from the settings?"""
-    token = settings_of(request).write_token
-    header = request.headers.get("authorization", "")
-    if not token or not header.lower().startswith("bearer "):
-        return False
-    return hmac.compare_digest(header[7:].strip().encode(), token.encode())
-
-
-def require_writer(request: Request) -> None:
-    """Refuse a write without the bearer token."""
-    if not settings_of(request).write_token:
-        raise PermissionDenied(
-            "Changing layers over the web is switched off on this server "
-            "(no write token is configured)."
-        )
-    if not is_writer(request):
-        raise PermissionDenied(
-            "Changing layers needs the access token: send it as 'Authorization: Bearer <token>'."
-        )
+def sign_in_first(what: str = "This") -> ApiError:
+    return ApiError(
+        401,
+        "not-signed-in",
+        f"{what} needs signing in: sign in on the web page, or send a personal access "
+        "token as 'Authorization: Bearer <token>'.",
+        {"WWW-Authenticate": "Bearer"},
+    )
 
 
 def visible(entry: LayerEntry, request: Request) -> bool:
-    """Anonymous callers see public, licensed layers; the token holder sees everything."""
-    return entry.is_public or is_writer(request)
+    """May the caller see this layer? (the policy's ``view``)."""
+    return decide(actor_of(request), "view", entry).allowed
 
 
 def not_found(collection_id: str) -> ApiError:
@@ -77,20 +73,98 @@ def not_found(collection_id: str) -> ApiError:
     return ApiError(404, "not-found", f"There is no collection called '{shown}'.")
 
 
-async def get_collection(
-    request: Request,
-    collection_id: Annotated[str, Path(alias="collectionId", max_length=200)],
-) -> LayerEntry:
-    """The catalogue entry of ``{collectionId}`` or a 404."""
+def _lookup(request: Request, collection_id: str) -> LayerEntry:
     if not _ID.match(collection_id):
         raise not_found(collection_id)
     try:
-        entry = store_of(request).get(collection_id)
+        return store_of(request).get(collection_id)
     except LayerNotFound:
         raise not_found(collection_id) from None
-    if not visible(entry, request):
-        raise not_found(collection_id)
-    return entry
+
+
+_WORDS = {
+    "download": "download",
+    "change": "change",
+    "manage": "manage who sees",
+}
+
+
+def allowed(request: Request, action: str, entry: LayerEntry) -> LayerEntry:
+    """``entry`` when the caller may ``action`` it; else 404 (may not even see it), 401
+    (not signed in, or a read-only token) or 403 (may see it but not do this)."""
+    actor = actor_of(request)
+    if action != "view" and not decide(actor, "view", entry).allowed:
+        raise not_found(entry.id)
+    decision = decide(actor, action, entry)
+    if decision.allowed:
+        return entry
+    if action == "view":
+        raise not_found(entry.id)
+    if not actor.signed_in:
+        raise sign_in_first(f"To {_WORDS.get(action, action)} '{entry.id}'")
+    raise ApiError(
+        403,
+        "forbidden",
+        f"You can see '{entry.id}' but not {_WORDS.get(action, action)} it: {decision.reason}. "
+        "Ask the owner or a steward of its group.",
+    )
+
+
+# ---------------------------------------------------------------- rule dependencies
+async def anyone(request: Request) -> Actor:
+    """Rule: anyone may call this route (what it shows is still filtered by the policy)."""
+    return actor_of(request)
+
+
+async def signed_in(request: Request) -> Actor:
+    """Rule: the caller must be signed in (a session or a token)."""
+    actor = actor_of(request)
+    if not actor.signed_in:
+        raise sign_in_first()
+    return actor
+
+
+async def signed_in_writer(request: Request) -> Actor:
+    """Rule: signed in with the right to change things (not a read-only token)."""
+    actor = actor_of(request)
+    if not actor.signed_in:
+        raise sign_in_first()
+    if not actor.may_write:
+        raise ApiError(403, "forbidden", "A read-only token cannot change anything.")
+    return actor
+
+
+async def admin_only(request: Request) -> Actor:
+    """Rule: site admins only."""
+    actor = actor_of(request)
+    if not actor.signed_in:
+        raise sign_in_first()
+    if not actor.admin:
+        raise ApiError(403, "forbidden", "Only the site's admins may do this.")
+    return actor
+
+
+CollectionId = Annotated[str, Path(alias="collectionId", max_length=200)]
+
+
+async def get_collection(request: Request, collection_id: CollectionId) -> LayerEntry:
+    """Rule: view the path's layer. Its catalogue entry, or a 404."""
+    return allowed(request, "view", _lookup(request, collection_id))
+
+
+async def get_download_collection(request: Request, collection_id: CollectionId) -> LayerEntry:
+    """Rule: download the path's layer (exports)."""
+    return allowed(request, "download", _lookup(request, collection_id))
+
+
+async def get_change_collection(request: Request, collection_id: CollectionId) -> LayerEntry:
+    """Rule: change the path's layer (a new version, its details)."""
+    return allowed(request, "change", _lookup(request, collection_id))
+
+
+async def get_manage_collection(request: Request, collection_id: CollectionId) -> LayerEntry:
+    """Rule: manage the path's layer (visibility, links, grants, delete)."""
+    return allowed(request, "manage", _lookup(request, collection_id))
 
 
 async def get_vector_collection(
@@ -104,7 +178,41 @@ async def get_vector_collection(
     return entry
 
 
+#: The rule each dependency stands for (read by ``rule_of``).
+RULES: dict[Any, str] = {
+    anyone: "anyone",
+    signed_in: "signed-in",
+    signed_in_writer: "signed-in-writer",
+    admin_only: "admin",
+    get_collection: "layer:view",
+    get_download_collection: "layer:download",
+    get_change_collection: "layer:change",
+    get_manage_collection: "layer:manage",
+}
+
+
+def rule_of(route: Any) -> str | None:
+    """The access rule a route declared (the first rule dependency found), or None."""
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return None
+    pending = list(dependant.dependencies)
+    while pending:
+        dep = pending.pop(0)
+        if dep.call in RULES:
+            return RULES[dep.call]
+        pending.extend(dep.dependencies)
+    return None
+
+
 Collection = Annotated[LayerEntry, Depends(get_collection)]
 VectorCollection = Annotated[LayerEntry, Depends(get_vector_collection)]
+DownloadCollection = Annotated[LayerEntry, Depends(get_download_collection)]
+ChangeCollection = Annotated[LayerEntry, Depends(get_change_collection)]
+ManageCollection = Annotated[LayerEntry, Depends(get_manage_collection)]
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+Anyone = Annotated[Actor, Depends(anyone)]
+SignedIn = Annotated[Actor, Depends(signed_in)]
+SignedInWriter = Annotated[Actor, Depends(signed_in_writer)]
+AdminOnly = Annotated[Actor, Depends(admin_only)]

@@ -1,28 +1,26 @@
-"""Checks made before a request body is read: the write token (sizes: ``api/limits.py``).
+"""Checks made before a request body is read: is the caller signed in to write at all?
+(sizes: ``api/limits.py``; who may change what: the policy, in the routes).
 
 FastAPI parses a multipart body before any dependency runs, so without this a 200 MB
-upload from someone without the token would be received in full before being refused.
+upload from someone not signed in would be received in full before being refused.
 """
 
 from __future__ import annotations
 
-import hmac
-
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from landexplorer.access.model import ANONYMOUS, Actor
 from landexplorer.api.errors import error_response
 from landexplorer.api.routing import allowed_methods
-from landexplorer.settings import Settings
 
 _WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 class WriteGuard:
-    """Refuse writes to ``/collections`` without the token (401)."""
+    """Refuse writes to ``/collections`` from callers who cannot write anything (401/403)."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.token = settings.write_token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -34,26 +32,18 @@ class WriteGuard:
         ):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        auth = headers.get("authorization", "")
-        if not self.token:
+        actor = scope.get("state", {}).get("actor", ANONYMOUS)
+        if not isinstance(actor, Actor) or not actor.signed_in:
             response = error_response(
-                401, "permission-denied",
-                "Changing layers over the web is switched off on this server "
-                "(no write token is configured).",
+                401, "not-signed-in",
+                "Changing layers needs signing in: sign in on the web page, or send a "
+                "personal access token as 'Authorization: Bearer <token>'.",
+                {"WWW-Authenticate": "Bearer"},
             )  # fmt: skip
             await response(scope, receive, send)
             return
-        if not (
-            auth.lower().startswith("bearer ")
-            and hmac.compare_digest(auth[7:].strip().encode(), self.token.encode())
-        ):
-            response = error_response(
-                401, "permission-denied",
-                "Changing layers needs the access token: "
-                "send it as 'Authorization: Bearer <token>'.",
-                {"WWW-Authenticate": "Bearer"},
-            )  # fmt: skip
+        if not actor.may_write:
+            response = error_response(403, "forbidden", "A read-only token cannot change anything.")
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)

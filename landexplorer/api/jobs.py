@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -80,6 +80,7 @@ class Job:
     updated: str = field(default_factory=_now)
     layers: list[str] = field(default_factory=list)
     error: dict[str, str] | None = None
+    user: str = ""  # the account that asked for it (who may follow it)
     # ---- for recovery (not shown to clients)
     owner: str = ""  # the process that runs it (catalog.owners tag)
     started: str = ""  # when the ingest began
@@ -177,20 +178,36 @@ class Jobs:
             raise
 
     def submit_ingest(
-        self, store: Store, kind: str, layer_id: str, path: Path, options: Any
+        self,
+        store: Store,
+        kind: str,
+        layer_id: str,
+        path: Path,
+        options: Any,
+        *,
+        user: str = "",
+        on_done: Callable[[list[LayerEntry]], None] | None = None,
     ) -> Job:
-        """Queue an ingest of ``path`` (a file in its own temporary folder, removed after)."""
-        job = Job(id=uuid.uuid4().hex, kind=kind, layer_id=layer_id, owner=self.owner)
+        """Queue an ingest of ``path`` (a file in its own temporary folder, removed after).
+        ``on_done`` is called with the stored layers when it succeeds (the audit log)."""
+        job = Job(id=uuid.uuid4().hex, kind=kind, layer_id=layer_id, owner=self.owner, user=user)
         job.folder = str(path.parent)
         try:
             self.save(job)
         except BaseException:
             shutil.rmtree(path.parent, ignore_errors=True)  # a full disk: nothing is kept
             raise
-        self.pool.submit(self._run_ingest, job, store, path, options)
+        self.pool.submit(self._run_ingest, job, store, path, options, on_done)
         return job
 
-    def _run_ingest(self, job: Job, store: Store, path: Path, options: Any) -> None:
+    def _run_ingest(
+        self,
+        job: Job,
+        store: Store,
+        path: Path,
+        options: Any,
+        on_done: Callable[[list[LayerEntry]], None] | None = None,
+    ) -> None:
         from landexplorer.layers.ingest import file_checksum, ingest
 
         last = [0]
@@ -215,6 +232,11 @@ class Jobs:
             job.progress = sum(e.feature_count for e in entries) or job.progress
             job.status = "successful"
             job.message = " ".join(entries[0].report.summary()) if entries else "Done."
+            if on_done is not None:
+                try:
+                    on_done(entries)
+                except Exception:  # the layer is stored; say so in the log
+                    log.exception("upload job %s: recording it in the audit log failed", job.id)
         except LandExplorerError as exc:
             job.status, job.message = "failed", exc.public
             job.error = {"code": exc.code, "description": exc.public}

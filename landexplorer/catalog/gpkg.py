@@ -300,7 +300,8 @@ class GeoPackageStore(Store):
         )
 
     def update_metadata(self, layer_id: str, **fields: Any) -> LayerEntry:
-        allowed = {"title", "description", "kind", "owner", "visibility", "licence", "attribution"}
+        allowed = {"title", "description", "kind", "owner", "group", "visibility", "licence",
+                   "attribution"}
         unknown = set(fields) - allowed
         if unknown:
             raise InputError(f"These layer details cannot be changed here: {sorted(unknown)}.")

@@ -12,10 +12,11 @@ from landexplorer.errors import InputError
 
 Kind = Literal["community", "open", "reference"]
 DataType = Literal["vector", "raster"]
-Visibility = Literal["public", "private", "hidden"]
+Visibility = Literal["private", "group", "link", "public"]
 
 KINDS: tuple[str, ...] = ("community", "open", "reference")
-VISIBILITIES: tuple[str, ...] = ("public", "private", "hidden")
+#: Who sees a layer (see ``landexplorer.access.policy``): narrowest first.
+VISIBILITIES: tuple[str, ...] = ("private", "group", "link", "public")
 
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 #: Prefixes of the tables the catalogue, GeoPackage, its R-trees and SQLite keep for
@@ -251,7 +252,8 @@ class LayerEntry:
     kind: str = "community"
     data_type: str = "vector"
     description: str = ""
-    owner: str = ""
+    owner: str = ""  # the account that owns the layer ("" when loaded by the operator)
+    group: str = ""  # the group the layer belongs to ("" for none)
     visibility: str = "public"
     licence: str = ""
     attribution: str = ""
@@ -296,6 +298,8 @@ class LayerEntry:
         data["report"] = IngestReport.from_dict(data.get("report"))
         bbox = data.get("bbox")
         data["bbox"] = tuple(bbox) if bbox else None
+        if data.get("visibility") not in VISIBILITIES:  # "hidden" was the old private
+            data["visibility"] = "private"
         known = {
             k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k not in _TRANSIENT
         }
@@ -306,7 +310,8 @@ _TRANSIENT = ("keep", "allow_type_change")
 
 #: What a replace keeps from the layer's current version unless new values are given.
 KEPT_ON_REPLACE: tuple[str, ...] = (
-    "title", "description", "kind", "owner", "visibility", "licence", "attribution", "source",
+    "title", "description", "kind", "owner", "group", "visibility", "licence", "attribution",
+    "source",
 )  # fmt: skip
 
 _TYPE_WORDS = {

@@ -91,7 +91,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
 ]
 
-_UPDATABLE = {"title", "description", "kind", "owner", "visibility", "licence", "attribution"}
+_UPDATABLE = {"title", "description", "kind", "owner", "group", "visibility", "licence",
+                   "attribution"}
 
 
 def _psycopg() -> Any:
@@ -196,6 +197,11 @@ class PostGISStore(Store):
             if is_disk_full(exc):
                 raise database_disk_full(exc) from exc
             raise
+
+    def transaction(self) -> contextlib.AbstractContextManager[Any]:
+        """A transaction on a pooled connection, for the tables kept beside the catalogue
+        (people and groups: ``landexplorer.access.store``)."""
+        return self._transaction()
 
     def _fetch(self, sql: str, params: Iterable[Any] = (), binary: bool = False) -> list[Any]:
         left = budget.remaining()

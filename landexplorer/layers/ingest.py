@@ -68,7 +68,8 @@ class IngestOptions:
     licence: str | None = None  # default: none (the layer stays private)
     attribution: str | None = None  # default: ""
     source: str | None = None  # default: the file name
-    owner: str | None = None  # default: ""
+    owner: str | None = None  # default: "" (an account name when uploaded by someone)
+    group: str | None = None  # default: "" (the group the layer belongs to)
     visibility: str | None = None  # default: public when licensed, else private
     crs: str | None = None
     x: str | None = None
@@ -276,6 +277,7 @@ def _base_entry(path: Path, options: IngestOptions, data_type: str, suffix: str 
         kind=options.kind or "community",
         data_type=data_type,
         owner=options.owner or "",
+        group=options.group or "",
         visibility=visibility,
         licence=licence,
         attribution=options.attribution or "",
@@ -435,6 +437,7 @@ def _sibling_entry(
         description=main.description,
         kind=main.kind,
         owner=main.owner,
+        group=main.group,
         visibility=main.visibility,
         licence=main.licence,
         attribution=main.attribution,

@@ -1,5 +1,11 @@
 """Writes: ``POST /collections`` (upload), ``PUT``/``PATCH``/``DELETE /collections/{id}``,
-and ``/jobs/{id}``. Every write needs the bearer token from the settings."""
+and ``/jobs/{id}``.
+
+Who may do what is the policy's (``landexplorer.access``): uploading needs a contributor
+or steward of the layer's group; a new version or new details need ``change`` (the owner,
+the group's stewards); visibility, group, owner and deleting need ``manage``. Every
+change is written to the audit log.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,22 @@ import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Body, File, Form, Request, UploadFile
 from fastapi import Path as PathParam
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from landexplorer.api.deps import StoreDep, not_found, require_writer, settings_of, store_of
+from landexplorer.access.policy import can_create_in, decide
+from landexplorer.api.auth import access_of, actor_of
+from landexplorer.api.deps import (
+    ChangeCollection,
+    ManageCollection,
+    SignedIn,
+    SignedInWriter,
+    StoreDep,
+    settings_of,
+    store_of,
+)
 from landexplorer.api.errors import ApiError
 from landexplorer.api.jobs import Job, Jobs
 from landexplorer.api.responses import JSONResponse
@@ -21,11 +37,9 @@ from landexplorer.api.routing import get_and_head
 from landexplorer.catalog import LayerEntry, check_layer_id, slugify
 from landexplorer.catalog.diskspace import disk_full, is_disk_full
 from landexplorer.catalog.model import KINDS, VISIBILITIES, normalise_licence, type_change_message
-from landexplorer.errors import InputError, LayerExists, LayerNotFound, TooLarge
+from landexplorer.errors import InputError, LayerExists, TooLarge
 
 router = APIRouter(tags=["Uploads and jobs"])
-Writer = Depends(require_writer)
-CollectionId = Annotated[str, PathParam(alias="collectionId", max_length=200)]
 _CHUNK = 1 << 20
 
 
@@ -129,15 +143,33 @@ async def _start(
     except BaseException:
         shutil.rmtree(path.parent, ignore_errors=True)
         raise
-    job = jobs_of(request).submit_ingest(store_of(request), kind, layer_id, path, options)
+    actor = actor_of(request)
+    access = access_of(request)
+
+    def audit(entries: list[LayerEntry]) -> None:
+        for entry in entries:
+            access.audit(
+                actor,
+                kind,
+                entry.id,
+                entry.version,
+                features=entry.feature_count,
+                visibility=entry.visibility,
+                group=entry.group,
+            )
+
+    job = jobs_of(request).submit_ingest(
+        store_of(request), kind, layer_id, path, options, user=actor.user, on_done=audit
+    )
     href = f"{base_url(request)}/jobs/{job.id}"
     return JSONResponse(_job_doc(request, job), status_code=202, headers={"Location": href})
 
 
-@router.post("/collections", status_code=202, summary="Upload a new layer", dependencies=[Writer])
+@router.post("/collections", status_code=202, summary="Upload a new layer")
 async def upload_layer(
     request: Request,
     store: StoreDep,
+    actor: SignedInWriter,
     file: Annotated[UploadFile, File(description="CSV, GeoJSON, KML, zipped shapefile, ...")],
     id: Annotated[str | None, Form(max_length=48)] = None,
     title: Annotated[str | None, Form(max_length=200)] = None,
@@ -152,15 +184,31 @@ async def upload_layer(
         ),
     ] = None,
     attribution: Annotated[str | None, Form(max_length=500)] = None,
-    visibility: Annotated[str | None, Form()] = None,
+    visibility: Annotated[
+        str | None, Form(description="private (default), group, link or public")
+    ] = None,
+    group: Annotated[
+        str | None,
+        Form(
+            max_length=40,
+            description="The group the layer belongs to (default: yours, "
+            "when you are a contributor of exactly one)",
+        ),
+    ] = None,
     crs: Annotated[str | None, Form(max_length=100)] = None,
     x: Annotated[str | None, Form(max_length=100)] = None,
     y: Annotated[str | None, Form(max_length=100)] = None,
     wkt: Annotated[str | None, Form(max_length=100)] = None,
 ) -> JSONResponse:
-    """Load a file as a new layer in the background; follow the job at ``Location``."""
+    """Load a file as a new layer in the background; follow the job at ``Location``.
+    The layer belongs to the uploader and the group, and starts private unless a
+    visibility is given."""
     from landexplorer.layers.ingest import IngestOptions
 
+    group = _upload_group(actor, group or None)
+    decision = can_create_in(actor, group)
+    if not decision.allowed:
+        raise ApiError(403, "forbidden", f"This layer cannot be added: {decision.reason}.")
     layer_id = check_layer_id(id or slugify(Path(file.filename or "upload").stem))
     if store.exists(layer_id):
         raise LayerExists(
@@ -168,23 +216,52 @@ async def upload_layer(
             "replaces it with a new version, or choose another id."
         )
     options = IngestOptions(
-        id=layer_id, title=title, description=description, kind=kind, licence=licence,
-        attribution=attribution, visibility=visibility, crs=crs, x=x, y=y, wkt=wkt,
-    )  # fmt: skip
+        id=layer_id,
+        title=title,
+        description=description,
+        kind=kind,
+        licence=licence,
+        attribution=attribution,
+        visibility=visibility or "private",
+        crs=crs,
+        x=x,
+        y=y,
+        wkt=wkt,
+        owner=actor.user,
+        group=group,
+    )
     options.check()
     return await _start(request, "upload", layer_id, file, options)
+
+
+def _upload_group(actor: Any, group: str | None) -> str:
+    """The group an upload goes into: the one asked for, else the uploader's only group
+    they may add layers to (admins may leave it out)."""
+    if group is not None:
+        return group
+    mine = sorted(g for g, role in actor.roles.items() if role in ("contributor", "steward"))
+    if len(mine) == 1:
+        return mine[0]
+    if actor.admin:
+        return ""
+    if not mine:
+        raise ApiError(
+            403,
+            "forbidden",
+            "You are not a contributor of any group yet, so you cannot add layers. Ask a "
+            "steward of your group to make you a contributor.",
+        )
+    raise InputError(f"Choose the group the layer belongs to: one of {', '.join(mine)}.")
 
 
 @router.put(
     "/collections/{collectionId}",
     status_code=202,
     summary="Replace a layer with a new version",
-    dependencies=[Writer],
 )
 async def replace_layer(
     request: Request,
-    store: StoreDep,
-    collection_id: CollectionId,
+    entry: ChangeCollection,
     file: Annotated[UploadFile, File()],
     crs: Annotated[str | None, Form(max_length=100)] = None,
     x: Annotated[str | None, Form(max_length=100)] = None,
@@ -208,46 +285,94 @@ async def replace_layer(
     ``allow_type_change`` is true."""
     from landexplorer.layers.ingest import IngestOptions
 
-    entry = _existing(store, collection_id)
+    if visibility and visibility != entry.visibility:
+        _require_manage(request, entry, "change who sees")
 
     def given(value: str | None) -> str | None:
         return value if value else None  # an empty form field is not a new value
 
     options = IngestOptions(
-        id=entry.id, title=given(title), description=given(description), kind=given(kind),
-        licence=given(licence), attribution=given(attribution), visibility=given(visibility),
-        source=given(source), crs=crs, x=x, y=y, wkt=wkt, replace=True,
+        id=entry.id,
+        title=given(title),
+        description=given(description),
+        kind=given(kind),
+        licence=given(licence),
+        attribution=given(attribution),
+        visibility=given(visibility),
+        source=given(source),
+        crs=crs,
+        x=x,
+        y=y,
+        wkt=wkt,
+        replace=True,
         allow_type_change=allow_type_change,
-    )  # fmt: skip
+    )
     options.check()
     return await _start(request, "replace", entry.id, file, options, current=entry)
 
 
-def _existing(store: Any, layer_id: str) -> Any:
-    try:
-        check_layer_id(layer_id)
-        return store.get(layer_id)
-    except (InputError, LayerNotFound):
-        raise not_found(layer_id) from None
+def _require_manage(request: Request, entry: LayerEntry, what: str) -> None:
+    decision = decide(actor_of(request), "manage", entry)
+    if not decision.allowed:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"You may change '{entry.id}' but not {what} it: {decision.reason}. Ask the "
+            "owner or a steward of its group.",
+        )
 
 
-@router.patch(
-    "/collections/{collectionId}", summary="Change a layer's details", dependencies=[Writer]
-)
+#: Details that say who the layer belongs to and who sees it: changing them is managing.
+_MANAGED = ("visibility", "group", "owner")
+
+
+@router.patch("/collections/{collectionId}", summary="Change a layer's details")
 def update_layer(
+    request: Request,
     store: StoreDep,
-    collection_id: CollectionId,
+    entry: ChangeCollection,
     changes: Annotated[dict[str, str], Body(examples=[{"licence": "OGL-UK-3.0"}])],
 ) -> JSONResponse:
-    """Change title, description, kind, owner, visibility, licence or attribution."""
-    entry = _existing(store, collection_id)
+    """Change title, description, kind, licence or attribution (who may change the layer);
+    visibility, group or owner (who may manage it)."""
     if "visibility" in changes and changes["visibility"] not in VISIBILITIES:
         raise InputError(f"visibility must be one of {', '.join(VISIBILITIES)}.")
     if "kind" in changes and changes["kind"] not in KINDS:
         raise InputError(f"kind must be one of {', '.join(KINDS)}.")
     if "licence" in changes:
         changes["licence"] = normalise_licence(changes["licence"])
+    managed = [k for k in _MANAGED if k in changes and changes[k] != getattr(entry, k)]
+    if managed:
+        _require_manage(request, entry, "change the " + " and ".join(managed) + " of")
+    if changes.get("visibility") == "public" and not changes.get("licence", entry.licence):
+        raise InputError(
+            f"'{entry.id}' has no licence yet, so it cannot be public: set a licence too "
+            "(for example OGL-UK-3.0 or CC-BY-4.0)."
+        )
+    if changes.get("group"):
+        actor = actor_of(request)
+        group = changes["group"]
+        if access_of(request).get_group(group) is None:
+            raise InputError(f"There is no group called '{group}'.")
+        if not (
+            actor.admin
+            or actor.role_in(group) == "steward"
+            or (actor.user == entry.owner and actor.role_in(group))
+        ):
+            raise ApiError(
+                403, "forbidden", f"Only members of '{group}' may move their layers into it."
+            )
+    if changes.get("owner") and access_of(request).get_user(changes["owner"]) is None:
+        raise InputError(f"There is no account called '{changes['owner']}'.")
     updated = store.update_metadata(entry.id, **changes)
+    access_of(request).audit(
+        actor_of(request),
+        "update",
+        updated.id,
+        updated.version,
+        changes=changes,
+        before={k: getattr(entry, k) for k in changes},
+    )
     return JSONResponse({"id": updated.id, "version": updated.version, **changes})
 
 
@@ -255,22 +380,26 @@ def update_layer(
     "/collections/{collectionId}",
     status_code=204,
     summary="Delete a layer",
-    dependencies=[Writer],
     response_class=Response,
 )
-def delete_layer(store: StoreDep, collection_id: CollectionId) -> Response:
-    """Remove a layer and its data."""
-    entry = _existing(store, collection_id)
+def delete_layer(request: Request, store: StoreDep, entry: ManageCollection) -> Response:
+    """Remove a layer and its data (its share links and grants go with it)."""
     store.delete(entry.id)
+    access = access_of(request)
+    access.forget_layer(entry.id)
+    access.audit(actor_of(request), "delete", entry.id, entry.version)
     return Response(status_code=204)
 
 
 @get_and_head(router, "/jobs/{jobId}", summary="Status of a job")
 def job_status(
-    request: Request, job_id: Annotated[str, PathParam(alias="jobId", max_length=64)]
+    request: Request,
+    actor: SignedIn,
+    job_id: Annotated[str, PathParam(alias="jobId", max_length=64)],
 ) -> JSONResponse:
-    """Status, progress (features stored) and result of an upload job."""
+    """Status, progress (features stored) and result of an upload job (its uploader's
+    and the admins' to follow)."""
     job = jobs_of(request).get(job_id)
-    if job is None:
+    if job is None or not (actor.admin or (job.user and job.user == actor.user)):
         raise ApiError(404, "not-found", "There is no job with that id.")
     return JSONResponse(_job_doc(request, job))

@@ -260,7 +260,7 @@ async def web_config(request: Request) -> JSONResponse:
             "defaultBasemap": default,
             **layer_styles(settings),
             "maxUploadMb": settings.max_upload_mb,
-            "uploadsNeedToken": bool(settings.write_token),
+            "accounts": True,
         },
         headers={"Cache-Control": "no-cache"},
     )
