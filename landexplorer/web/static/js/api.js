@@ -15,7 +15,7 @@ export class ApiProblem extends Error {
 const PAGE_WORDS = [
   [/--x\b|--y\b|--wkt\b/, "The coordinates were not found in this file. Open “Coordinate columns” below and say which columns hold them (for example lon and lat, or easting and northing)."],
   [/--crs\b/, "The coordinate system of this file could not be worked out. Open “Coordinate columns” below and choose its coordinate system (British National Grid for eastings and northings in Great Britain)."],
-  [/Authorization: Bearer|needs the access token/i, "This needs the access token of this server: type it in “Access token” and try again."],
+  [/Authorization: Bearer|needs signing in|needs the access token/i, "Sign in first (the “Sign in” button at the top of the page), then try again."],
   [/no write token is configured|switched off on this server/i, "Adding layers from the web page is switched off on this server."],
   [/allow[-_]type[-_]change/, "The layer of that name holds a different kind of data (a grid of values or features): keep both instead, to add the file as a layer of its own."],
   [/PUT \/collections|already exists|--replace|--id\b/, "A layer of that name is already on the map: replace it or keep both."],
@@ -44,10 +44,32 @@ export function statusWords(status) {
   return `The server refused the request (${status}).`;
 }
 
+// What this page holds for its lifetime only (never stored): the CSRF token of the
+// signed-in session (from /auth/me; the session itself is an HttpOnly cookie the page never
+// sees) and the share link the page was opened with (?link=lxl_...).
+const held = { csrf: "", link: "" };
+
+export function setCsrf(token) { held.csrf = token || ""; }
+export function setShareLink(secret) { held.link = secret || ""; }
+export function shareLink() { return held.link; }
+
+// ``url`` with the page's share link as query parameter (this server's addresses only).
+export function withLink(url) {
+  if (!held.link || typeof url !== "string" || !url.startsWith("/") || url.startsWith("//")) return url;
+  return `${url}${url.includes("?") ? "&" : "?"}link=${encodeURIComponent(held.link)}`;
+}
+
+// The headers every write of the page carries: the session's CSRF token.
+export function writeHeaders(headers = {}) {
+  return held.csrf ? { ...headers, "X-CSRF-Token": held.csrf } : { ...headers };
+}
+
 export async function request(url, options = {}) {
   let response;
+  const method = (options.method || "GET").toUpperCase();
+  const opts = method === "GET" || method === "HEAD" ? options : { ...options, headers: writeHeaders(options.headers || {}) };
   try {
-    response = await fetch(url, options);
+    response = await fetch(withLink(url), opts);
   } catch (_) {
     throw new ApiProblem("The server could not be reached. Check your connection.", 0);
   }
@@ -64,11 +86,17 @@ export async function getJSON(url, options) {
 }
 
 export async function postJSON(url, body, headers = {}) {
-  return getJSON(url, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", Accept: "application/json", ...headers },
-    body: JSON.stringify(body),
-  });
+  return sendJSON("POST", url, body, headers);
+}
+
+// A write with a JSON body (or none): POST, PUT, PATCH, DELETE.
+export async function sendJSON(method, url, body, headers = {}) {
+  const options = { method, headers: { Accept: "application/json", ...headers } };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  return getJSON(url, options);
 }
 
 // Plain-words text of any error (ours or the browser's).

@@ -1,7 +1,7 @@
 // The layer panel and the layers on the map: vector layers from the vector tiles (so a
 // 100,000-feature layer pans smoothly), rasters from PNG tiles, a legend per layer, and the
 // licence and attribution of every layer on screen in the attribution line.
-import { escapeHtml, getJSON } from "./api.js";
+import { escapeHtml, getJSON, withLink } from "./api.js";
 
 // ---- How layers are drawn. A layer's own style comes with the server's configuration
 // (/config.json "styles": a colour, a class column and its class colours in legend order);
@@ -140,6 +140,28 @@ export class LayerManager {
     if (render) this.render();
   }
 
+  // Read the catalogue again (after signing in or out, or a layer's visibility changed):
+  // layers no longer listed for this visitor leave the map, new ones join the panel, and
+  // the layers shown stay shown.
+  async refresh() {
+    const body = await getJSON("/collections");
+    const own = new Set(ownLayerIds());
+    const listed = new Set(body.collections.map((c) => c.id));
+    for (const [id, state] of [...this.states]) {
+      if (listed.has(id)) continue;
+      if (state.layer) this.map.removeLayer(state.layer);
+      this.states.delete(id);
+    }
+    for (const c of body.collections) {
+      const old = this.states.get(c.id);
+      if (old && old.version === c.layerVersion && old.licence === (c.license || "")) continue;
+      const state = this.addCollection(c, own.has(c.id));
+      if (old && old.visible) { state.opacity = old.opacity; this.setVisible(c.id, true); }
+    }
+    this.render();
+    this.onChange();
+  }
+
   addCollection(c, own = false) {
     const bbox = c.extent && c.extent.spatial && c.extent.spatial.bbox && c.extent.spatial.bbox[0];
     const kind = (c.keywords && c.keywords[0]) || "open";
@@ -187,12 +209,12 @@ export class LayerManager {
       if (!this.firstDrawn) { this.firstDrawn = true; mark("first-layer", state.id); }
     };
     if (state.dataType === "raster") {
-      const grid = L.tileLayer(`/tiles/${state.id}/{z}/{x}/{y}.png?v=${state.version}`, { ...common, maxZoom: 19 });
+      const grid = L.tileLayer(withLink(`/tiles/${state.id}/{z}/{x}/{y}.png?v=${state.version}`), { ...common, maxZoom: 19 });
       grid.on("load", drawn);
       return grid;
     }
     const styleFn = vectorStyle(state);
-    const layer = L.vectorGrid.protobuf(`/tiles/${state.id}/{z}/{x}/{y}.mvt?v=${state.version}`, {
+    const layer = L.vectorGrid.protobuf(withLink(`/tiles/${state.id}/{z}/{x}/{y}.mvt?v=${state.version}`), {
       ...common,
       rendererFactory: L.canvas.tile,
       // Clicks go to the map (inspect.js asks the API what is there): interactive tiles

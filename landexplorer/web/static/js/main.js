@@ -1,6 +1,7 @@
 // Land Explorer's web map: starts the map, the layer panel and the tools, and keeps the view
 // in the address so any map can be shared.
-import { getJSON, plain } from "./api.js";
+import { getJSON, plain, setShareLink } from "./api.js";
+import { Account, wireAccount } from "./account.js";
 import { wireInspect } from "./inspect.js";
 import { DrawTools } from "./draw.js";
 import { wireBasemaps } from "./basemaps.js";
@@ -52,6 +53,12 @@ async function start() {
   // Both requests start at once (the page's <link rel=preload> started them even earlier),
   // and the map is made while they travel: the first tiles are asked for as soon as the
   // catalogue is known.
+  // A share link (?link=lxl_...) goes with every request and tile of this page while it is
+  // open, so the shared layer shows for a visitor who is not signed in. It is not stored.
+  const params = new URLSearchParams(location.search);
+  setShareLink(params.get("link") || "");
+  const account = new Account();
+  const signedIn = account.load();
   const configReady = getJSON("/config.json");
   const collections = getJSON("/collections");
   collections.catch(() => {}); // reported by layers.load below
@@ -80,9 +87,12 @@ async function start() {
     status.textContent = plain(error);
   }
 
-  // The state to open: a saved map (?map=id), else the address (#map=...), else the default.
-  const params = new URLSearchParams(location.search);
+  // The state to open: a saved map (?map=id), else the address (#map=...), else the layers
+  // a share link names (?layers=id), else the default.
   let state = readHash();
+  if (!state.layers && params.get("layers")) {
+    state.layers = params.get("layers").split(",").filter(Boolean).map((id) => ({ id }));
+  }
   if (params.get("map")) {
     try {
       const saved = await loadSavedMap(params.get("map"));
@@ -131,7 +141,9 @@ async function start() {
     if (!findWired) { await loadFind(); findForm.requestSubmit(); }
   });
   wireSave(map, layers, draw);
-  wireUpload(map, layers, config, (collection) => {
+  await signedIn;
+  wireAccount(account, { layers, status });
+  wireUpload(map, layers, config, account, (collection) => {
     rememberOwnLayer(collection.id);
     layers.addCollection(collection, true);
     layers.render();

@@ -1,8 +1,8 @@
-// Bring your own data: choose or drop a file, say title/licence/attribution/visibility,
+// Bring your own data (signed in): choose or drop a file, say title/licence/attribution, the
+// group and who can see it; the upload goes with the session cookie and the CSRF header;
 // follow the upload (bytes sent) and the ingestion (the job), then show the new layer.
-import { escapeHtml, getJSON, pageWords, statusWords } from "./api.js";
+import { escapeHtml, getJSON, pageWords, statusWords, writeHeaders } from "./api.js";
 
-const TOKEN_KEY = "landexplorer.token";
 const DONE = new Set(["successful", "succeeded", "done", "finished", "completed", "complete"]);
 const FAILED = new Set(["failed", "error", "dismissed", "cancelled"]);
 
@@ -10,12 +10,12 @@ function titleFromFile(name) {
   return name.replace(/\.[^.]+$/, "").replace(/[_-]+/g, " ").replace(/\s+/g, " ").trim();
 }
 
-function sendForm(form, token, onProgress, { method = "POST", url = "/collections" } = {}) {
+function sendForm(form, onProgress, { method = "POST", url = "/collections" } = {}) {
   return new Promise((resolve) => {
     const xhr = new XMLHttpRequest();
     xhr.open(method, url);
     xhr.setRequestHeader("Accept", "application/json");
-    if (token) xhr.setRequestHeader("Authorization", `Bearer ${token}`);
+    for (const [name, value] of Object.entries(writeHeaders())) xhr.setRequestHeader(name, value);
     xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); });
     xhr.addEventListener("load", () => {
       let body = null;
@@ -60,18 +60,32 @@ function layerIdOf(body) {
   return body.layer || body.layer_id || body.collection || body.collectionId || (body.itemType ? body.id : null);
 }
 
-export function wireUpload(map, layers, config, onAdded) {
+export function wireUpload(map, layers, config, account, onAdded) {
   const form = document.getElementById("upload-form");
   const file = document.getElementById("upload-file");
   const title = document.getElementById("upload-title");
-  const token = document.getElementById("upload-token");
-  const tokenRow = document.getElementById("upload-token-row");
   const progress = document.getElementById("upload-progress");
   const message = document.getElementById("upload-message");
   const submit = document.getElementById("upload-submit");
   const drop = document.getElementById("drop-zone");
-  tokenRow.hidden = !config.uploadsNeedToken;
-  try { token.value = sessionStorage.getItem(TOKEN_KEY) || ""; } catch (_) { /* private mode */ }
+  const groupChoice = document.getElementById("upload-group");
+  const visibility = document.getElementById("upload-visibility");
+  const licence = document.getElementById("upload-licence");
+
+  // Signed out: "Sign in to add your layers". Signed in: the groups this person may add
+  // layers to (admins may also add a layer to no group).
+  account.onChange((me) => {
+    const groups = account.writableGroups();
+    const may = me.signed_in && (groups.length > 0 || me.admin);
+    document.getElementById("upload-signed-out").hidden = Boolean(me.signed_in);
+    document.getElementById("upload-no-group").hidden = !me.signed_in || may;
+    form.hidden = !may;
+    const before = groupChoice.value;
+    groupChoice.innerHTML = groups.map((g) => `<option value="${escapeHtml(g.name)}">${escapeHtml(g.title || g.name)}</option>`).join("") +
+      (me.admin ? `<option value="">No group (site admins only)</option>` : "");
+    if ([...groupChoice.options].some((o) => o.value === before)) groupChoice.value = before;
+    groupChoice.closest("label").hidden = groupChoice.options.length < 2 && !me.admin;
+  });
 
   const say = (html, kind = "") => { message.innerHTML = html; message.className = `message ${kind}`.trim(); };
 
@@ -113,7 +127,8 @@ export function wireUpload(map, layers, config, onAdded) {
     data.append("title", extra.title || title.value.trim() || titleFromFile(chosen.name));
     data.append("licence", document.getElementById("upload-licence").value);
     data.append("attribution", document.getElementById("upload-attribution").value.trim());
-    data.append("visibility", document.getElementById("upload-visibility").value);
+    data.append("visibility", visibility.value);
+    if (groupChoice.options.length) data.append("group", groupChoice.value);
     data.append("kind", "community");
     for (const name of ["x", "y", "crs"]) {
       const value = document.getElementById(`upload-${name}`).value.trim();
@@ -133,11 +148,10 @@ export function wireUpload(map, layers, config, onAdded) {
     progress.max = 100;
     progress.value = 0;
     say(replace ? "Uploading the new version…" : "Uploading…");
-    const secret = token.value.trim();
     try {
       // The bytes sent are the first half of the bar; the rest is the layer being stored.
       const target = replace ? { method: "PUT", url: `/collections/${encodeURIComponent(replace)}` } : {};
-      const response = await sendForm(data, secret, (share) => { progress.value = Math.round(share * 50); }, target);
+      const response = await sendForm(data, (share) => { progress.value = Math.round(share * 50); }, target);
       if (response.status === 409 && !replace) return { taken: takenId(response.body, chosen.name) };
       if (response.status < 200 || response.status >= 300) {
         const text = problemText(response.status, response.body);
@@ -153,16 +167,14 @@ export function wireUpload(map, layers, config, onAdded) {
         // Ingestion reports features stored, not a share of the whole: the bar runs
         // without a value (indeterminate) while the count goes up.
         progress.removeAttribute("value");
-        result = await followJob(url, secret, (stored, text) => {
+        result = await followJob(url, (stored, text) => {
           say(escapeHtml(text) + (stored ? ` ${Number(stored).toLocaleString()} features so far.` : ""));
         });
       }
       const layerId = layerIdOf(result);
       if (!layerId) { say("The file was uploaded but the new layer could not be found.", "error"); return null; }
       progress.value = 100; // the job says the layer is stored
-      const headers = { Accept: "application/json" };
-      if (secret) headers.Authorization = `Bearer ${secret}`;
-      const collection = await getJSON(`/collections/${encodeURIComponent(layerId)}`, { headers });
+      const collection = await getJSON(`/collections/${encodeURIComponent(layerId)}`, { headers: { Accept: "application/json" } });
       onAdded(collection);
       const count = collection.featureCount;
       const verb = replace ? "Replaced" : "Added";
@@ -198,7 +210,11 @@ export function wireUpload(map, layers, config, onAdded) {
       say(`The file is larger than this server accepts (${config.maxUploadMb} MB).`, "error");
       return;
     }
-    try { sessionStorage.setItem(TOKEN_KEY, token.value); } catch (_) { /* private mode */ }
+    if (visibility.value === "public" && !licence.value) {
+      say("A layer everyone sees needs a licence, so that people know how they may use it: choose one above, or choose who can see it.", "error");
+      licence.focus();
+      return;
+    }
     const outcome = await send(chosen);
     if (outcome && outcome.taken) offerChoice(chosen, outcome.taken);
   });
@@ -227,9 +243,8 @@ export function wireUpload(map, layers, config, onAdded) {
   });
 }
 
-async function followJob(url, token, onProgress) {
+async function followJob(url, onProgress) {
   const headers = { Accept: "application/json" };
-  if (token) headers.Authorization = `Bearer ${token}`;
   for (let attempt = 0; attempt < 1200; attempt++) {
     let job;
     try {

@@ -1,0 +1,278 @@
+"""The web page for people, in Debian's Chromium against a live server over a fresh
+catalogue on each store: signing in with a password (and the page's words when it is
+wrong), uploading into a group with the session cookie and the CSRF header, a share link
+that shows a layer to a visitor who is not signed in until it is revoked, and signing out
+back to the public map. People are made through the access store, as the CLI makes them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+
+from landexplorer.access.store import AccessStore
+from landexplorer.catalog import open_store
+from landexplorer.layers.ingest import IngestOptions, ingest
+from landexplorer.settings import Settings
+from tests.conftest import STORE_BACKENDS
+from tests.live import serve
+from tests.people import bearer, make_token
+from tests.pg import PgCluster
+from tests.web.conftest import PageWatch, open_page, shot, wait_drawn, wait_started
+
+PASSWORD = "orchard-ladder-7-plums"
+USER = "ana"
+GROUP = "sale-orchards"
+
+ORCHARDS_CSV = """name,lon,lat,trees
+Walton Park orchard,-2.3263,53.4231,14
+Sale Water Park edge,-2.2979,53.4367,9
+Ashton-on-Mersey plot,-2.3412,53.4306,22
+"""
+
+PUBLIC_GEOJSON = """{"type": "FeatureCollection", "features": [
+ {"type": "Feature", "properties": {"name": "Longford Park"},
+  "geometry": {"type": "Point", "coordinates": [-2.2866, 53.4472]}}]}"""
+
+
+@dataclass
+class PeopleServer:
+    url: str
+    settings: Settings
+    backend: str
+    admin_token: str
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=60, **kw)
+
+
+@pytest.fixture(scope="module", params=STORE_BACKENDS)
+def people_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PeopleServer]:
+    """A fresh catalogue (one public layer, one private layer of ana's group) with ana,
+    steward of sale-orchards with a password, served on loopback."""
+    root = tmp_path_factory.mktemp(f"people-{request.param}")
+    database_url = None
+    if request.param == "postgis":
+        cluster: PgCluster = request.getfixturevalue("pg_cluster")
+        database_url = cluster.new_database("people")
+    settings = Settings(data_dir=root / "data", database_url=database_url)
+    store = open_store(settings)
+    access = AccessStore.beside(store)
+    try:
+        access.add_user(USER, password=PASSWORD, display="Ana")
+        access.add_group(GROUP, "Sale orchards")
+        access.set_member(GROUP, USER, "steward")
+        public = root / "parks.geojson"
+        public.write_text(PUBLIC_GEOJSON, "utf-8")
+        ingest(
+            store,
+            public,
+            IngestOptions(
+                id="parks",
+                title="Parks",
+                kind="open",
+                licence="OGL-UK-3.0",
+                attribution="Trafford Council",
+                visibility="public",
+            ),
+        )
+        private = root / "plans.csv"
+        private.write_text(ORCHARDS_CSV, "utf-8")
+        ingest(
+            store,
+            private,
+            IngestOptions(
+                id="planting_plans",
+                title="Planting plans",
+                kind="community",
+                owner=USER,
+                group=GROUP,
+                visibility="private",
+            ),
+        )
+    finally:
+        access.close()
+        store.close()
+    admin = make_token(settings, "site-admin", admin=True, scope="read")
+    env = {"LANDEXPLORER_BASEMAP": "none"}
+    with serve(
+        settings.data_dir, database_url=database_url, env=env, ready_path="/config.json"
+    ) as url:
+        yield PeopleServer(url, settings, request.param, admin)
+
+
+def listed(page: Any) -> list[str]:
+    """The layers in the panel."""
+    return sorted(
+        page.eval_on_selector_all("#layer-groups .layer", "els => els.map(e => e.dataset.layer)")
+    )
+
+
+def sign_in(page: Any, name: str = USER, password: str = PASSWORD) -> None:
+    page.click("#sign-in-open")
+    page.fill("#sign-in-name", name)
+    page.fill("#sign-in-password", password)
+    page.press("#sign-in-password", "Enter")
+
+
+def test_wrong_password_is_said_in_plain_words(
+    browser: Any, people_server: PeopleServer, watch: PageWatch
+) -> None:
+    page = open_page(browser, watch)
+    page.goto(people_server.url + "/")
+    wait_started(page)
+    sign_in(page, password="not-the-password")
+    page.wait_for_selector("#sign-in-message.error")
+    text = page.inner_text("#sign-in-message")
+    shot(page, f"people-wrong-password-{people_server.backend}")
+    assert text.startswith("That name and password do not match")
+    assert page.is_visible("#sign-in-open") and page.is_hidden("#account-signed-in")
+    assert page.evaluate("document.getElementById('sign-in-dialog').open")
+    # the right password in the same form signs in
+    page.fill("#sign-in-password", PASSWORD)
+    page.click("#sign-in-submit")
+    page.wait_for_selector("#account-signed-in:not([hidden])")
+    assert page.inner_text("#account-name") == "Ana"
+    page.context.close()
+
+
+def test_sign_out_returns_to_the_public_map(
+    browser: Any, people_server: PeopleServer, watch: PageWatch
+) -> None:
+    page = open_page(browser, watch)
+    page.goto(people_server.url + "/")
+    wait_started(page)
+    assert listed(page) == ["parks"]
+    page.click("#sec-upload summary")
+    assert page.is_visible("#upload-signed-out") and page.is_hidden("#upload-form")
+    assert "Sign in to add your layers" in page.inner_text("#sec-upload")
+    sign_in(page)
+    page.wait_for_selector("#account-signed-in:not([hidden])")
+    # signed in: the group's private layer joins the panel, the upload form shows
+    page.wait_for_selector("#layer-groups .layer[data-layer=planting_plans]")
+    assert page.is_visible("#upload-form") and page.is_hidden("#upload-signed-out")
+    # the menu works from the keyboard: Enter opens it, arrows move, Enter chooses
+    page.focus("#account-button")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#account-menu:not([hidden])")
+    items = page.eval_on_selector_all(
+        "#account-menu [role=menuitem]", "els => els.map(e => e.textContent)"
+    )
+    assert items == ["My layers", "My groups", "Access tokens", "Change password", "Sign out"]
+    page.keyboard.press("ArrowUp")  # from the first item round to the last: Sign out
+    assert page.evaluate("document.activeElement.id") == "menu-sign-out"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#sign-in-open:not([hidden])")
+    page.wait_for_function(
+        "!document.querySelector('#layer-groups .layer[data-layer=planting_plans]')"
+    )
+    shot(page, f"people-signed-out-{people_server.backend}")
+    assert listed(page) == ["parks"]
+    assert page.is_visible("#upload-signed-out")
+    # the session has ended on the server too
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    if "lx_session" in cookies:
+        me = people_server.get("/auth/me", cookies={"lx_session": cookies["lx_session"]})
+        assert me.json()["signed_in"] is False
+    assert watch.errors == []
+    page.context.close()
+
+
+def test_upload_into_a_group_share_by_link_then_revoke(
+    browser: Any, people_server: PeopleServer, watch: PageWatch, tmp_path: Path
+) -> None:
+    backend = people_server.backend
+    page = open_page(browser, watch)
+    page.goto(people_server.url + "/")
+    wait_started(page)
+    sign_in(page)
+    page.wait_for_selector("#account-signed-in:not([hidden])")
+
+    # upload a small CSV into the group: cookie + CSRF header, private by default
+    source = tmp_path / "orchard_sites.csv"
+    source.write_text(ORCHARDS_CSV, "utf-8")
+    page.click("#sec-upload summary")
+    assert page.eval_on_selector_all("#upload-group option", "els => els.map(e => e.value)") == [
+        GROUP
+    ]
+    assert page.input_value("#upload-visibility") == "private"
+    page.set_input_files("#upload-file", str(source))
+    page.fill("#upload-title", "Orchard sites")
+    page.select_option("#upload-licence", "CC-BY-4.0")
+    page.fill("#upload-attribution", "Sale orchard volunteers")
+    page.click("#upload-submit")
+    page.wait_for_selector("[data-testid=upload-count]", timeout=120_000)
+    assert page.inner_text("[data-testid=upload-count]") == "3"
+    shot(page, f"people-uploaded-{backend}")
+    store = open_store(people_server.settings)
+    try:
+        entry = store.get("orchard_sites")
+    finally:
+        store.close()
+    assert (entry.owner, entry.group, entry.visibility) == (USER, GROUP, "private")
+    assert (
+        people_server.get(
+            "/collections/orchard_sites", headers=bearer(people_server.admin_token)
+        ).status_code
+        == 200
+    )
+    assert people_server.get("/collections/orchard_sites").status_code == 404  # not for anyone
+
+    # My layers > Share: visible to people with a link, then make a link
+    page.click("#account-button")
+    page.click("#menu-my-layers")
+    row = page.locator("#my-layers-list tr[data-layer=orchard_sites]")
+    row.wait_for()
+    assert "private" in row.inner_text()
+    row.locator("button.share-layer").click()
+    page.wait_for_selector("#share-dialog[open]")
+    page.wait_for_function("document.getElementById('share-visibility').value === 'private'")
+    page.select_option("#share-visibility", "link")
+    page.click("#share-layer-save")
+    page.wait_for_selector("#share-layer-message.ok")
+    page.click("#share-make-link")
+    page.wait_for_selector("#share-new-link:not([hidden])")
+    link_url = page.input_value("#share-new-link-url")
+    shot(page, f"people-share-link-{backend}")
+    query = parse_qs(urlparse(link_url).query)
+    assert query["layers"] == ["orchard_sites"] and query["link"][0].startswith("lxl_")
+    assert page.locator("#share-links li[data-link]").count() == 1
+    assert page.inner_text("#share-who").strip() != ""
+
+    # a visitor who is not signed in opens the link: the layer is listed and drawn
+    visitor_watch = PageWatch()
+    visitor = open_page(browser, visitor_watch)
+    visitor.goto(link_url)
+    wait_started(visitor)
+    assert "orchard_sites" in listed(visitor)
+    assert visitor.is_checked("#layer-orchard_sites")
+    wait_drawn(visitor, "orchard_sites")
+    shot(visitor, f"people-link-visitor-{backend}")
+    secret = query["link"][0]
+    tiles = [u for u in visitor_watch.requests if "/tiles/orchard_sites/" in u]
+    assert tiles and all(f"link={secret}" in u for u in tiles)
+    # the link is kept for the page's lifetime only: no cookie, nothing in the storage
+    assert visitor.context.cookies() == []
+    stored = visitor.evaluate("JSON.stringify([{...localStorage}, {...sessionStorage}])")
+    assert secret not in stored
+
+    # revoke the link: the visitor's reload no longer shows the layer
+    page.locator("#share-links li[data-link] button.link-revoke").click()
+    page.wait_for_function("!document.querySelector('#share-links li[data-link]')")
+    visitor.reload()
+    wait_started(visitor)
+    assert "orchard_sites" not in listed(visitor)
+    assert listed(visitor) == sorted(["parks"])
+    assert (
+        httpx.get(f"{people_server.url}/collections/orchard_sites?link={secret}").status_code == 404
+    )
+    assert watch.errors == []
+    visitor.context.close()
+    page.context.close()
