@@ -276,3 +276,65 @@ def test_upload_into_a_group_share_by_link_then_revoke(
     assert watch.errors == []
     visitor.context.close()
     page.context.close()
+
+
+def test_access_tokens_made_shown_once_and_revoked(
+    browser: Any, people_server: PeopleServer, watch: PageWatch
+) -> None:
+    page = open_page(browser, watch)
+    page.goto(people_server.url + "/")
+    wait_started(page)
+    sign_in(page)
+    page.wait_for_selector("#account-signed-in:not([hidden])")
+    page.click("#account-button")
+    page.click("#menu-tokens")
+    page.wait_for_selector("#tokens-dialog[open]")
+    page.click("#token-make")  # no name yet: said in words, nothing made
+    page.wait_for_selector("#token-message.error")
+    assert "what the token is for" in page.inner_text("#token-message")
+    page.fill("#token-name", "QGIS at home")
+    page.click("#token-make")
+    page.wait_for_selector("#token-new:not([hidden])")
+    token = page.input_value("#token-new-value")
+    assert token.startswith("lxt_")
+    rows = page.locator("#tokens-list tr[data-token]")
+    rows.first.wait_for()
+    assert rows.count() == 1 and "QGIS at home" in rows.first.inner_text()
+    assert "read only" in rows.first.inner_text()
+    shot(page, f"people-token-{people_server.backend}")
+    # the token works for tools, as that person and read-only
+    me = people_server.get("/auth/me", headers=bearer(token)).json()
+    assert (me["user"], me["scope"]) == (USER, "read")
+    # it is shown once: the list never holds the secret
+    assert token not in page.inner_text("#tokens-list")
+    rows.first.locator("button.token-revoke").click()
+    page.wait_for_function("!document.querySelector('#tokens-list tr[data-token]')")
+    assert people_server.get("/auth/me", headers=bearer(token)).status_code == 401
+    assert watch.errors == []
+    page.context.close()
+
+
+def test_on_a_phone_the_sign_in_form_and_menu_fit_the_screen(
+    browser: Any, people_server: PeopleServer, watch: PageWatch
+) -> None:
+    page = open_page(browser, watch, width=360, height=640, is_mobile=True, has_touch=True)
+    page.goto(people_server.url + "/")
+    wait_started(page)
+    page.click("#sign-in-open")
+    box = page.locator("#sign-in-dialog").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
+    page.fill("#sign-in-name", USER)
+    page.fill("#sign-in-password", PASSWORD)
+    page.click("#sign-in-submit")
+    page.wait_for_selector("#account-signed-in:not([hidden])")
+    page.click("#account-button")
+    page.wait_for_selector("#account-menu:not([hidden])")
+    shot(page, f"people-phone-menu-{people_server.backend}")
+    menu = page.locator("#account-menu").bounding_box()
+    assert menu is not None and menu["x"] >= 0 and menu["x"] + menu["width"] <= 360
+    page.click("#menu-tokens")
+    dialog = page.locator("#tokens-dialog").bounding_box()
+    assert dialog is not None and dialog["x"] >= 0 and dialog["x"] + dialog["width"] <= 360
+    shot(page, f"people-phone-tokens-{people_server.backend}")
+    assert watch.errors == []
+    page.context.close()

@@ -84,7 +84,6 @@ export function wireUpload(map, layers, config, account, onAdded) {
     groupChoice.innerHTML = groups.map((g) => `<option value="${escapeHtml(g.name)}">${escapeHtml(g.title || g.name)}</option>`).join("") +
       (me.admin ? `<option value="">No group (site admins only)</option>` : "");
     if ([...groupChoice.options].some((o) => o.value === before)) groupChoice.value = before;
-    groupChoice.closest("label").hidden = groupChoice.options.length < 2 && !me.admin;
   });
 
   const say = (html, kind = "") => { message.innerHTML = html; message.className = `message ${kind}`.trim(); };
@@ -112,6 +111,7 @@ export function wireUpload(map, layers, config, account, onAdded) {
     file.dispatchEvent(new Event("change"));
     document.getElementById("sec-upload").open = true;
     document.getElementById("panel").hidden = false;
+    if (form.hidden) { (account.signedIn ? document.querySelector("#sec-upload summary") : document.getElementById("upload-sign-in")).focus(); return; }
     title.focus();
     say("Check the title, licence and attribution, then press Upload.");
   });
