@@ -69,6 +69,9 @@ def people_server(
         access.add_user(USER, password=PASSWORD, display="Ana")
         access.add_group(GROUP, "Sale orchards")
         access.set_member(GROUP, USER, "steward")
+        access.add_user("ben", password=PASSWORD)
+        access.set_member(GROUP, "ben", "viewer")
+        access.add_user("cai", password=PASSWORD)
         public = root / "parks.geojson"
         public.write_text(PUBLIC_GEOJSON, "utf-8")
         ingest(
@@ -97,6 +100,15 @@ def people_server(
                 visibility="private",
             ),
         )
+        walks = root / "walks.csv"
+        walks.write_text(ORCHARDS_CSV, "utf-8")
+        ingest(
+            store,
+            walks,
+            IngestOptions(id="orchard_walks", title="Orchard walks", owner=USER, group=GROUP,
+                          visibility="link", licence="CC-BY-4.0"),
+        )  # fmt: skip
+        access.request_access("orchard_walks", "cai", "I lead the Tuesday walks")
     finally:
         access.close()
         store.close()
@@ -336,5 +348,54 @@ def test_on_a_phone_the_sign_in_form_and_menu_fit_the_screen(
     dialog = page.locator("#tokens-dialog").bounding_box()
     assert dialog is not None and dialog["x"] >= 0 and dialog["x"] + dialog["width"] <= 360
     shot(page, f"people-phone-tokens-{people_server.backend}")
+    assert watch.errors == []
+    page.context.close()
+
+
+def test_group_page_members_roles_and_requests(
+    browser: Any, people_server: PeopleServer, watch: PageWatch
+) -> None:
+    page = open_page(browser, watch)
+    page.on("dialog", lambda d: d.accept())  # "Remove cai from the group?"
+    page.goto(people_server.url + "/")
+    wait_started(page)
+    sign_in(page)
+    page.wait_for_selector("#account-signed-in:not([hidden])")
+    page.click("#account-button")
+    page.click("#menu-my-groups")
+    page.click(f"#groups-list button[data-group={GROUP}]")
+    page.wait_for_selector(f"#group-page[data-group={GROUP}]:not([hidden])")
+    assert page.inner_text("#group-title") == "Sale orchards"
+    members = page.eval_on_selector_all(
+        "#group-members tr[data-member]", "els => els.map(e => e.dataset.member)"
+    )
+    assert sorted(members) == ["ana", "ben"]
+    # a steward sees who asks for access, and grants it
+    request_row = page.locator("#group-requests li[data-request]")
+    request_row.wait_for()
+    assert "cai" in request_row.inner_text() and "Tuesday walks" in request_row.inner_text()
+    shot(page, f"people-group-page-{people_server.backend}")
+    request_row.locator("button.request-grant").click()
+    page.wait_for_selector("#groups-message.ok")
+    assert page.locator("#group-requests li[data-request]").count() == 0
+    # change a role, add a member, remove them again
+    page.select_option("#group-members tr[data-member=ben] select", "contributor")
+    page.wait_for_function("document.getElementById('groups-message').textContent.includes('ben')")
+    page.fill("#group-add-name", "cai")
+    page.select_option("#group-add-role", "viewer")
+    page.click("#group-add button[type=submit]")
+    page.wait_for_selector("#group-members tr[data-member=cai]")
+    page.locator("#group-members tr[data-member=cai] button.member-remove").click()
+    page.wait_for_function("!document.querySelector('#group-members tr[data-member=cai]')")
+    store = open_store(people_server.settings)
+    access = AccessStore.beside(store)
+    try:
+        assert "orchard_walks" in access.grants_of("cai")
+        roles = access.actor_for_user("ben").roles
+        assert roles.get(GROUP) == "contributor"
+        assert GROUP not in access.actor_for_user("cai").roles
+    finally:
+        access.close()
+        store.close()
     assert watch.errors == []
     page.context.close()
