@@ -399,3 +399,26 @@ def test_group_page_members_roles_and_requests(
         store.close()
     assert watch.errors == []
     page.context.close()
+
+
+def test_too_many_attempts_are_said_in_plain_words(
+    browser: Any, people_server: PeopleServer, watch: PageWatch
+) -> None:
+    """Ten wrong tries for one name in five minutes: the eleventh is refused with a wait.
+    (Last in this file: it uses up the tries of a name nobody else here signs in with.)"""
+    for _ in range(10):
+        wrong = httpx.post(
+            people_server.url + "/auth/login",
+            json={"name": "nobody", "password": "guess"},
+            timeout=60,
+        )
+        assert wrong.status_code == 401
+    page = open_page(browser, watch)
+    page.goto(people_server.url + "/")
+    wait_started(page)
+    sign_in(page, name="nobody", password="guess")
+    page.wait_for_selector("#sign-in-message.error")
+    text = page.inner_text("#sign-in-message")
+    assert text.startswith("Too many attempts to sign in. Please wait ")
+    assert "seconds and try again" in text
+    page.context.close()

@@ -1,5 +1,5 @@
 // My groups (GET /groups) and a group's page (GET /groups/{group}): its members and their
-// roles; a steward (or an admin) changes roles, add and remove members, and answer requests
+// roles; a steward (or an admin) changes roles, adds and removes members, and answers requests
 // for access (Grant / Refuse).
 import { escapeHtml, getJSON, plain, sendJSON, setMessage } from "./api.js";
 import { openDialog, when } from "./dialog.js";
