@@ -266,6 +266,7 @@ def test_upload_into_a_group_share_by_link_then_revoke(
     assert "orchard_sites" in listed(visitor)
     assert visitor.is_checked("#layer-orchard_sites")
     wait_drawn(visitor, "orchard_sites")
+    assert visitor.inner_text("#status") == "A layer shared with you by link is on the map."
     shot(visitor, f"people-link-visitor-{backend}")
     secret = query["link"][0]
     tiles = [u for u in visitor_watch.requests if "/tiles/orchard_sites/" in u]
@@ -281,6 +282,7 @@ def test_upload_into_a_group_share_by_link_then_revoke(
     visitor.reload()
     wait_started(visitor)
     assert "orchard_sites" not in listed(visitor)
+    assert "share link no longer works" in visitor.inner_text("#status")
     assert listed(visitor) == sorted(["parks"])
     assert (
         httpx.get(f"{people_server.url}/collections/orchard_sites?link={secret}").status_code == 404

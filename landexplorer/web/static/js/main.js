@@ -102,6 +102,12 @@ async function start() {
       status.textContent = plain(error);
     }
   }
+  if (params.get("link") && params.get("layers")) {
+    const shared = params.get("layers").split(",").filter(Boolean);
+    status.textContent = shared.every((id) => layers.states.has(id))
+      ? "A layer shared with you by link is on the map."
+      : "This share link no longer works: it was revoked, or the layer was deleted. Ask the person who sent it for a new one.";
+  }
   const wanted = state.layers || firstLayers(layers, config).map((id) => ({ id }));
   // A shared map opens where it was shared; any other on the layers it shows.
   const extent = layers.extentOf(wanted.map((l) => l.id));
