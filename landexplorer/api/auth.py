@@ -20,6 +20,8 @@ groups, grants or links made in this process clears the cache at once.
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -44,6 +46,36 @@ _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 #: link) and check the Origin header instead.
 CSRF_EXEMPT = ("/auth/login", "/auth/once/")
 _MAX_LINKS = 8
+
+
+#: A secret of ours as it appears in a logged request line: its prefix, then the random part.
+_SECRET_TEXT = re.compile(r"\b(lx[tsol]_)[A-Za-z0-9_-]{8,}")
+
+
+def hide_secrets(text: str) -> str:
+    """``text`` with the random part of every secret replaced by ``[hidden]``."""
+    return _SECRET_TEXT.sub(r"\1[hidden]", text)
+
+
+class HideSecrets(logging.Filter):
+    """Keeps share links (``?link=lxl_...``) and one-time sign-in links
+    (``/auth/once/lxo_...``) out of the server's access log: whoever reads a log must not
+    be able to open a private layer or sign in as someone with what they find there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = hide_secrets(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(hide_secrets(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def hide_secrets_in_logs(names: Iterable[str] = ("uvicorn.access", "uvicorn.error")) -> None:
+    """Put :class:`HideSecrets` on the server's loggers (once each)."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, HideSecrets) for f in logger.filters):
+            logger.addFilter(HideSecrets())
 
 
 class Authenticator:
@@ -168,6 +200,8 @@ class Identify:
         #: Look secrets up in a worker thread (PostgreSQL: a network round trip) rather
         #: than on the event loop (SQLite: a few microseconds).
         self.threaded = threaded
+        # uvicorn has set up its loggers before it builds the app: filter them now
+        hide_secrets_in_logs()
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         if self.threaded:
