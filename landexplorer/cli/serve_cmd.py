@@ -7,7 +7,23 @@ from typing import Annotated
 
 import typer
 
+from landexplorer.access.model import OPERATOR
+from landexplorer.access.store import AccessStore
 from landexplorer.cli.app import app, err, state
+from landexplorer.cli.users_cmd import LINK_MINUTES, sign_in_url  # also registers `users`
+from landexplorer.errors import InputError
+
+
+def first_run_admin(access: AccessStore) -> str | None:
+    """When no enabled admin account exists, make one without a password and return its
+    name ('admin', or 'admin-2', ... when that name is taken); otherwise None."""
+    if access.has_admin():
+        return None
+    taken = {u.name for u in access.list_users()}
+    name = next(n for n in ("admin", *(f"admin-{i}" for i in range(2, 100))) if n not in taken)
+    access.add_user(name, admin=True, display="Administrator")
+    access.audit(OPERATOR, "user added", user=name, admin=True, first_run=True)
+    return name
 
 
 @app.command()
@@ -16,6 +32,14 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    sign_in_link: Annotated[
+        str | None,
+        typer.Option(
+            "--sign-in-link",
+            metavar="USER",
+            help="Print a fresh one-time sign-in link for USER before serving.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the catalogue over HTTP (OGC API - Features, tiles, analysis, uploads)."""
     import uvicorn
@@ -27,6 +51,28 @@ def serve(
     # Worker processes build their app from the environment: hand them our data folder.
     os.environ["LANDEXPLORER_DATA_DIR"] = str(settings.data_dir.resolve())
     shown = f"[{host}]" if ":" in host else host
+    served = settings.model_copy(update={"host": host, "port": port})
+    access = AccessStore.beside(state.store())
+    made = first_run_admin(access)
+    if made is not None:
+        url = sign_in_url(served, access, made)
+        err.print(
+            f"No admin account yet: made '{made}'. Sign in once with {url} (valid for "
+            f"{LINK_MINUTES} minutes), then set a password.",
+            markup=False,
+        )
+    if sign_in_link is not None:
+        user = access.require_user(sign_in_link)
+        if user.disabled:
+            raise InputError(f"The account '{sign_in_link}' is disabled; no sign-in link made.")
+        url = sign_in_url(served, access, sign_in_link)
+        err.print(
+            f"Sign in as '{sign_in_link}' once with {url} (valid for {LINK_MINUTES} minutes).",
+            markup=False,
+        )
+    access.close()
+    state.store().close()
+    state._store = None
     err.print(f"Serving {settings.catalog_path} at [bold]http://{shown}:{port}/[/] (Ctrl-C stops)")
     uvicorn.run(
         "landexplorer.api.asgi:app_from_env",
