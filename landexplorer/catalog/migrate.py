@@ -4,6 +4,11 @@
 GeoPackage. Every layer is copied in its own transaction with its version number, times,
 licence and feature ids kept, then counted on both sides; a layer whose counts differ is
 reported and left out of the new catalogue rather than half there.
+
+People come too: accounts, groups, members, tokens and sessions (as the digests they are
+stored as, so a token made before still works after), share links, grants, access
+requests and the audit log. Rows already in the target are kept as they are, so running
+``migrate`` again adds nothing twice.
 """
 
 from __future__ import annotations
@@ -11,9 +16,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
+from landexplorer.access.store import AccessStore
 from landexplorer.catalog.base import Query, Store
 from landexplorer.catalog.model import LayerEntry
 from landexplorer.catalog.postgis import PostGISStore
@@ -35,9 +43,33 @@ class LayerResult:
     message: str = ""
 
 
+#: The access tables in words, for the report.
+ACCESS_WORDS = {
+    "access_users": "accounts",
+    "access_groups": "groups",
+    "access_members": "memberships",
+    "access_secrets": "tokens, sessions and sign-in links",
+    "access_links": "share links",
+    "access_grants": "grants",
+    "access_requests": "access requests",
+    "access_audit": "audit events",
+}
+
+
+@dataclass
+class AccessResult:
+    """What happened to one kind of access record."""
+
+    table: str
+    what: str
+    source_count: int
+    added: int
+
+
 @dataclass
 class MigrationReport:
     layers: list[LayerResult] = field(default_factory=list)
+    access: list[AccessResult] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -132,6 +164,7 @@ def migrate(
     the target holds an older version of it. Failures of one layer do not stop the others.
     """
     report = MigrationReport()
+    report.access = migrate_access(source, target)
     for entry in source.list_layers():
         existing = target.get(entry.id) if target.exists(entry.id) else None
         if existing is not None and not replace and existing.version >= entry.version:
@@ -148,3 +181,51 @@ def migrate(
         if progress is not None:
             progress(entry.id, result.status)
     return report
+
+
+def _audit_key(row: list[Any]) -> tuple[Any, ...]:
+    return tuple(row[1:])  # everything but the id: when, who, what, layer, version, detail
+
+
+def migrate_access(source: Store, target: PostGISStore) -> list[AccessResult]:
+    """Copy the access records beside ``source`` into ``target``'s database (rows already
+    there are kept). A GeoPackage catalogue without ``access.sqlite`` has none to copy."""
+    path = getattr(source, "path", None)
+    if source.backend == "gpkg" and (
+        path is None or not (Path(path).parent / "access.sqlite").exists()
+    ):
+        return []
+    source_access = AccessStore.beside(source)
+    target_access = AccessStore.beside(target)
+    try:
+        rows = source_access.dump()
+        before = target_access.dump()
+        # The audit log is keyed by id: an event already in the target (same when, who,
+        # what) is not added again; one whose id the target uses for another event
+        # gets the next free id, so no event of either side is lost.
+        have = {_audit_key(r) for r in before["access_audit"]}
+        used = {r[0] for r in before["access_audit"]}
+        next_id = max(used, default=0) + 1
+        audit: list[list[Any]] = []
+        for row in rows["access_audit"]:
+            if _audit_key(row) in have:
+                continue
+            if row[0] in used:
+                row = [next_id, *row[1:]]
+            used.add(row[0])
+            next_id = max(next_id, row[0]) + 1
+            audit.append(row)
+        target_access.load({**rows, "access_audit": audit})
+        after = target_access.dump()
+    finally:
+        source_access.close()
+        target_access.close()
+    return [
+        AccessResult(
+            table,
+            ACCESS_WORDS.get(table, table),
+            len(rows.get(table, [])),
+            len(after.get(table, [])) - len(before.get(table, [])),
+        )
+        for table in AccessStore.TABLES
+    ]

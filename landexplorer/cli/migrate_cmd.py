@@ -65,6 +65,10 @@ def migrate_command(
                 r.message,
             )
         out.print(table)
+    for a in report.access:
+        err.print(
+            f"  {a.what}: {a.source_count:,} in the GeoPackage's access.sqlite, {a.added:,} added"
+        )
     counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts().items()))
     err.print(f"Done: {counts or 'nothing to copy'}.")
     if not report.ok:

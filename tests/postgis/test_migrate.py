@@ -98,3 +98,47 @@ def test_migrate_cli_refuses_other_urls(
     code = main(["--data-dir", str(catalogue.data_dir), "migrate", "--to", "mysql://x/y"])
     assert code == 1
     assert "PostgreSQL URL" in capsys.readouterr().err
+
+
+def test_migrate_carries_people_and_a_token_keeps_working(
+    catalogue: Settings, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from landexplorer.access.store import AccessStore
+    from landexplorer.api.app import create_app
+    from tests.people import bearer
+
+    source = GeoPackageStore(catalogue.catalog_path, catalogue.raster_dir)
+    access = AccessStore.beside(source)
+    access.add_user("sam", display="Sam")
+    access.add_group("growers", "Growers")
+    access.set_member("growers", "sam", "steward")
+    token, _ = access.create_token("sam", "QGIS", "read", 30)
+    access.audit("sam", "upload", "listed", 1)
+    source.update_metadata("listed", owner="sam", group="growers", visibility="group")
+    access.close()
+    source.close()
+    data = str(catalogue.data_dir)
+    code = main(["--data-dir", data, "migrate", "--to", pg_url])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "accounts: 1 in the GeoPackage's access.sqlite, 1 added" in err
+    assert "audit events: 1 in the GeoPackage's access.sqlite, 1 added" in err
+    # again: nothing added twice
+    code = main(["--data-dir", data, "migrate", "--to", pg_url])
+    err = capsys.readouterr().err
+    assert code == 0 and "accounts: 1 in the GeoPackage's access.sqlite, 0 added" in err
+    assert "audit events: 1 in the GeoPackage's access.sqlite, 0 added" in err
+
+    on_pg = Settings(data_dir=catalogue.data_dir, database_url=pg_url)
+    target = open_store(on_pg)
+    pg_access = AccessStore.beside(target)
+    assert pg_access.get_group("growers").members == {"sam": "steward"}  # type: ignore[union-attr]
+    assert [e.action for e in pg_access.read_audit(layer="listed")] == ["upload"]
+    target.close()
+    with TestClient(create_app(on_pg)) as client:
+        assert client.get("/collections/listed").status_code == 404  # not without the token
+        answer = client.get("/collections/listed/items?limit=1", headers=bearer(token))
+        assert answer.status_code == 200, answer.text
+        assert client.get("/auth/me", headers=bearer(token)).json()["user"] == "sam"
