@@ -26,7 +26,8 @@ system-deps:
 demo: install
 	$(VENV)/bin/landexplorer demo
 	@echo "The demo catalogue is served at http://127.0.0.1:8000/ (OGC API - Features at /collections; Ctrl-C stops)"
-	$(VENV)/bin/landexplorer serve
+	@echo "To upload from the browser, open the one-time sign-in link printed next (it signs in the demo group's steward):"
+	$(VENV)/bin/landexplorer serve --sign-in-link demo-steward
 
 test: install system-deps
 	$(PY) -m pytest -ra $(PYTEST_ARGS)

@@ -1,5 +1,6 @@
 """The demo: a manifest of real open datasets, fetched (or taken from a mirror), verified
-by SHA-256 and ingested with their licences and attributions."""
+by SHA-256 and ingested with their licences and attributions; the community layers
+belong to a demo group and its steward (the manifest's ``people``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from landexplorer.access.model import OPERATOR
+from landexplorer.access.store import AccessStore
 from landexplorer.catalog.base import Store
 from landexplorer.catalog.model import LayerEntry
 from landexplorer.errors import ChecksumMismatch, DataUnavailable, InputError
@@ -42,14 +45,63 @@ class DemoLayer:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def load_manifest(path: Path | None = None) -> list[DemoLayer]:
+@dataclass
+class DemoPeople:
+    """The demo's group and steward, and which kinds of layer they look after."""
+
+    group: str
+    group_title: str
+    steward: str
+    steward_display: str = ""
+    kinds: tuple[str, ...] = ("community",)
+
+
+def _read(path: Path | None) -> dict[str, Any]:
     manifest_path = path or DEFAULT_MANIFEST
     try:
-        data = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
+        data: dict[str, Any] = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise InputError(f"The demo manifest '{manifest_path}' does not exist.") from exc
     except json.JSONDecodeError as exc:
         raise InputError(f"The demo manifest '{manifest_path}' is not valid JSON: {exc}.") from exc
+    return data
+
+
+def load_people(path: Path | None = None) -> DemoPeople | None:
+    """The manifest's ``people`` section, or None when it has none."""
+    people = _read(path).get("people")
+    if not people:
+        return None
+    return DemoPeople(
+        group=people["group"]["name"],
+        group_title=people["group"].get("title", ""),
+        steward=people["steward"]["name"],
+        steward_display=people["steward"].get("display", ""),
+        kinds=tuple(people.get("kinds", ["community"])),
+    )
+
+
+def ensure_people(store: Store, people: DemoPeople) -> None:
+    """Make the demo group and its steward unless they exist (kept as they are if so)."""
+    access = AccessStore.beside(store)
+    try:
+        if access.get_user(people.steward) is None:
+            access.add_user(people.steward, display=people.steward_display)
+            access.audit(OPERATOR, "user added", user=people.steward, demo=True)
+        if access.get_group(people.group) is None:
+            access.add_group(people.group, people.group_title)
+            access.audit(OPERATOR, "group added", group=people.group, demo=True)
+        if access.roles_of(people.steward).get(people.group) is None:
+            access.set_member(people.group, people.steward, "steward")
+            access.audit(
+                OPERATOR, "member set", group=people.group, user=people.steward, role="steward"
+            )
+    finally:
+        access.close()
+
+
+def load_manifest(path: Path | None = None) -> list[DemoLayer]:
+    data = _read(path)
     layers = []
     for item in data["layers"]:
         files = [DemoFile(**f) for f in item.pop("files")]
@@ -126,11 +178,18 @@ def load_demo(
     None for one already loaded, and ``origin`` says where its files came from.
     """
     layers = load_manifest(settings.demo_manifest)
+    people = load_people(settings.demo_manifest)
+    if people is not None:
+        ensure_people(store, people)
     mirror = settings.resolved_demo_mirror()
     entries = []
     for layer in layers:
+        cared = people is not None and layer.kind in people.kinds
         if store.exists(layer.id) and not replace:
             existing = store.get(layer.id)
+            if cared and people is not None and not (existing.owner or existing.group):
+                # a demo loaded before it had people: give the layer to the group now
+                existing = store.update_metadata(layer.id, owner=people.steward, group=people.group)
             entries.append(existing)
             if on_layer:
                 on_layer(layer, None, "already in the catalogue")
@@ -146,6 +205,8 @@ def load_demo(
             licence=layer.licence,
             attribution=layer.attribution,
             source=", ".join(f.url or f.path for f in layer.files),
+            owner=people.steward if cared and people is not None else None,
+            group=people.group if cared and people is not None else None,
             replace=replace,
             batch_size=settings.batch_size,
             **layer.options,
