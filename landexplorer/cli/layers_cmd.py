@@ -137,6 +137,38 @@ def _print_listing(entries: list[LayerEntry]) -> None:
     out.print(table)
 
 
+def _check_people(owner: str | None, group: str | None) -> None:
+    """An owner or group named on the command line must exist: said before any work."""
+    if not owner and not group:
+        return
+    from landexplorer.access.store import AccessStore
+    from landexplorer.errors import InputError
+
+    access = AccessStore.beside(state.store())
+    try:
+        if owner:
+            access.require_user(owner)
+        if group and access.get_group(group) is None:
+            raise InputError(
+                f"There is no group called '{group}'. `landexplorer groups list` shows them; "
+                f"`landexplorer groups add {group} --title ...` makes it."
+            )
+    finally:
+        access.close()
+
+
+def _audit(action: str, layer: str, version: int = 0, **detail: object) -> None:
+    """A change made at the command line goes in the audit log as the operator."""
+    from landexplorer.access.model import OPERATOR
+    from landexplorer.access.store import AccessStore
+
+    access = AccessStore.beside(state.store())
+    try:
+        access.audit(OPERATOR, action, layer, version, **detail)
+    finally:
+        access.close()
+
+
 @app.command("ingest")
 def ingest_command(
     paths: Annotated[
@@ -164,10 +196,18 @@ def ingest_command(
         str | None, typer.Option(help="Credit line shown with the data.")
     ] = None,
     source: Annotated[str | None, typer.Option(help="Where the data came from.")] = None,
-    owner: Annotated[str | None, typer.Option(help="Who looks after this layer.")] = None,
+    owner: Annotated[
+        str | None, typer.Option(help="The account that owns the layer (it must exist).")
+    ] = None,
+    group: Annotated[
+        str | None, typer.Option(help="The group the layer belongs to (it must exist).")
+    ] = None,
     visibility: Annotated[
         str | None,
-        typer.Option(help="public, private or hidden (default: public when licensed)."),
+        typer.Option(
+            help="private (owner, group stewards, admins), group (its members), link (also "
+            "anyone with a share link) or public (default: public when licensed)."
+        ),
     ] = None,
     crs: Annotated[
         str | None, typer.Option(help="Coordinate system of the file, e.g. EPSG:27700.")
@@ -204,6 +244,7 @@ def ingest_command(
     FlatGeobuf, GeoParquet, GeoTIFF or ASCII grid (zips of grid tiles are joined)."""
     assert state.settings is not None
     import_gdal_lean()  # this process only ingests: skip pyogrio's pandas probe
+    _check_people(owner, group)
     options = IngestOptions(
         id=layer_id,
         title=title,
@@ -213,6 +254,7 @@ def ingest_command(
         attribution=attribution,
         source=source,
         owner=owner,
+        group=group,
         visibility=visibility,
         crs=crs,
         x=x,
@@ -226,6 +268,8 @@ def ingest_command(
     store = state.store()
     with _Rate(f"Loading {paths[0].name}") as progress:
         entries = ingest(store, paths, options, progress=progress)
+    for entry in entries:
+        _audit("update" if replace else "upload", entry.id, entry.version, via="command line")
     if as_json:
         print_json([e.to_dict() for e in entries])
         return
@@ -291,6 +335,7 @@ def delete_command(
         err.print("Nothing was deleted.")
         raise typer.Exit(1)
     store.delete(layer_id)
+    _audit("delete", layer_id, entry.version)
     out.print(f"Deleted layer [bold]{layer_id}[/].")
 
 
@@ -302,8 +347,11 @@ def set_command(
     kind: Annotated[str | None, typer.Option()] = None,
     licence: Annotated[str | None, typer.Option("--licence", "--license")] = None,
     attribution: Annotated[str | None, typer.Option()] = None,
-    owner: Annotated[str | None, typer.Option()] = None,
-    visibility: Annotated[str | None, typer.Option(help="public, private or hidden.")] = None,
+    owner: Annotated[str | None, typer.Option(help="The account that owns the layer.")] = None,
+    group: Annotated[
+        str | None, typer.Option(help="The group the layer belongs to ('' for none).")
+    ] = None,
+    visibility: Annotated[str | None, typer.Option(help="private, group, link or public.")] = None,
 ) -> None:
     """Change a layer's details (title, licence, visibility, ...) without a new version."""
     from landexplorer.catalog.model import KINDS, VISIBILITIES, normalise_licence
@@ -318,6 +366,7 @@ def set_command(
             "licence": licence,
             "attribution": attribution,
             "owner": owner,
+            "group": group,
             "visibility": visibility,
         }.items()
         if v is not None
@@ -330,10 +379,16 @@ def set_command(
         raise InputError(f"The visibility must be one of {', '.join(VISIBILITIES)}.")
     store = state.store()
     store.get(layer_id)  # a missing layer is said first
+    _check_people(owner, group)
     if licence is not None:
         changes["licence"] = normalise_licence(licence)
     entry = store.update_metadata(layer_id, **changes)
+    _audit("details changed", layer_id, entry.version, **changes)
     _show(entry)
+
+
+# `layers update` is the same command (the word the access docs use)
+layers_app.command("update", help="The same as `layers set`.")(set_command)
 
 
 @app.command("demo")
