@@ -190,3 +190,47 @@ def test_first_run_makes_an_admin_with_a_link_once(
     with live.serve(data, database_url=settings.database_url):
         log = next(iter(set(data.parent.glob("serve-*.log")) - logs_before))
         assert "No admin account yet" not in log.read_text()
+
+
+def test_serve_prints_a_sign_in_link_for_a_user(cli: Cli, settings: Settings) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    code, _, err = cli("serve", "--sign-in-link", "ghost")
+    assert code == 1 and "no account called 'ghost'" in err
+    cli("users", "add", "kim", "--admin", "--password-stdin", stdin="a long password\n")
+    cli("users", "add", "sam")
+    port = live.free_port()
+    environ = {**os.environ, "LANDEXPLORER_DATA_DIR": str(settings.data_dir)}
+    if settings.database_url:
+        environ["LANDEXPLORER_DATABASE_URL"] = settings.database_url
+    cmd = [sys.executable, "-m", "landexplorer.cli", "serve", "--port", str(port),
+           "--log-level", "warning", "--sign-in-link", "sam"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=environ, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        deadline = time.monotonic() + 30
+        while "Sign in as" not in line and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+        assert "No admin account yet" not in line  # kim is an admin already
+        found = LINK.search(line)
+        assert found and found.group(1) == f"http://127.0.0.1:{port}", line
+        while True:  # wait until it answers
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/conformance", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        first = httpx.post(found.group(0), follow_redirects=False)
+        assert first.status_code == 303
+        assert (
+            httpx.get(f"http://127.0.0.1:{port}/auth/me", cookies=first.cookies).json()["user"]
+            == "sam"
+        )
+    finally:
+        proc.terminate()
+        proc.wait(10)
