@@ -234,3 +234,33 @@ def test_serve_prints_a_sign_in_link_for_a_user(cli: Cli, settings: Settings) ->
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_demo_gives_community_layers_to_its_group_and_stays_public(
+    cli: Cli, settings: Settings, real_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from landexplorer.layers.demo import DEFAULT_MANIFEST
+
+    manifest = json.loads(DEFAULT_MANIFEST.read_text())
+    manifest["layers"] = [m for m in manifest["layers"] if m["id"] in ("allotments", "wards")]
+    small = tmp_path / "demo.json"
+    small.write_text(json.dumps(manifest))
+    monkeypatch.setenv("LANDEXPLORER_DEMO_MANIFEST", str(small))
+    monkeypatch.setenv("LANDEXPLORER_DEMO_MIRROR", str(real_data))
+    for _ in range(2):  # running it again is harmless
+        code, _, err = cli("demo", "--json")
+        assert code == 0, err
+        code, out, _ = cli("groups", "show", "trafford-growers", "--json")
+        group = json.loads(out)
+        assert group["title"] == "Trafford community growers"
+        assert group["members"] == {"demo-steward": "steward"}
+        code, out, _ = cli("users", "list", "--json")
+        assert [u["name"] for u in json.loads(out)] == ["demo-steward"]
+    code, out, _ = cli("layers", "list", "--json")
+    layers = {e["id"]: (e["owner"], e["group"], e["visibility"]) for e in json.loads(out)}
+    assert layers == {
+        "allotments": ("demo-steward", "trafford-growers", "public"),
+        "wards": ("", "", "public"),
+    }
+    with TestClient(create_app(settings.model_copy(update={"demo_manifest": small}))) as client:
+        assert client.get("/collections/allotments/items?limit=1").status_code == 200
