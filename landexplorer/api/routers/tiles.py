@@ -69,8 +69,9 @@ def etag_of(key: TileKey) -> str:
     return f'"{key.layer_id}-{key.generation}-{key.variant}-{key.z}-{key.x}-{key.y}"'
 
 
-def _tile_response(data: bytes, media: str, etag: str) -> Response:
-    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+def _tile_response(data: bytes, media: str, etag: str, public: bool = True) -> Response:
+    # a tile of a layer that is not public must never be handed on by a shared cache
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL if public else "private, max-age=300"}
     if not data:
         return Response(status_code=204, headers=headers)
     return Response(data, media_type=media, headers=headers)
@@ -109,7 +110,7 @@ async def _tile(
             data = await run_in_threadpool(service.render_vector, entry, key, props)
         else:
             data = await run_in_threadpool(service.render_raster, entry, key, ramp, value_range)
-    return _tile_response(data, media, etag)
+    return _tile_response(data, media, etag, entry.is_public)
 
 
 @router.api_route(
