@@ -424,3 +424,43 @@ def test_too_many_attempts_are_said_in_plain_words(
     assert text.startswith("Too many attempts to sign in. Please wait ")
     assert "seconds and try again" in text
     page.context.close()
+
+
+def test_a_share_link_goes_with_every_request_of_the_page(
+    browser: Any, people_server: PeopleServer, watch: PageWatch
+) -> None:
+    """A link made by the access store (what POST /collections/{id}/links makes): the
+    visitor's page sends it with its catalogue and tile requests, and stops
+    showing the layer once it is revoked."""
+    store = open_store(people_server.settings)
+    access = AccessStore.beside(store)
+    try:
+        secret, info = access.create_link("orchard_walks", USER)
+    finally:
+        access.close()
+        store.close()
+    page = open_page(browser, watch)
+    page.goto(f"{people_server.url}/?link={secret}&layers=orchard_walks")
+    wait_started(page)
+    assert "orchard_walks" in listed(page) and page.is_checked("#layer-orchard_walks")
+    wait_drawn(page, "orchard_walks")
+    ours = [u for u in watch.requests if u.startswith(people_server.url + "/")]
+    api = [u for u in ours if urlparse(u).path.startswith(("/collections", "/tiles/"))]
+    assert any("/tiles/orchard_walks/" in u for u in api)
+    assert api and all(parse_qs(urlparse(u).query).get("link") == [secret] for u in api if "?" in u)
+    # the address keeps the link for this page only: no cookie, no storage holds it
+    assert page.context.cookies() == []
+    assert secret not in page.evaluate("JSON.stringify([{...localStorage}, {...sessionStorage}])")
+    store = open_store(people_server.settings)
+    access = AccessStore.beside(store)
+    try:
+        assert access.revoke_link("orchard_walks", info.id)
+    finally:
+        access.close()
+        store.close()
+    page.wait_for_timeout(2500)  # the server remembers a looked-up link for up to 2 s
+    page.reload()
+    wait_started(page)
+    assert "orchard_walks" not in listed(page)
+    assert "share link no longer works" in page.inner_text("#status")
+    page.context.close()
