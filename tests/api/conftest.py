@@ -12,12 +12,11 @@ import pytest
 from landexplorer.api import create_app
 from landexplorer.settings import Settings
 from tests import live
+from tests.people import bearer, make_token
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
-
-TOKEN = "test-token-1234"
 
 
 @pytest.fixture(scope="session")
@@ -29,8 +28,14 @@ def client(demo_settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def write_settings(settings: Settings) -> Settings:
-    """Settings of a fresh, empty catalogue that accepts writes with ``TOKEN``."""
-    return settings.model_copy(update={"write_token": TOKEN, "max_upload_mb": 5})
+    """Settings of a fresh, empty catalogue with a small upload limit (5 MB)."""
+    return settings.model_copy(update={"max_upload_mb": 5})
+
+
+@pytest.fixture
+def auth(write_settings: Settings) -> dict[str, str]:
+    """Bearer headers of a site admin's write token on ``write_settings``' catalogue."""
+    return bearer(make_token(write_settings))
 
 
 @pytest.fixture
