@@ -17,6 +17,7 @@ import pytest
 from landexplorer.api import create_app
 from landexplorer.api.params import DEFAULT_LIMIT, MAX_LIMIT
 from tests.api.test_live_clients import needs_ogr
+from tests.people import bearer, make_token
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -114,9 +115,15 @@ ELSEWHERE = "https://elsewhere.example"
 
 @pytest.fixture(scope="module")
 def cors_client(demo_settings):
-    settings = demo_settings.model_copy(update={"cors_origins": [LISTED], "write_token": "t0k"})
+    settings = demo_settings.model_copy(update={"cors_origins": [LISTED]})
     with TestClient(create_app(settings)) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def reader(demo_settings):
+    """Bearer headers of a signed-in reader (their answers may hold layers others cannot see)."""
+    return bearer(make_token(demo_settings, "cors-reader", admin=False, scope="read"))
 
 
 def test_any_site_reads_public_answers(cors_client):
@@ -147,7 +154,7 @@ def test_any_site_reads_public_answers(cors_client):
     assert "x-requested-with" in pre.headers["access-control-allow-headers"]
 
 
-def test_other_sites_get_no_writes_and_no_token(cors_client):
+def test_other_sites_get_no_writes_and_no_token(cors_client, reader):
     for method, headers in (
         ("DELETE", {}),
         ("GET", {"Access-Control-Request-Headers": "Authorization"}),
@@ -160,11 +167,14 @@ def test_other_sites_get_no_writes_and_no_token(cors_client):
         assert pre.status_code == 403, method
         assert "access-control-allow-origin" not in pre.headers
         assert "LANDEXPLORER_CORS_ORIGINS" in pre.json()["description"]
-    # an answer to the token holder (it may hold private layers) is not shared
-    r = cors_client.get(
-        "/collections", headers={"Origin": ELSEWHERE, "Authorization": "Bearer t0k"}
-    )
+    # an answer to a token holder (it may hold private layers) is not shared
+    r = cors_client.get("/collections", headers={"Origin": ELSEWHERE, **reader})
     assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+    # nor is a refused token's answer (the other site learns nothing from it)
+    r = cors_client.get(
+        "/collections", headers={"Origin": ELSEWHERE, "Authorization": "Bearer lxt_no"}
+    )
+    assert r.status_code == 401 and "access-control-allow-origin" not in r.headers
     w = cors_client.delete("/collections/nothing_here", headers={"Origin": ELSEWHERE})
     assert "access-control-allow-origin" not in w.headers
 

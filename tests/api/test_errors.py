@@ -87,7 +87,9 @@ def test_property_filter_with_quote_is_a_value(client):
 
 
 def test_hidden_layers_are_not_revealed(store, settings):
-    """A private layer answers 404 to anonymous callers and is listed for the token holder."""
+    """A private layer answers 404 to anonymous callers and to people outside its group
+    (never 403: that would say it exists), and a site admin reads it; a token that is not
+    valid is a 401 that names no layer."""
     import warnings
 
     from landexplorer.api import create_app
@@ -99,11 +101,23 @@ def test_hidden_layers_are_not_revealed(store, settings):
 
     src = settings.resolved_demo_mirror() / "allotments" / "trafford_allotments.geojson"
     ingest(store, [src], IngestOptions(id="secret", licence="OGL-UK-3.0", visibility="private"))
-    with TestClient(create_app(settings.model_copy(update={"write_token": "t0k"}))) as c:
-        _assert_error_body(c.get("/collections/secret"), 404)
-        assert "secret" not in {x["id"] for x in c.get("/collections").json()["collections"]}
-        auth = {"Authorization": "Bearer t0k"}
-        assert c.get("/collections/secret/items", headers=auth).json()["numberMatched"] == 35
-        _assert_error_body(
-            c.get("/collections/secret", headers={"Authorization": "Bearer no"}), 404
-        )
+    from tests.people import bearer, make_token
+
+    admin = bearer(make_token(settings))
+    outsider = bearer(make_token(settings, "outsider", admin=False, groups={"walkers": "steward"}))
+    with TestClient(create_app(settings)) as c:
+        for who, refused in (({}, 401), (outsider, 404)):
+            _assert_error_body(c.get("/collections/secret", headers=who), 404)
+            _assert_error_body(c.get("/collections/secret/items", headers=who), 404)
+            # a change is refused exactly as for a layer that does not exist
+            gone = c.delete("/collections/secret", headers=who)
+            _assert_error_body(gone, refused)
+            never = c.delete("/collections/never_was", headers=who)
+            assert never.status_code == refused
+            assert never.text.replace("never_was", "secret") == gone.text
+            listed = c.get("/collections", headers=who).json()["collections"]
+            assert "secret" not in {x["id"] for x in listed}
+        assert c.get("/collections/secret/items", headers=admin).json()["numberMatched"] == 35
+        r = c.get("/collections/secret", headers={"Authorization": "Bearer no"})
+        _assert_error_body(r, 401)
+        assert "secret" not in r.text

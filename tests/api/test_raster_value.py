@@ -18,12 +18,12 @@ from landexplorer.api import create_app
 from landexplorer.catalog import Store
 from landexplorer.layers.ingest import IngestOptions, ingest
 from landexplorer.settings import Settings
+from tests.people import bearer, make_token
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-TOKEN = "value-token-77"
 _TO_BNG = Transformer.from_crs("EPSG:4326", "EPSG:27700", always_xy=True)
 
 
@@ -90,7 +90,7 @@ def small_grid(store: Store, settings: Settings, tmp_path: Path) -> Iterator[Tes
         dst.write(data, 1)
     options = IngestOptions(id="small", licence="CC0-1.0", attribution="test", visibility="private")
     ingest(store, path, options)
-    with TestClient(create_app(settings.model_copy(update={"write_token": TOKEN}))) as c:
+    with TestClient(create_app(settings)) as c:
         yield c
 
 
@@ -99,8 +99,8 @@ def _lonlat(x: float, y: float) -> dict[str, float]:
     return {"lon": lon, "lat": lat}
 
 
-def test_empty_cells_and_visibility(small_grid: TestClient):
-    auth = {"Authorization": f"Bearer {TOKEN}"}
+def test_empty_cells_and_visibility(small_grid: TestClient, settings: Settings):
+    auth = bearer(make_token(settings))  # a site admin sees the private layer
     # hidden from anonymous callers exactly as its tiles are
     place = _lonlat(370150, 394950)  # row 0, column 1
     assert small_grid.get("/collections/small/value", params=place).status_code == 404
