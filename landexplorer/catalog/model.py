@@ -71,7 +71,6 @@ def sibling_id(layer_id: str, suffix: str) -> str:
 LICENCE_EXAMPLES = ("OGL-UK-3.0", "CC-BY-4.0", "ODbL-1.0")
 #: Longest licence expression accepted.
 MAX_LICENCE_CHARS = 200
-_LICENCE_REF = re.compile(r"^(?:DocumentRef-[A-Za-z0-9.\-]+:)?LicenseRef-[A-Za-z0-9.\-]+$", re.I)
 #: Names people write for common data licences, and their SPDX ids.
 _LICENCE_ALIASES = {
     "ogl": "OGL-UK-3.0",
@@ -146,28 +145,18 @@ def normalise_licence(text: str) -> str:
         )
     if len(stripped) > MAX_LICENCE_CHARS:
         raise InputError(f"The licence is longer than {MAX_LICENCE_CHARS} characters. " + how)
-    licensing = _spdx()
+    from landexplorer.access.licences import LicenceError, normalise
+
     try:
-        parsed = licensing.parse(stripped, strict=True, validate=False)
-    except Exception as exc:  # the parser's own errors, and its slips on odd input
-        raise InputError(
-            f"'{stripped}' is not a licence expression landexplorer can read."
-            + _licence_hint(stripped)
-            + " "
-            + how,
-            detail=str(exc),
-        ) from None
-    if parsed is None:
-        raise InputError("The licence is blank. " + how)
-    unknown = [k for k in licensing.unknown_license_keys(parsed) if not _LICENCE_REF.match(k)]
-    if unknown:
-        raise InputError(
-            f"'{unknown[0]}' is not a licence id landexplorer knows."
-            + _licence_hint(unknown[0])
-            + " "
-            + how
-        )
-    return re.sub(r"(?i)\blicenseref-", "LicenseRef-", str(parsed))
+        return normalise(stripped)
+    except LicenceError as exc:
+        if exc.unknown:
+            hint = _licence_hint(stripped) or _licence_hint(exc.unknown)
+            said = f"'{exc.unknown}' is not a licence id landexplorer knows."
+        else:
+            hint = _licence_hint(stripped)
+            said = f"'{stripped}' is not a licence expression landexplorer can read: {exc}"
+        raise InputError(said + hint + " " + how) from None
 
 
 @dataclass
