@@ -504,6 +504,41 @@ class AccessStore:
             rows = cur.run("SELECT grp, role FROM access_members WHERE user_name = ?", (user,))
         return dict(rows)
 
+    def members_of(self, group: str) -> list[dict[str, str]]:
+        """The members of ``group`` (user, display name, role, since), by name."""
+        with self.db.tx() as cur:
+            rows = cur.run(
+                "SELECT m.user_name, u.display, m.role, m.since FROM access_members m "
+                "JOIN access_users u ON u.name = m.user_name WHERE m.grp = ? "
+                "ORDER BY m.user_name",
+                (group,),
+            )
+        return [{"user": r[0], "display": r[1] or r[0], "role": r[2], "since": r[3]} for r in rows]
+
+    def actors(self) -> list[Actor]:
+        """The actor of every enabled account, with its roles and grants: what the API asks
+        the policy with when an owner wants to know who can see a layer."""
+        with self.db.tx() as cur:
+            users = cur.run("SELECT name, admin FROM access_users WHERE disabled = 0 ORDER BY name")
+            members = cur.run("SELECT user_name, grp, role FROM access_members")
+            granted = cur.run("SELECT user_name, layer FROM access_grants")
+        roles: dict[str, dict[str, str]] = {}
+        for user, group, role in members:
+            roles.setdefault(user, {})[group] = role
+        grants: dict[str, set[str]] = {}
+        for user, layer in granted:
+            grants.setdefault(user, set()).add(layer)
+        return [
+            Actor(
+                user=name,
+                admin=_flag(admin),
+                roles=roles.get(name, {}),
+                grants=frozenset(grants.get(name, ())),
+                via="session",
+            )
+            for name, admin in users
+        ]
+
     # ---------------------------------------------------------------- secrets
     def _new_secret(
         self, kind: str, prefix: str, user: str, name: str, scope: str, lifetime: timedelta
@@ -850,8 +885,11 @@ class AccessStore:
         layer: str | None = None,
         layers: Sequence[str] | None = None,
         actor: str | None = None,
+        groups: Sequence[str] | None = None,
     ) -> list[AuditEvent]:
-        """Newest first; ``before`` pages back (an event id); ``layers`` restricts to those."""
+        """Newest first; ``before`` pages back (an event id). ``layers`` and ``groups``
+        restrict to the events of those layers and those naming one of those groups
+        (members set and removed, layers uploaded into them)."""
         where, params = "id < ?", []
         if layer is not None:
             where += " AND layer = ?"
@@ -860,6 +898,19 @@ class AccessStore:
             where += " AND actor = ?"
             params.append(actor)
         wanted = set(layers) if layers is not None else None
+        teams = set(groups) if groups is not None else None
+
+        def kept(row: tuple[Any, ...]) -> bool:
+            if wanted is None and teams is None:
+                return True
+            if wanted is not None and row[4] in wanted:
+                return True
+            return (
+                teams is not None
+                and '"group"' in row[6]
+                and (json.loads(row[6]).get("group") in teams)
+            )
+
         out: list[AuditEvent] = []
         cursor_id = before if before is not None else 2**62
         with self.db.tx() as cur:
@@ -870,7 +921,7 @@ class AccessStore:
                     [cursor_id, *params],
                 )
                 for r in rows:
-                    if wanted is None or r[4] in wanted:
+                    if kept(r):
                         out.append(
                             AuditEvent(
                                 int(r[0]), r[1], r[2], r[3], r[4], int(r[5]), json.loads(r[6])

@@ -75,21 +75,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(WriteGuard)
     # Who is asking (session cookie, bearer token, share links), before everything that
     # asks the policy; inside CORS so that refusals carry CORS headers.
-    app.add_middleware(
-        Identify, authenticator=app.state.auth, threaded=store.backend == "postgis"
-    )
+    app.add_middleware(Identify, authenticator=app.state.auth, threaded=store.backend == "postgis")
     # CORS: public reads for every site, writes and the token only for cors_origins.
     app.add_middleware(PublicCORS, settings=settings)
 
     # ---- Routers are included HERE, one line each. Add yours (e.g. tiles) to this list.
     from landexplorer.api.routers import (
+        access_requests,
         account,
         analysis,
+        audit,
         collections,
         exports,
+        groups,
         items,
         landing,
         maps,
+        sharing,
         tiles,
         uploads,
         values,
@@ -108,6 +110,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tiles.router,
         values.router,
         account.router,
+        groups.router,
+        sharing.router,
+        access_requests.router,
+        audit.router,
     ]
     for router in routers:
         app.include_router(router)
