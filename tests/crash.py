@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from landexplorer.access.store import AccessStore
 from landexplorer.catalog.postgis import _MIGRATION_LOCK
 from landexplorer.settings import Settings
 
@@ -82,11 +83,20 @@ def same_or_next(
 # ---- is anything half-done left? --------------------------------------------------------
 def assert_clean(settings: Settings) -> None:
     """Integrity ok; no staged table; no feature table that is not a catalogued version;
-    no journal or temporary file; every upload job in a final state; no upload folder."""
+    no journal or temporary file; every upload job in a final state; no upload folder.
+    The access store (people, tokens, the audit log) is whole too: ``access.sqlite`` runs in
+    WAL mode, so its -wal and -shm files are its own while a server has it open."""
     data = settings.data_dir
+    access_files: tuple[str, ...] = ()
     if settings.database_url:
         _assert_clean_pg(settings.database_url)
     else:
+        access = data / "access.sqlite"
+        if access.exists():
+            with contextlib.closing(sqlite3.connect(access)) as conn:
+                assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+                assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            access_files = ("access.sqlite-wal", "access.sqlite-shm")
         with contextlib.closing(sqlite3.connect(settings.catalog_path)) as conn:
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             assert conn.execute("SELECT * FROM landexplorer_staging").fetchall() == []
@@ -105,7 +115,8 @@ def assert_clean(settings: Settings) -> None:
     leftovers = [
         p.name
         for p in (data.iterdir() if data.is_dir() else ())
-        if p.name.endswith(("-journal", "-wal", "-shm", ".tmp")) or p.name.startswith(".")
+        if (p.name.endswith(("-journal", "-wal", "-shm", ".tmp")) or p.name.startswith("."))
+        and p.name not in access_files
     ]
     assert leftovers == [], leftovers
     rasters = settings.raster_dir
@@ -135,6 +146,7 @@ def _assert_clean_pg(url: str) -> None:
                 "LIKE 'landexplorer%%' AND tablename <> 'spatial_ref_sys'"
             )
         }
+        tables -= set(AccessStore.TABLES)  # people, tokens and the audit log, not layers
         assert tables == {s for s in storages if not s.endswith(".tif")}, tables
 
 

@@ -29,9 +29,8 @@ from landexplorer.layers.ingest import IngestOptions, ingest
 from landexplorer.settings import Settings
 from tests import live
 from tests.crash import SITES, TREES, assert_clean, big_csv, cli, cli_env, layers_json, same_or_next
+from tests.people import bearer, make_token
 
-TOKEN = "recovery-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 _TAG = "from landexplorer.catalog.owners import this_process; print(this_process(), flush=True)"
 
 
@@ -73,6 +72,7 @@ def test_jobs_a_stopped_server_left_get_their_final_state(
 ) -> None:
     sites = ingest(store, real_data.joinpath(*SITES), IngestOptions(id="sites"))[0]
     store.close()
+    admin = bearer(make_token(settings))  # jobs are their uploader's and the admins' to follow
     jobs, uploads = settings.data_dir / "jobs", settings.data_dir / "uploads"
     dead = _dead_owner()
     started = "2000-01-01T00:00:00Z"
@@ -105,7 +105,7 @@ def test_jobs_a_stopped_server_left_get_their_final_state(
         with live.serve(settings.data_dir, database_url=settings.database_url, workers=3) as url:
 
             def status(job: Job) -> dict[str, object]:
-                r = httpx.get(f"{url}/jobs/{job.id}", timeout=30)
+                r = httpx.get(f"{url}/jobs/{job.id}", headers=admin, timeout=30)
                 assert r.status_code == 200, r.text
                 return r.json()  # type: ignore[no-any-return]
 
@@ -133,7 +133,7 @@ def test_jobs_a_stopped_server_left_get_their_final_state(
 def _server(settings: Settings) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """``landexplorer serve`` as a process of our own, so that it can be killed."""
     port = live.free_port()
-    env = cli_env(settings, LANDEXPLORER_WRITE_TOKEN=TOKEN)
+    env = cli_env(settings)
     log = settings.data_dir.parent / f"serve-{port}.log"
     cmd = [
         sys.executable, "-m", "landexplorer.cli", "serve", "--port", str(port),
@@ -188,10 +188,10 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(30)
 
 
-def _replace(url: str, big: Path) -> str:
+def _replace(url: str, auth: dict[str, str], big: Path) -> str:
     r = httpx.put(
         f"{url}/collections/trees",
-        headers=AUTH,
+        headers=auth,
         files={"file": (big.name, big.read_bytes(), "text/csv")},
         timeout=60,
     )
@@ -215,6 +215,7 @@ def test_server_killed_mid_upload_at_three_moments(
     cli(env, "ingest", real_data.joinpath(*SITES), "--id", "sites", "--licence", "OGL-UK-3.0")
     cli(env, "ingest", real_data.joinpath(*TREES), "--id", "trees", "--licence", "OGL-UK-3.0")
     before = layers_json(env)
+    auth = bearer(make_token(settings))
     jobs: list[str] = []
 
     def check_after_restart(url: str) -> None:
@@ -222,10 +223,10 @@ def test_server_killed_mid_upload_at_three_moments(
         after = layers_json(env)
         new_version = same_or_next(before, after, "trees", rows)
         for job_id in jobs:
-            doc = httpx.get(f"{url}/jobs/{job_id}", timeout=30).json()
+            doc = httpx.get(f"{url}/jobs/{job_id}", headers=auth, timeout=30).json()
             assert doc["status"] in ("successful", "failed"), doc
         if jobs:
-            last = httpx.get(f"{url}/jobs/{jobs[-1]}", timeout=30).json()
+            last = httpx.get(f"{url}/jobs/{jobs[-1]}", headers=auth, timeout=30).json()
             # the job says what happened to its version
             assert (last["status"] == "successful") == new_version, (last, new_version)
             if not new_version:
@@ -252,7 +253,7 @@ def test_server_killed_mid_upload_at_three_moments(
             with contextlib.suppress(httpx.HTTPError):
                 httpx.put(
                     f"{url}/collections/trees",
-                    headers={**AUTH, "Content-Type": "multipart/form-data; boundary=le-boundary"},
+                    headers={**auth, "Content-Type": "multipart/form-data; boundary=le-boundary"},
                     content=body(),
                     timeout=60,
                 )
@@ -264,10 +265,10 @@ def test_server_killed_mid_upload_at_three_moments(
     # 2. while the job is loading features
     with _server(settings) as (proc, url):
         check_after_restart(url)
-        jobs.append(_replace(url, big))
+        jobs.append(_replace(url, auth, big))
 
         def loading() -> bool:
-            doc = httpx.get(f"{url}/jobs/{jobs[-1]}", timeout=30).json()
+            doc = httpx.get(f"{url}/jobs/{jobs[-1]}", headers=auth, timeout=30).json()
             return doc["status"] == "running" and doc["progress"] >= 10_000
 
         _wait(loading)
@@ -276,10 +277,11 @@ def test_server_killed_mid_upload_at_three_moments(
     with _server(settings) as (proc, url):
         check_after_restart(url)
         version = _version(settings, "trees")
-        jobs.append(_replace(url, big))
+        jobs.append(_replace(url, auth, big))
         _wait(lambda: _version(settings, "trees") > version)
         _kill(proc)
     with _server(settings) as (proc, url):
         check_after_restart(url)
         assert before[1]["version"] == version + 1
-        assert httpx.get(f"{url}/jobs/{jobs[-1]}", timeout=30).json()["status"] == "successful"
+        last = httpx.get(f"{url}/jobs/{jobs[-1]}", headers=auth, timeout=30).json()
+        assert last["status"] == "successful"
