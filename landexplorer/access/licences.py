@@ -551,3 +551,44 @@ def publish_refusal(combined: Combined, visibility: str) -> str | None:
         f"This result cannot be shared with {who}: {combined.reason} Keep it private or "
         "within your group."
     )
+
+
+#: How a layer made by landexplorer from other layers names them in its ``source``.
+DERIVED_SOURCE = "made by landexplorer from: "
+
+
+def derived_licence(combined: Combined) -> str | None:
+    """The licence a layer made from these inputs is stored with: the combined licence
+    when it may be published; otherwise every input's licence joined with AND, so the
+    layer carries their terms (and a later change to public is refused for the same
+    reason). None when an input has no licence: then the layer stays unlicensed."""
+    if combined.publishable:
+        return combined.licence
+    if any(not i.licence for i in combined.inputs):
+        return None
+    parts = list(dict.fromkeys(i.licence for i in combined.inputs))
+    if len(parts) == 1:
+        return parts[0]
+    return " AND ".join(f"({p})" if " OR " in p.upper() else p for p in parts)
+
+
+def is_derived(source: str) -> bool:
+    """Whether a layer's ``source`` says landexplorer made it from other layers."""
+    return source.startswith(DERIVED_SOURCE)
+
+
+def derived_change_refusal(layer: Credited, source: str, changes: dict[str, str]) -> str | None:
+    """Why ``changes`` (licence, visibility) may not be made to a layer landexplorer made
+    from other layers (None: they may, or the layer was not made so)."""
+    if not is_derived(source):
+        return None
+    if "licence" in changes and changes["licence"] != layer.licence:
+        made_from = source[len(DERIVED_SOURCE) :]
+        return (
+            f"'{layer.id}' was made from other layers ({made_from}), so its licence comes "
+            f"from theirs ({layer.licence or 'none'}) and cannot be changed here."
+        )
+    visibility = changes.get("visibility", "")
+    if visibility in ("public", "link"):
+        return publish_refusal(combine([layer]), visibility)
+    return None

@@ -2,7 +2,9 @@
 
 Licences and attributions travel with every export: as foreign members of a GeoJSON
 FeatureCollection, as layer metadata in a GeoPackage, and as a ``.credits.txt`` file
-beside a CSV (a comment line would break CSV readers).
+beside a CSV (a comment line would break CSV readers). Each also says what the result
+obliges, in plain words (``licences``: attribution, share-alike, non-commercial,
+no-derivatives) and whether it may be published as a layer of its own.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
+from landexplorer.access.licences import Combined, combine
 from landexplorer.analysis.results import credits
 from landexplorer.analysis.sources import Source
 from landexplorer.errors import InputError
@@ -29,6 +32,13 @@ def credit_lines(sources: list[Source]) -> list[str]:
     ]
 
 
+def obligation_of_publishing(combined: Combined) -> str:
+    """One line: under which licence a layer made from this may be published, or why not."""
+    if combined.publishable:
+        return f"Published as a layer of its own, it would be under {combined.licence}."
+    return f"It may not be published as a layer of its own: {combined.reason}"
+
+
 def write_result(frame: pd.DataFrame, path: Path, sources: list[Source], crs_used: str) -> Path:
     """Write ``frame`` (a GeoDataFrame for .geojson/.gpkg) to ``path`` by its suffix."""
     suffix = path.suffix.lower()
@@ -37,7 +47,8 @@ def write_result(frame: pd.DataFrame, path: Path, sources: list[Source], crs_use
             f"landexplorer can write results as {', '.join(FORMATS)}; '{path.name}' is none."
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    info = {"credits": credits(sources), "measured_in": crs_used}
+    combined = combine(sources)
+    info = {"credits": credits(sources), "licences": combined.to_dict(), "measured_in": crs_used}
     if suffix == ".csv":
         plain = pd.DataFrame(frame).copy()
         if isinstance(frame, gpd.GeoDataFrame):
@@ -48,6 +59,8 @@ def write_result(frame: pd.DataFrame, path: Path, sources: list[Source], crs_use
                 [
                     "Contains data from:",
                     *credit_lines(sources),
+                    "What using it obliges: " + "; ".join(combined.obligations) + ".",
+                    obligation_of_publishing(combined),
                     f"Areas and distances measured in {crs_used}.",
                 ]
             )
@@ -69,6 +82,10 @@ def write_result(frame: pd.DataFrame, path: Path, sources: list[Source], crs_use
         path,
         layer=path.stem,
         driver="GPKG",
-        layer_metadata={"credits": json.dumps(info["credits"]), "measured_in": crs_used},
+        layer_metadata={
+            "credits": json.dumps(info["credits"]),
+            "licences": json.dumps(info["licences"]),
+            "measured_in": crs_used,
+        },
     )
     return path

@@ -1,5 +1,10 @@
 """What analysis functions return: plain data classes that name the metric CRS used and
-carry the licences and attributions of their inputs, with ``to_dict`` for JSON."""
+carry the licences and attributions of their inputs, with ``to_dict`` for JSON.
+
+Every ``to_dict`` has a ``licences`` block (``landexplorer.access.licences.combine``):
+each input's licence and attribution, what the result obliges in plain words
+(attribution, share-alike, non-commercial, no-derivatives) and whether it may be
+published as a new layer, under which licence."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from landexplorer.access.licences import combine
 from landexplorer.analysis.sources import Source
 
 if TYPE_CHECKING:
@@ -44,6 +50,11 @@ def credits(sources: list[Source]) -> list[dict[str, str]]:
     return list(seen.values())
 
 
+def licences(sources: list[Source]) -> dict[str, Any]:
+    """The ``licences`` block of a result made from ``sources``."""
+    return combine(sources).to_dict()
+
+
 @dataclass
 class Comparison:
     """Pairs of features of two layers meeting a predicate, and a summary by class."""
@@ -72,6 +83,7 @@ class Comparison:
             "summary": records(self.summary),
             "crs": self.crs,
             "sources": credits(self.sources),
+            "licences": licences(self.sources),
             "notes": self.notes,
         }
         if with_matches:
@@ -106,6 +118,7 @@ class Overlay:
             "totals": records(self.totals),
             "crs": self.crs,
             "sources": credits(self.sources),
+            "licences": licences(self.sources),
             "notes": self.notes,
         }
         if with_features:
@@ -131,6 +144,7 @@ class Zonal:
             "crs": self.crs,
             "stats": records(self.stats),
             "sources": credits(self.sources),
+            "licences": licences(self.sources),
             "notes": self.notes,
         }
 
@@ -179,6 +193,14 @@ class AreaReport:
     layers: list[LayerInArea]
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def sources(self) -> list[Source]:
+        """The layers the report read, with their licences and attributions."""
+        return [
+            Source(id=x.layer, title=x.title, licence=x.licence, attribution=x.attribution)
+            for x in self.layers
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "area_m2": self.area_m2,
@@ -186,5 +208,6 @@ class AreaReport:
             "crs": self.crs,
             "bbox": list(self.bbox),
             "layers": [layer.to_dict() for layer in self.layers],
+            "licences": licences(self.sources),
             "notes": self.notes,
         }

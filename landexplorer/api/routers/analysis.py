@@ -1,8 +1,16 @@
-"""``POST /analysis/compare``, ``/analysis/report`` and ``/analysis/zonal``.
+"""``POST /analysis/compare``, ``/analysis/report``, ``/analysis/zonal`` and
+``/analysis/save``.
 
 Thin wrappers over ``landexplorer.analysis``: check that every named layer is visible to
-the caller, run the work in the thread pool, and return the JSON summary plus GeoJSON
-features. Areas and distances come back in the metric CRS the analysis chose (named).
+the caller (a layer they may not see is a 404, as one that does not exist, and a report
+only ever reads the layers they may see), run the work in the thread pool, and return
+the JSON summary plus GeoJSON features. Areas and distances come back in the metric CRS
+the analysis chose (named). Every answer has a ``licences`` block: each input's licence
+and attribution and what the result obliges, in plain words.
+
+``/analysis/save`` keeps a comparison's matches as a new layer of the caller's, private
+to their group unless they say otherwise; sharing it with everyone is refused, with the
+reason, when an input's licence does not allow it (``access.licences.combine``).
 
 Every call runs with the server's limits (``Limits.from_settings``): request areas are
 counted before they are built (413 when too big, 400 when a coordinate is not a
@@ -12,6 +20,8 @@ the command line that runs it without a limit).
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -19,11 +29,24 @@ import shapely
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool
 
+from landexplorer.access.licences import DERIVED_SOURCE, combine, derived_licence, publish_refusal
+from landexplorer.access.model import VISIBILITIES
+from landexplorer.access.policy import can_create_in
 from landexplorer.analysis.limits import Limits
-from landexplorer.api.deps import not_found, settings_of, store_of, visible
+from landexplorer.api.auth import access_of
+from landexplorer.api.deps import (
+    Anyone,
+    SignedInWriter,
+    not_found,
+    settings_of,
+    store_of,
+    visible,
+)
+from landexplorer.api.errors import ApiError
+from landexplorer.api.refusals import answers
 from landexplorer.api.responses import JSONResponse
 from landexplorer.catalog import LayerEntry, Store, check_layer_id
-from landexplorer.errors import InputError, LayerNotFound
+from landexplorer.errors import InputError, LayerExists, LayerNotFound
 
 router = APIRouter(prefix="/analysis", tags=["Analysis"])
 
@@ -154,8 +177,15 @@ def _compare(store: Store, body: CompareBody, bbox: BBox | None, limits: Limits)
     return out
 
 
-@router.post("/compare", summary="Which features of one layer meet another")
-def compare_layers(request: Request, body: CompareBody) -> JSONResponse:
+_ANSWERS = (400, 404, 413, 422)
+
+
+@router.post(
+    "/compare",
+    summary="Which features of one layer meet another",
+    responses=answers("The comparison, its matches and the inputs' licences.", *_ANSWERS),
+)
+def compare_layers(request: Request, actor: Anyone, body: CompareBody) -> JSONResponse:
     """Pairs of features of ``left`` and ``right`` meeting the predicate: a summary by class
     of ``right`` (``by``) and the matches as GeoJSON (left geometry)."""
     limits = _limits(request)
@@ -169,8 +199,12 @@ def compare_layers(request: Request, body: CompareBody) -> JSONResponse:
     return JSONResponse(_compare(store_of(request), body, bbox, limits))
 
 
-@router.post("/report", summary="What every layer holds inside a drawn area")
-def report(request: Request, body: ReportBody) -> JSONResponse:
+@router.post(
+    "/report",
+    summary="What every layer holds inside a drawn area",
+    responses=answers("What each layer you may see holds in the area.", *_ANSWERS),
+)
+def report(request: Request, actor: Anyone, body: ReportBody) -> JSONResponse:
     """For a GeoJSON polygon: each visible layer's features, areas and classes inside it,
     measured in a metric CRS (named in the answer), with licences and attributions."""
     from landexplorer.analysis import area_report
@@ -192,8 +226,12 @@ def report(request: Request, body: ReportBody) -> JSONResponse:
     return JSONResponse(out)
 
 
-@router.post("/zonal", summary="Raster statistics under each polygon")
-def zonal(request: Request, body: ZonalBody) -> JSONResponse:
+@router.post(
+    "/zonal",
+    summary="Raster statistics under each polygon",
+    responses=answers("Statistics per polygon and the inputs' licences.", *_ANSWERS),
+)
+def zonal(request: Request, actor: Anyone, body: ZonalBody) -> JSONResponse:
     """Statistics of a raster layer under each polygon (or class) of a vector layer."""
     from landexplorer.analysis import zonal_stats
 
@@ -206,3 +244,137 @@ def zonal(request: Request, body: ZonalBody) -> JSONResponse:
         by=body.by, bbox=_check_bbox(body.bbox), limits=_limits(request),
     )  # fmt: skip
     return JSONResponse(result.to_dict())
+
+
+class SaveBody(_Body):
+    compare: CompareBody = Field(description="The comparison whose matches become the layer")
+    id: str = Field(max_length=48, examples=["allotments_in_flood"])
+    title: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    visibility: Literal["private", "group", "link", "public"] = "private"
+    group: str | None = Field(
+        default=None,
+        max_length=40,
+        description="The group the layer belongs to (default: yours, when you are a "
+        "contributor of exactly one)",
+    )
+
+
+@router.post(
+    "/save",
+    status_code=201,
+    summary="Keep a comparison's matches as a new layer",
+    responses=answers(
+        "The new layer, with its licence and what it obliges.",
+        400, 401, 403, 404, 409, 413, 422, code=201,
+    ),
+)  # fmt: skip
+def save_result(request: Request, actor: SignedInWriter, body: SaveBody) -> JSONResponse:
+    """Run the comparison and store its matches (the left layer's shapes with the right
+    layer's details) as a new layer owned by you, in your group, private unless you choose
+    otherwise. Its licence comes from its inputs' licences; making it public, or sharing it
+    by link, is refused when one of them does not allow it (the answer says which and
+    why), and then nothing is stored."""
+    from landexplorer.api.routers.uploads import _upload_group
+
+    store = store_of(request)
+    left = _entry(request, body.compare.left)
+    right = _entry(request, body.compare.right)
+    if body.visibility not in VISIBILITIES:  # pragma: no cover - the model says so
+        raise InputError(f"visibility must be one of {', '.join(VISIBILITIES)}.")
+    group = _upload_group(actor, body.group or None)
+    decision = can_create_in(actor, group)
+    if not decision.allowed:
+        raise ApiError(403, "forbidden", f"This layer cannot be added: {decision.reason}.")
+    layer_id = check_layer_id(body.id)
+    if store.exists(layer_id):
+        raise LayerExists(f"A layer called '{layer_id}' already exists: choose another id.")
+    combined = combine([left, right])
+    refusal = publish_refusal(combined, body.visibility)
+    if refusal is not None:
+        raise ApiError(403, "licence-forbids", refusal)
+    licence = derived_licence(combined)
+    if body.visibility == "public" and not licence:  # pragma: no cover - refused above
+        raise InputError("A layer made from unlicensed layers cannot be public.")
+    limits = _limits(request)
+    bbox = _check_bbox(body.compare.bbox)
+    if body.compare.area is not None:
+        geom = _area(body.compare.area, limits)
+        bbox = tuple(float(v) for v in shapely.bounds(geom))  # type: ignore[assignment]
+    from landexplorer.analysis import compare
+
+    c = body.compare
+    result = compare(
+        left.id, right.id, store=store, predicate=c.predicate, distance=c.distance, k=c.k,
+        by=c.by, bbox=bbox, limits=limits,
+    )  # fmt: skip
+    if len(result.matches) == 0:
+        raise InputError("The comparison found no matches, so there is nothing to save.")
+    entry = _store_derived(
+        store,
+        result.matches,
+        layer_id=layer_id,
+        title=body.title or f"{left.title or left.id} meeting {right.title or right.id}",
+        description=body.description
+        or f"Features of '{left.id}' that meet '{right.id}' ({c.predicate}).",
+        licence=licence,
+        attribution="; ".join(dict.fromkeys(x.attribution for x in (left, right) if x.attribution))[
+            :500
+        ],
+        source=DERIVED_SOURCE + ", ".join(dict.fromkeys([left.id, right.id])),
+        owner=actor.user,
+        group=group,
+        visibility=body.visibility,
+        work=settings_of(request).data_dir,
+    )
+    access_of(request).audit(
+        actor,
+        "save-analysis",
+        entry.id,
+        entry.version,
+        features=entry.feature_count,
+        visibility=entry.visibility,
+        group=entry.group,
+        inputs=[left.id, right.id],
+        licence=entry.licence,
+    )
+    return JSONResponse(
+        {
+            "id": entry.id,
+            "title": entry.title,
+            "version": entry.version,
+            "visibility": entry.visibility,
+            "group": entry.group,
+            "owner": entry.owner,
+            "licence": entry.licence,
+            "attribution": entry.attribution,
+            "features": entry.feature_count,
+            "licences": combined.to_dict(),
+        },
+        status_code=201,
+        headers={"Location": f"/collections/{entry.id}"},
+    )
+
+
+def _store_derived(
+    store: Store,
+    frame: Any,
+    *,
+    layer_id: str,
+    work: Path,
+    **details: Any,
+) -> LayerEntry:
+    """Write ``frame`` (EPSG:4326) as a new layer through the same ingest an upload uses
+    (one version, written whole or not at all)."""
+    import pyogrio
+
+    from landexplorer.layers.ingest import IngestOptions, ingest
+
+    work.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".derived-", dir=work) as folder:
+        path = Path(folder) / f"{layer_id}.gpkg"
+        frame = frame.rename(columns={c: f"{c}_" for c in frame.columns if c.lower() == "fid"})
+        pyogrio.write_dataframe(frame, path, layer=layer_id, driver="GPKG")
+        options = IngestOptions(id=layer_id, kind="community", **details)
+        (entry, *_) = ingest(store, path, options)
+    return entry

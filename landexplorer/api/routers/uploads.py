@@ -18,6 +18,7 @@ from fastapi import Path as PathParam
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from landexplorer.access.licences import derived_change_refusal
 from landexplorer.access.policy import can_create_in, decide
 from landexplorer.api.auth import access_of, actor_of
 from landexplorer.api.deps import (
@@ -344,6 +345,9 @@ def update_layer(
     managed = [k for k in _MANAGED if k in changes and changes[k] != getattr(entry, k)]
     if managed:
         _require_manage(request, entry, "change the " + " and ".join(managed) + " of")
+    refusal = derived_change_refusal(entry, entry.source, changes)
+    if refusal:  # a layer made from others keeps their terms (access/licences.py)
+        raise ApiError(403, "licence-forbids", refusal)
     if changes.get("visibility") == "public" and not changes.get("licence", entry.licence):
         raise InputError(
             f"'{entry.id}' has no licence yet, so it cannot be public: set a licence too "
