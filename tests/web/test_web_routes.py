@@ -130,11 +130,17 @@ def test_config_exposes_the_basemap_setting(tmp_path):
         assert base["url"] == "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
         assert "OpenStreetMap contributors" in base["attribution"]
     custom = "https://tiles.example.org/{z}/{x}/{y}.png"
-    with TestClient(create_app(Settings(data_dir=tmp_path, basemap=custom, write_token="t"))) as c:
-        body = c.get("/config.json").json()
+    settings = Settings(data_dir=tmp_path, basemap=custom, max_upload_mb=7)
+    with TestClient(create_app(settings)) as c:
+        r = c.get("/config.json")
+        body = r.json()
         assert body["basemap"]["url"] == custom
         assert "tiles.example.org" in body["basemap"]["attribution"]
-        assert body["uploadsNeedToken"] is True
+        # uploads go with signing in (accounts), no longer with a shared token
+        assert body["accounts"] is True and body["maxUploadMb"] == 7
+        assert "uploadsNeedToken" not in body
+        # what it names depends on who asks: never kept by a shared cache
+        assert r.headers["cache-control"].startswith("private")
 
 
 def test_save_and_open_a_map(client, tmp_path):
