@@ -22,6 +22,7 @@ from landexplorer.api.jobs import Jobs
 from landexplorer.api.limits import RequestLimits
 from landexplorer.api.openapi import install as install_openapi
 from landexplorer.api.ratelimit import RateLimit
+from landexplorer.api.tilefast import CachedTiles
 from landexplorer.catalog import open_store
 from landexplorer.settings import Settings
 from landexplorer.tiles.service import TileService
@@ -73,6 +74,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Writes from callers who cannot write anything are refused before their body is
     # read (outside the limits: such a caller learns nothing more).
     app.add_middleware(WriteGuard)
+    # Cached tiles answered before routing (falls through to the tiles router otherwise),
+    # inside Identify: a tile of a layer that is not public goes to those the policy lets
+    # see it only.
+    app.add_middleware(CachedTiles)
     # Who is asking (session cookie, bearer token, share links), before everything that
     # asks the policy; inside CORS so that refusals carry CORS headers.
     app.add_middleware(Identify, authenticator=app.state.auth, threaded=store.backend == "postgis")
@@ -117,8 +122,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ]
     for router in routers:
         app.include_router(router)
-    # cached tiles answered before routing (falls through to the tiles router otherwise)
-    from landexplorer.api.tilefast import CachedTiles
-
-    app.add_middleware(CachedTiles)
     return app

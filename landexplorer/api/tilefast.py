@@ -1,11 +1,17 @@
 """A fast path for cached tiles, in front of the FastAPI stack.
 
 A map pans by asking for dozens of tiles a second, and most are already in the tile
-cache. For a plain anonymous GET of a cached tile this ASGI middleware answers straight
-from the cache, skipping routing, dependency injection and validation (about a third of
-the cost of such a request). Anything else - a tile not drawn yet, a conditional or
-authorised request, CORS, unusual query parameters, any error - goes on to the tiles
-router unchanged, which gives the same bytes and headers for the same tile.
+cache. For a plain GET of a cached tile this ASGI middleware answers straight from the
+cache, skipping routing, dependency injection and validation (about a third of the cost
+of such a request). Anything else - a tile not drawn yet, a conditional or ranged
+request, unusual query parameters, any error - goes on to the tiles router unchanged,
+which gives the same bytes and headers for the same tile.
+
+It runs inside ``Identify`` (and CORS): a tile of a public layer costs one dict lookup
+more than before; a tile of any other layer is answered only when the policy lets the
+actor ``Identify`` found see the layer, with ``Cache-Control: private``, and is otherwise
+left to the router (its 404). The policy is asked before the cache is, so a cached tile
+is never handed to someone who may not see its layer, whoever drew it first.
 """
 
 from __future__ import annotations
@@ -16,11 +22,16 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from landexplorer.access.model import Actor
+from landexplorer.access.policy import decide
 from landexplorer.errors import LandExplorerError
 
 _OGC = re.compile(r"^/collections/([a-z][a-z0-9_]{0,47})/tiles/WebMercatorQuad/(\d+)/(\d+)/(\d+)$")
 _XYZ = re.compile(r"^/tiles/([a-z][a-z0-9_]{0,47})/(\d+)/(\d+)/(\d+)\.(mvt|pbf|png)$")
-_SKIP_HEADERS = (b"if-none-match", b"authorization", b"origin", b"range")
+_SKIP_HEADERS = (b"if-none-match", b"range")
+#: Query parameters the router ignores too: the web page's version stamp (``v``, so that a
+#: new version is a new address) and a share link (read by ``Identify``).
+_IGNORED = ("v", "link")
 
 
 class CachedTiles:
@@ -57,10 +68,19 @@ class CachedTiles:
             int(match.group(4)),
         )
         ext = match.group(5) if match.re is _XYZ else None
-        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"))
+        query = [
+            (k, v)
+            for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"))
+            if k not in _IGNORED
+        ]
         try:
             entry = service.store.get(layer_id)
-            if not entry.is_public or z > 24:
+            public = entry.is_public
+            if not public:
+                actor = scope.get("state", {}).get("actor")
+                if not isinstance(actor, Actor) or not decide(actor, "view", entry).allowed:
+                    return None  # the router answers (404: not revealed)
+            if z > 24:
                 return None
             if entry.data_type == "vector" and ext in (None, "mvt", "pbf"):
                 if any(k != "properties" for k, _ in query) or len(query) > 1:
@@ -80,11 +100,11 @@ class CachedTiles:
         data = service.cache.get(key)
         if data is None:
             return None
-        from landexplorer.api.routers.tiles import CACHE_CONTROL, etag_of
+        from landexplorer.api.routers.tiles import cache_control, etag_of
 
         headers = [
             (b"etag", etag_of(key).encode()),
-            (b"cache-control", CACHE_CONTROL.encode()),
+            (b"cache-control", cache_control(public).encode()),
         ]
         if not data:
             return 204, headers, b""

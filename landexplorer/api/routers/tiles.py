@@ -29,6 +29,9 @@ MVT = "application/vnd.mapbox-vector-tile"
 PNG = "image/png"
 TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
 CACHE_CONTROL = "public, max-age=300"
+#: A tile of a layer that is not public: kept by the asker's browser only, never by a
+#: shared cache (a proxy could hand a group layer's tile to anyone).
+PRIVATE_CACHE_CONTROL = "private, max-age=300"
 
 Z = Annotated[int, Path(ge=0, le=24, description="Zoom level (tile matrix).")]
 X = Annotated[int, Path(ge=0, description="Tile column.")]
@@ -69,9 +72,13 @@ def etag_of(key: TileKey) -> str:
     return f'"{key.layer_id}-{key.generation}-{key.variant}-{key.z}-{key.x}-{key.y}"'
 
 
+def cache_control(public: bool) -> str:
+    """``Cache-Control`` of a tile (and of its 304) of a public layer or of another."""
+    return CACHE_CONTROL if public else PRIVATE_CACHE_CONTROL
+
+
 def _tile_response(data: bytes, media: str, etag: str, public: bool = True) -> Response:
-    # a tile of a layer that is not public must never be handed on by a shared cache
-    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL if public else "private, max-age=300"}
+    headers = {"ETag": etag, "Cache-Control": cache_control(public)}
     if not data:
         return Response(status_code=204, headers=headers)
     return Response(data, media_type=media, headers=headers)
@@ -103,6 +110,7 @@ async def _tile(
     etag = etag_of(key)
     unchanged = not_modified(request, etag)
     if unchanged is not None:
+        unchanged.headers["Cache-Control"] = cache_control(entry.is_public)
         return unchanged
     data = service.cached(key)
     if data is None:
