@@ -29,10 +29,9 @@ import pytest
 from landexplorer.settings import Settings
 from tests import live
 from tests.conftest import STORE_BACKENDS
+from tests.people import bearer, make_token
 from tests.pg import PgCluster
 
-#: The write token of the attacked server (writes are part of the attack surface).
-TOKEN = "attack-token-5678"
 #: The memory ceiling given to the server, and the most its RSS may reach during the run.
 CEILING_MB = int(os.environ.get("LANDEXPLORER_ATTACK_CEILING_MB", "1024"))
 #: Past this the sampler kills the server at once: an unfixed server grows to tens of GB,
@@ -40,7 +39,6 @@ CEILING_MB = int(os.environ.get("LANDEXPLORER_ATTACK_CEILING_MB", "1024"))
 HARD_CAP_MB = max(2 * CEILING_MB, 2048)
 #: Smaller limits than the defaults where the default would only make the battery slower.
 SERVER_ENV = {
-    "LANDEXPLORER_WRITE_TOKEN": TOKEN,
     "LANDEXPLORER_MEMORY_LIMIT_MB": str(CEILING_MB),
     "LANDEXPLORER_MAX_UPLOAD_MB": "5",
     "LANDEXPLORER_REQUEST_TIMEOUT_S": "10",
@@ -133,10 +131,12 @@ def catalogue_state(settings: Settings) -> dict[str, object]:
 
 @dataclass
 class Target:
-    """The attacked server: its URL, process, memory sampler and catalogue settings."""
+    """The attacked server: its URL, process, memory sampler and catalogue settings, and
+    ``auth``: bearer headers of a site admin's token (writes are part of the attack surface)."""
 
     settings: Settings
     backend: str
+    auth: dict[str, str] = field(default_factory=dict)
     url: str = ""
     port: int = 0
     proc: psutil.Process | None = None
@@ -234,8 +234,9 @@ def target(
     backend = str(request.param)
     folder = tmp_path_factory.mktemp(f"attack-{backend}")
     settings = _private_demo(backend, demo_gpkg_settings, folder, many_points_csv, request)
+    auth = bearer(make_token(settings, "attack-admin"))
     before = catalogue_state(settings)
-    t = Target(settings=settings, backend=backend)
+    t = Target(settings=settings, backend=backend, auth=auth)
     t.start()
     try:
         yield t

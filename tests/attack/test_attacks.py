@@ -22,9 +22,8 @@ import pytest
 
 from tests.attack import raw
 from tests.attack.checks import BUDGET, ok_or_plain, plain_error
-from tests.attack.conftest import TOKEN, Target
+from tests.attack.conftest import Target
 
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 #: A square of about 100 m in Trafford (lon/lat), the unit of the drawn-area attacks.
 SQUARE = [[-2.35, 53.42], [-2.349, 53.42], [-2.349, 53.421], [-2.35, 53.421], [-2.35, 53.42]]
 
@@ -168,7 +167,7 @@ def test_two_gigabytes_chunked(target: Target, path: str) -> None:
     before = target.sampler.rss_mb()
     if path == "/collections":
         boundary = "attackboundary1234"
-        headers = {**AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+        headers = {**target.auth, "Content-Type": f"multipart/form-data; boundary={boundary}"}
         body = _endless(_multipart_head(boundary), b"-2.35,53.42\r\n" * 5000)
         allowed = 5 << 20  # the server's max_upload_mb
     else:
@@ -188,7 +187,7 @@ def test_two_gigabytes_chunked(target: Target, path: str) -> None:
 @pytest.mark.parametrize("path", ["/maps", "/analysis/report", "/collections"])
 def test_two_gigabytes_declared(target: Target, path: str) -> None:
     """A Content-Length of 2 GB is refused before a byte of the body is read."""
-    headers = {**AUTH, "Content-Type": "application/json", "Content-Length": str(2 << 30)}
+    headers = {**target.auth, "Content-Type": "application/json", "Content-Length": str(2 << 30)}
     r = raw.stream(target.url, "POST", path, headers, iter([b"{"]), chunked=False, timeout=10)
     assert r.status in (413, 429), (r.status, r.body[:200])
     plain_error(r.status, r.body, f"Content-Length 2 GB to {path}")
@@ -360,7 +359,8 @@ def _job_refused(target: Target, r: httpx.Response, what: str) -> None:
     job = r.headers["Location"]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        doc = httpx.get(job if job.startswith("http") else target.url + job, timeout=30).json()
+        url = job if job.startswith("http") else target.url + job
+        doc = httpx.get(url, headers=target.auth, timeout=30).json()
         if doc["status"] in ("successful", "failed", "dismissed"):
             assert doc["status"] == "failed", f"{what} was accepted: {doc}"
             return
@@ -373,13 +373,16 @@ def test_blank_licence_refused(target: Target, licence: str) -> None:
     r = post(
         target,
         "/collections",
-        headers=AUTH,
+        headers=target.auth,
         data={"id": "blank_licence", "licence": licence, "visibility": "public"},
         files={"file": ("sites.geojson", GEOJSON, "application/geo+json")},
     )
     _job_refused(target, r, f"licence {licence!r}")
     r = httpx.patch(
-        target.url + "/collections/allotments", headers=AUTH, json={"licence": licence}, timeout=30
+        target.url + "/collections/allotments",
+        headers=target.auth,
+        json={"licence": licence},
+        timeout=30,
     )
     plain_error(r.status_code, r.content, f"PATCH licence {licence!r}")
 
@@ -393,7 +396,7 @@ def test_reserved_ids_refused(target: Target, layer_id: str) -> None:
     r = post(
         target,
         "/collections",
-        headers=AUTH,
+        headers=target.auth,
         data={"id": layer_id, "licence": "OGL-UK-3.0"},
         files={"file": ("sites.geojson", GEOJSON, "application/geo+json")},
     )

@@ -20,9 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.attack.checks import ok_or_plain
-from tests.attack.conftest import TOKEN, Target
+from tests.attack.conftest import Target
 
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 FUZZ = settings(
     max_examples=100,
     deadline=None,
@@ -264,7 +263,7 @@ FIELDS = st.fixed_dictionaries(
 
 
 def _layer_ids(target: Target) -> set[str]:
-    doc = _client.get(target.url + "/collections", headers=AUTH, params={"f": "json"}).json()
+    doc = _client.get(target.url + "/collections", headers=target.auth, params={"f": "json"}).json()
     return {c["id"] for c in doc["collections"]}
 
 
@@ -273,7 +272,7 @@ def _wait_job(target: Target, r: httpx.Response) -> None:
     url = href if href.startswith("http") else target.url + href
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        j = _client.get(url)
+        j = _client.get(url, headers=target.auth)
         ok_or_plain(j, f"job {href}")
         if j.json().get("status") in ("successful", "failed", "dismissed"):
             return
@@ -291,7 +290,7 @@ def test_fuzz_multipart_uploads(target: Target) -> None:
     def upload(content: bytes, filename: str, fields: dict[str, str]) -> None:
         r = _client.post(
             target.url + "/collections",
-            headers=AUTH,
+            headers=target.auth,
             data=fields,
             files={"file": (filename, content, "application/octet-stream")},
         )
@@ -303,5 +302,5 @@ def test_fuzz_multipart_uploads(target: Target) -> None:
         upload()
     finally:
         for layer_id in _layer_ids(target) - before:
-            d = _client.delete(f"{target.url}/collections/{layer_id}", headers=AUTH)
+            d = _client.delete(f"{target.url}/collections/{layer_id}", headers=target.auth)
             assert d.status_code in (200, 204), (layer_id, d.status_code, d.text[:200])
