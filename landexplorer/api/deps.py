@@ -167,15 +167,26 @@ async def get_manage_collection(request: Request, collection_id: CollectionId) -
     return allowed(request, "manage", _lookup(request, collection_id))
 
 
-async def get_vector_collection(
-    entry: Annotated[LayerEntry, Depends(get_collection)],
-) -> LayerEntry:
-    """A collection that has features (raster layers have tiles only)."""
+def _features_of(entry: LayerEntry) -> LayerEntry:
     if entry.data_type != "vector":
         raise ApiError(
             404, "not-found", f"'{entry.id}' is a raster layer: it has tiles but no features."
         )
     return entry
+
+
+async def get_vector_collection(
+    entry: Annotated[LayerEntry, Depends(get_collection)],
+) -> LayerEntry:
+    """A collection that has features (raster layers have tiles only)."""
+    return _features_of(entry)
+
+
+async def get_vector_download_collection(
+    entry: Annotated[LayerEntry, Depends(get_download_collection)],
+) -> LayerEntry:
+    """A collection with features that the caller may download (exports)."""
+    return _features_of(entry)
 
 
 #: The rule each dependency stands for (read by ``rule_of``).
@@ -208,6 +219,7 @@ def rule_of(route: Any) -> str | None:
 Collection = Annotated[LayerEntry, Depends(get_collection)]
 VectorCollection = Annotated[LayerEntry, Depends(get_vector_collection)]
 DownloadCollection = Annotated[LayerEntry, Depends(get_download_collection)]
+VectorDownloadCollection = Annotated[LayerEntry, Depends(get_vector_download_collection)]
 ChangeCollection = Annotated[LayerEntry, Depends(get_change_collection)]
 ManageCollection = Annotated[LayerEntry, Depends(get_manage_collection)]
 StoreDep = Annotated[Store, Depends(get_store)]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from landexplorer.api.deps import Collection, StoreDep, VectorCollection, visible
+from landexplorer.access.policy import can
+from landexplorer.api.deps import Anyone, Collection, StoreDep, VectorCollection
 from landexplorer.api.metadata import JSON, SCHEMA_JSON, collection_doc, json_schema
 from landexplorer.api.responses import JSONResponse
 from landexplorer.api.routers.landing import base_url
@@ -14,10 +15,10 @@ router = APIRouter(tags=["Collections"])
 
 
 @get_and_head(router, "/collections", summary="The collections")
-def list_collections(request: Request, store: StoreDep) -> JSONResponse:
+def list_collections(request: Request, store: StoreDep, actor: Anyone) -> JSONResponse:
     """Every layer the caller may see (anonymous callers: public, licensed layers)."""
     root = base_url(request)
-    docs = [collection_doc(e, root) for e in store.list_layers() if visible(e, request)]
+    docs = [collection_doc(e, root) for e in store.list_layers() if can(actor, "view", e)]
     return JSONResponse(
         {
             "links": [{"rel": "self", "type": JSON, "href": f"{root}/collections"}],

@@ -1,4 +1,9 @@
-"""``/collections/{id}/export?f=geojson|csv|gpkg|shp|kml[&crs=EPSG:27700]``: downloads."""
+"""``/collections/{id}/export?f=geojson|csv|gpkg|shp|kml[&crs=EPSG:27700]``: downloads.
+
+An export is a download: the policy's ``download`` action decides who may make one. Every
+export of a layer that is not public goes in the audit log (who, which layer and version,
+the format and CRS, when) before the file is sent.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ from fastapi import APIRouter, Query, Request
 from starlette.background import BackgroundTask
 from starlette.responses import FileResponse, Response
 
-from landexplorer.api.deps import StoreDep, VectorCollection
+from landexplorer.api.auth import access_of, actor_of
+from landexplorer.api.deps import StoreDep, VectorDownloadCollection
 from landexplorer.api.exporting import FORMATS, export_crs, write_export
 from landexplorer.api.metadata import licence_links
 from landexplorer.api.routing import get_and_head
@@ -28,7 +34,7 @@ router = APIRouter(tags=["Exports"])
 )
 def export(
     request: Request,
-    entry: VectorCollection,
+    entry: VectorDownloadCollection,
     store: StoreDep,
     f: Annotated[str, Query(pattern="^(geojson|csv|gpkg|shp|kml)$")] = "geojson",
     crs: Annotated[str | None, Query(max_length=200, description="e.g. EPSG:27700")] = None,
@@ -42,12 +48,19 @@ def export(
     headers = {"Content-Crs": f"<http://www.opengis.net/def/crs/EPSG/0/{epsg}>"}
     if links:
         headers["Link"] = links
+    if not entry.is_public:  # a copy for this caller only: never kept by any cache
+        headers["Cache-Control"] = "private, no-store"
     if request.method == "HEAD":  # what GET would send, without writing the file
         headers["Content-Disposition"] = f'attachment; filename="{filename}"'
         return Response(media_type=media, headers=headers)
     folder = Path(tempfile.mkdtemp(prefix="le-export-"))
     try:
         path = write_export(store, entry, f, target, folder)
+        if not entry.is_public:  # recorded before a byte of it leaves
+            access_of(request).audit(
+                actor_of(request), "download", entry.id, entry.version, format=f,
+                crs=f"EPSG:{epsg}",
+            )  # fmt: skip
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

@@ -62,6 +62,7 @@ async def items(
     etag = etag_for(entry, request, media)
     cached = not_modified(request, etag)
     if cached is not None:
+        cached.headers.update(cache_headers(entry, etag))  # private for a layer not public
         return cached
     # Even a small page can cost seconds (a complex filter over a big layer): every read
     # runs in the worker pool, never on the event loop.
@@ -130,6 +131,7 @@ def item(
     etag = etag_for(entry, request, media)
     cached = not_modified(request, etag)
     if cached is not None:
+        cached.headers.update(cache_headers(entry, etag))  # private for a layer not public
         return cached
     table = store.read_arrow(entry.id, Query(fids=[int(raw)]))
     if table.num_rows == 0:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
+from landexplorer.api.deps import anyone
 from landexplorer.api.responses import JSONResponse
 from landexplorer.api.routing import get_and_head
 
-router = APIRouter(tags=["Capabilities"])
+#: Everything here is the same for every caller and names no layer.
+router = APIRouter(tags=["Capabilities"], dependencies=[Depends(anyone)])
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",

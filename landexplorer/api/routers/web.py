@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.responses import HTMLResponse, Response
 
+from landexplorer.access.policy import can
+from landexplorer.api.deps import Anyone, StoreDep, anyone
 from landexplorer.api.errors import ApiError
 from landexplorer.api.responses import JSONResponse
 from landexplorer.api.routers import landing
@@ -144,7 +146,16 @@ def wants_html(request: Request) -> bool:
     return "text/html" in accept
 
 
-@router.api_route("/", methods=["GET", "HEAD"], summary="Landing page (JSON) or the web map (HTML)")
+#: The page and its files are the same for everybody; what it shows comes from the API.
+_ANYONE = [Depends(anyone)]
+
+
+@router.api_route(
+    "/",
+    methods=["GET", "HEAD"],
+    summary="Landing page (JSON) or the web map (HTML)",
+    dependencies=_ANYONE,
+)
 async def home(request: Request) -> Response:
     """The map for browsers; the OGC API landing document for every other client."""
     if wants_html(request):
@@ -152,7 +163,12 @@ async def home(request: Request) -> Response:
     return landing.landing(request)
 
 
-@router.api_route("/web/{asset:path}", methods=["GET", "HEAD"], summary="Files of the web map")
+@router.api_route(
+    "/web/{asset:path}",
+    methods=["GET", "HEAD"],
+    summary="Files of the web map",
+    dependencies=_ANYONE,
+)
 async def web_asset(request: Request, asset: str) -> Response:
     """The page's own scripts and styles, and its npm libraries (served locally, no CDN)."""
     path = resolve_asset(asset)
@@ -246,27 +262,40 @@ def layer_styles(settings: Settings) -> dict[str, Any]:
     }
 
 
+def styles_for(settings: Settings, unseen: set[str]) -> dict[str, Any]:
+    """:func:`layer_styles` without the layers in ``unseen``: the page's settings never
+    name a layer of the catalogue the caller may not see (names the catalogue does not
+    hold are the manifest's, and tell nothing)."""
+    shown = layer_styles(settings)
+    return {
+        "styles": {k: v for k, v in shown["styles"].items() if k not in unseen},
+        "defaultLayers": [k for k in shown["defaultLayers"] if k not in unseen],
+    }
+
+
 @router.api_route("/config.json", methods=["GET", "HEAD"], summary="Settings of the web map")
-async def web_config(request: Request) -> JSONResponse:
-    """What the page needs to know about this server: basemaps, layer styles, upload limit,
-    write access."""
+def web_config(request: Request, actor: Anyone, store: StoreDep) -> JSONResponse:
+    """What the page needs to know about this server: basemaps, the styles of the layers
+    the caller may see, upload limit, write access."""
     settings: Settings = request.app.state.settings
     choices, default = basemap_choices(settings)
+    unseen = {e.id for e in store.list_layers() if not can(actor, "view", e)}
     return JSONResponse(
         {
             "title": request.app.title,
             "basemap": basemap_config(settings),
             "basemaps": choices,
             "defaultBasemap": default,
-            **layer_styles(settings),
+            **styles_for(settings, unseen),
             "maxUploadMb": settings.max_upload_mb,
             "accounts": True,
         },
-        headers={"Cache-Control": "no-cache"},
+        # what it names depends on who asks: never kept by a shared cache
+        headers={"Cache-Control": "private, no-cache"},
     )
 
 
-@router.get("/docs", include_in_schema=False)
+@router.get("/docs", include_in_schema=False, dependencies=_ANYONE)
 async def api_docs(request: Request) -> HTMLResponse:
     """Swagger UI for the API, its scripts served from here (works offline, no CDN)."""
     vendor = "/web/vendor/swagger-ui"
