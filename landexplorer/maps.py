@@ -1,5 +1,6 @@
 """Maps as standalone HTML files (folium), styled by class, with popups, a legend and the
-attribution of every layer shown, that open without a network connection.
+attribution and licence of every layer shown (and what they oblige together, in words),
+that open without a network connection.
 
 folium links Leaflet, jQuery and Bootstrap from CDNs. Here the links are dropped and the
 Leaflet script and stylesheet installed by ``make install`` (npm, in
@@ -24,6 +25,7 @@ import pandas as pd
 from branca.element import Element, MacroElement
 from jinja2 import Template
 
+from landexplorer.access.licences import combine
 from landexplorer.analysis.sources import geometry_kind, load
 from landexplorer.catalog.base import Store
 from landexplorer.errors import DataUnavailable, InputError
@@ -236,6 +238,7 @@ def make_map(
 
     frames: list[tuple[str, gpd.GeoDataFrame, str | None]] = []
     credits: list[str] = []
+    inputs: list[Any] = []  # every layer the map is made from, for what they oblige
     bounds: list[tuple[float, float, float, float]] = []
     for layer_id in layers:
         entry = store.get(layer_id)
@@ -245,6 +248,7 @@ def make_map(
         frame = gpd.GeoDataFrame(feats.attrs.reset_index(), geometry=feats.geoms, crs="EPSG:4326")
         frames.append((entry.title or layer_id, frame, _class_column(frame)))
         credits.append(f"{entry.title}: {entry.attribution} ({entry.licence})")
+        inputs.append(entry)
         if feats.bounds:
             bounds.append(feats.bounds)
     legend: dict[Any, str] = {}
@@ -256,6 +260,7 @@ def make_map(
         title = f"{left} by {by or right}"
         for src in comparison.sources:
             credits.append(f"{src.title or src.id}: {src.attribution} ({src.licence})")
+            inputs.append(src)
         lf = load(left, store)
         if lf.bounds:
             bounds.append(lf.bounds)
@@ -273,6 +278,8 @@ def make_map(
         left, right = compare  # type: ignore[misc]
         legend.update(_add_comparison(m, store, comparison, left, right, by))
     folium.LayerControl(collapsed=False).add_to(m)
+    if inputs:  # what the layers together oblige, in words (access/licences.py)
+        credits.append(combine(inputs).summary())
     add_legend(m, title, legend, list(dict.fromkeys(credits)))
     return m
 

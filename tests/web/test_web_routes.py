@@ -154,7 +154,11 @@ def test_save_and_open_a_map(client, tmp_path):
     body = client.get(f"/maps/{map_id}").json()
     assert body["title"] == "Orchards by the Mersey"
     assert body["view"] == {"center": [53.445, -2.35], "zoom": 14}
-    assert body["layers"] == [
+    # this catalogue is empty: the layers are kept in the file, and left out of the
+    # answer without their names, as a layer the viewer may not see is
+    assert body["layers"] == [] and body["unavailable"] == 2
+    saved_layers = json.loads((tmp_path / "data" / "maps" / f"{map_id}.json").read_text("utf-8"))
+    assert saved_layers["layers"] == [
         {"id": "flood_risk", "opacity": 0.6},
         {"id": "allotments", "opacity": 1.0},
     ]

@@ -4,6 +4,11 @@ short id; ``GET /maps/{id}`` gives it back; ``/m/{id}`` is the short link people
 A saved map is a small JSON file under ``data_dir/maps``, written to a temporary file and
 renamed into place, so a reader never sees half a map and a crash leaves no damaged file.
 Nothing in it is trusted: the body is checked against a strict model and capped in size.
+
+Whoever opens a map sees only the layers they may see (the policy's ``view``): a layer
+they may not see, or one deleted since, is left out without its name or any detail, and
+the answer says how many are "not available to you". The answer lists the licences and
+attributions of the layers shown and what they oblige (``access.licences.combine``).
 """
 
 from __future__ import annotations
@@ -25,9 +30,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse
 
+from landexplorer.access.licences import combine
+from landexplorer.api.deps import Anyone, store_of, visible
 from landexplorer.api.errors import ApiError
+from landexplorer.api.refusals import answers, refusals
 from landexplorer.api.responses import JSONResponse
 from landexplorer.api.routers.landing import base_url
+from landexplorer.catalog import LayerEntry
+from landexplorer.errors import LayerNotFound
 from landexplorer.settings import Settings
 
 router = APIRouter(tags=["Saved maps"])
@@ -147,6 +157,45 @@ def read_map(folder: Path, map_id: str) -> dict[str, Any]:
     return data
 
 
+def unavailable_words(count: int) -> str:
+    """ "1 layer on this map is not available to you." (no names, nothing else)."""
+    if count == 1:
+        return "1 layer on this map is not available to you."
+    return f"{count} layers on this map are not available to you."
+
+
+def _seen(
+    request: Request, layers: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[LayerEntry], int]:
+    """The map's layers the caller may see (as saved), their entries, and how many others."""
+    store = store_of(request)
+    shown: list[dict[str, Any]] = []
+    entries: list[LayerEntry] = []
+    hidden = 0
+    for layer in layers:
+        try:
+            entry = store.get(str(layer.get("id", "")))
+        except (LayerNotFound, ValueError):
+            entry = None
+        if entry is None or not visible(entry, request):
+            hidden += 1  # a deleted layer looks the same as one the caller may not see
+            continue
+        shown.append(layer)
+        entries.append(entry)
+    return shown, entries, hidden
+
+
+def _with_access(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` as the caller may see it: their layers, how many are not, and licences."""
+    shown, entries, hidden = _seen(request, list(body.get("layers") or []))
+    body["layers"] = shown
+    body["unavailable"] = hidden
+    if hidden:
+        body["unavailable_message"] = unavailable_words(hidden)
+    body["licences"] = combine(entries).to_dict()
+    return body
+
+
 def _links(root: str, map_id: str) -> list[dict[str, str]]:
     return [
         {"rel": "self", "type": "application/json", "href": f"{root}/maps/{map_id}"},
@@ -154,8 +203,17 @@ def _links(root: str, map_id: str) -> list[dict[str, str]]:
     ]
 
 
-@router.post("/maps", status_code=201, summary="Save a map", operation_id="saveMap")
-async def save_map(request: Request) -> JSONResponse:
+_PRIVATE = {"Cache-Control": "private, no-cache", "Vary": "Cookie, Authorization"}
+
+
+@router.post(
+    "/maps",
+    status_code=201,
+    summary="Save a map",
+    operation_id="saveMap",
+    responses=answers("The saved map's id, short link and layers' licences.", 400, 413, code=201),
+)
+async def save_map(request: Request, actor: Anyone) -> JSONResponse:
     """Store the view, layers and drawn shapes; answer with the id and the short link."""
     settings: Settings = request.app.state.settings
     raw = await request.body()  # counted as it streams: at most max_json_kb (api/limits.py)
@@ -188,27 +246,44 @@ async def save_map(request: Request) -> JSONResponse:
     await run_in_threadpool(_check_room, folder, settings.maps_max_total_mb)
     map_id = await run_in_threadpool(write_map, folder, body)
     root = base_url(request)
+    _, entries, _ = await run_in_threadpool(_seen, request, body["layers"])
     return JSONResponse(
-        {"id": map_id, "url": f"{root}/m/{map_id}", "links": _links(root, map_id)},
+        {
+            "id": map_id,
+            "url": f"{root}/m/{map_id}",
+            "links": _links(root, map_id),
+            "licences": combine(entries).to_dict(),
+        },
         status_code=201,
         headers={"Location": f"{root}/maps/{map_id}"},
     )
 
 
 @router.api_route(
-    "/maps/{mapId}", methods=["GET", "HEAD"], summary="A saved map", operation_id="getMap"
+    "/maps/{mapId}",
+    methods=["GET", "HEAD"],
+    summary="A saved map",
+    operation_id="getMap",
+    responses=answers("The map with the layers you may see and their licences.", 404),
 )
-async def get_map(request: Request, map_id: MapId) -> JSONResponse:
-    """The saved view, layers and shapes."""
+async def get_map(request: Request, actor: Anyone, map_id: MapId) -> JSONResponse:
+    """The saved view, the layers you may see, shapes, how many layers are not available
+    to you (never which), and the licences and attributions of the layers shown."""
     settings: Settings = request.app.state.settings
     body = read_map(maps_dir(settings), map_id)
+    body = await run_in_threadpool(_with_access, request, body)
     body["id"] = map_id
     body["links"] = _links(base_url(request), map_id)
-    return JSONResponse(body)
+    return JSONResponse(body, headers=_PRIVATE)
 
 
-@router.get("/m/{mapId}", summary="Short link of a saved map", operation_id="openMap")
-async def open_map(request: Request, map_id: MapId) -> RedirectResponse:
+@router.get(
+    "/m/{mapId}",
+    summary="Short link of a saved map",
+    operation_id="openMap",
+    responses={303: {"description": "To the web page, on the saved map."}, **refusals(404)},
+)
+async def open_map(request: Request, actor: Anyone, map_id: MapId) -> RedirectResponse:
     """Open a saved map in the web page."""
     settings: Settings = request.app.state.settings
     read_map(maps_dir(settings), map_id)  # a 404 here is clearer than an empty map
