@@ -1,6 +1,6 @@
 """Browser fixtures: a live ``landexplorer serve`` on loopback over a copy of the demo
-catalogue (basemap ``none``, uploads allowed with a token), and Debian's Chromium driven by
-Playwright. Screenshots of each step go to ``test-artifacts/web/``."""
+catalogue (basemap ``none``; a volunteer who signs in to upload), and Debian's Chromium
+driven by Playwright. Screenshots of each step go to ``test-artifacts/web/``."""
 
 from __future__ import annotations
 
@@ -18,10 +18,14 @@ import pytest
 
 from landexplorer.settings import Settings
 from tests.live import serve
+from tests.people import bearer, make_token
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
-TOKEN = "web-test-token-5678"
+#: The volunteer who signs in on the page to upload: a contributor of one group.
+VOLUNTEER = "vera"
+PASSWORD = "hedge-laying-4-ever"
+GROUP = "trafford-volunteers"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 LAUNCH_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -45,7 +49,10 @@ WEB_DIR = Path(__file__).resolve().parents[2] / "landexplorer" / "web" / "node_m
 class LiveServer:
     url: str
     data_dir: Path
-    token: str = TOKEN
+    #: bearer headers of the volunteer's personal access token (to check what they see)
+    auth: dict[str, str] = field(default_factory=dict)
+    user: str = VOLUNTEER
+    password: str = PASSWORD
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return httpx.get(self.url + path, timeout=60, **kw)
@@ -69,9 +76,11 @@ def web_server(
         pytest.skip(message)
     data_dir = tmp_path_factory.mktemp("web") / "data"
     shutil.copytree(demo_gpkg_settings.data_dir, data_dir)
+    settings = demo_gpkg_settings.model_copy(update={"data_dir": data_dir})
+    _add_volunteer(settings)
+    auth = bearer(make_token(settings, VOLUNTEER, admin=False))
     env = {
         "LANDEXPLORER_BASEMAP": "none",
-        "LANDEXPLORER_WRITE_TOKEN": TOKEN,
         # two basemaps a test can switch to with no network: the server's own elevation
         # tiles, and a server that does not answer (a port nothing listens on)
         "LANDEXPLORER_BASEMAPS": json.dumps(
@@ -83,7 +92,33 @@ def web_server(
         ),
     }
     with serve(data_dir, env=env, ready_path="/config.json") as url:
-        yield LiveServer(url, data_dir)
+        yield LiveServer(url, data_dir, auth)
+
+
+def _add_volunteer(settings: Settings) -> None:
+    """The volunteer, with a password, a contributor of one group (through the access
+    store, as ``landexplorer users`` does)."""
+    from landexplorer.access.store import AccessStore
+    from landexplorer.catalog import open_store
+
+    store = open_store(settings)
+    access = AccessStore.beside(store)
+    try:
+        access.add_user(VOLUNTEER, password=PASSWORD, display="Vera")
+        access.add_group(GROUP, "Trafford volunteers")
+        access.set_member(GROUP, VOLUNTEER, "contributor")
+    finally:
+        access.close()
+        store.close()
+
+
+def sign_in(page: Any, server: LiveServer) -> None:
+    """Sign in on the page with the volunteer's name and password (the page is open)."""
+    page.click("#sign-in-open")
+    page.fill("#sign-in-name", server.user)
+    page.fill("#sign-in-password", server.password)
+    page.press("#sign-in-password", "Enter")
+    page.wait_for_selector("#account-signed-in:not([hidden])")
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,8 @@ from pyproj import Transformer
 from shapely.geometry import Point, shape
 from shapely.ops import polylabel
 
+from landexplorer.catalog import open_store
+from landexplorer.settings import Settings
 from tests.web.conftest import (
     LiveServer,
     PageWatch,
@@ -25,6 +27,7 @@ from tests.web.conftest import (
     map_view,
     open_page,
     shot,
+    sign_in,
     wait_drawn,
     wait_ready,
     wait_started,
@@ -172,10 +175,10 @@ def test_uploading_a_real_file_adds_a_layer(
     page = open_page(browser, watch)
     page.goto(web_server.url + "/")
     wait_ready(page)
+    sign_in(page, web_server)  # uploads go with the session cookie and its CSRF header
     page.click("#sec-upload summary")
     # first a file that is not geodata: a plain-words error next to the form
     page.set_input_files("#upload-file", str(real_data / "allotments" / "README.md"))
-    page.fill("#upload-token", web_server.token)
     page.click("#upload-submit")
     page.wait_for_selector("#upload-message.error")
     error = page.inner_text("#upload-message")
@@ -196,8 +199,18 @@ def test_uploading_a_real_file_adds_a_layer(
         "section[aria-label='Your layers'] .layer", "els => els.map(e => e.dataset.layer)"
     )
     assert len(own) == 1
-    entry = web_server.get(f"/collections/{own[0]}").json()
+    entry = web_server.get(f"/collections/{own[0]}", headers=web_server.auth).json()
     assert entry["featureCount"] == 35 and entry["title"] == "Allotments from KML"
+    # the volunteer's, in their group, private until they share it
+    store = open_store(Settings(data_dir=web_server.data_dir))
+    try:
+        stored = store.get(own[0])
+    finally:
+        store.close()
+    assert (stored.owner, stored.group, stored.visibility) == (
+        web_server.user, "trafford-volunteers", "private",
+    )  # fmt: skip
+    assert web_server.get(f"/collections/{own[0]}").status_code == 404
     assert page.is_checked(f"#layer-{own[0]}")
     assert "outlines © OpenStreetMap contributors" in page.inner_text(
         ".leaflet-control-attribution"
@@ -430,6 +443,7 @@ def test_dropping_a_csv_on_the_map_adds_it(
     page = open_page(browser, watch)
     page.goto(web_server.url + "/")
     wait_ready(page)
+    sign_in(page, web_server)
     # a real drag and drop of the file onto the map (a DataTransfer holding it)
     drop = page.evaluate_handle(
         """([name, text]) => {
@@ -447,7 +461,6 @@ def test_dropping_a_csv_on_the_map_adds_it(
         page.input_value("#upload-title") == "water level monitoring stations trafford and environs"
     )
     page.fill("#upload-attribution", "© Environment Agency copyright and/or database right 2025.")
-    page.fill("#upload-token", web_server.token)
     page.click("#upload-submit")
     count = page.locator("[data-testid=upload-count]")
     count.wait_for(timeout=120_000)
