@@ -38,6 +38,29 @@ from landexplorer.api.responses import JSONResponse
 
 router = APIRouter(tags=["Accounts"])
 
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "string"},
+    }
+}
+#: What the account routes' refusals mean, in plain words (their OpenAPI entries).
+_REFUSALS: dict[int, dict[str, Any]] = {
+    401: {"description": "Not signed in (or the name and password do not match)."},
+    403: {
+        "description": "Not allowed: a read-only token, a wrong current password, a "
+        "request from another site, or a change without the page's security check."
+    },
+    429: {"description": "Too many attempts just now.", "headers": _RETRY_AFTER},
+}
+
+
+def _refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the refusals a route can answer, each with the one error body."""
+    return {s: {**_REFUSALS[s], "content": _ERROR} for s in statuses}
+
+
 SESSION_HOURS = 24 * 14
 _BAD_SIGN_IN = "That name and password do not match an account here."
 _NOT_FROM_HERE = "Signing in is only possible from this server's own page."
@@ -118,7 +141,9 @@ def _me(request: Request, secret: str | None = None) -> dict[str, Any]:
     return doc
 
 
-@router.post("/auth/login", summary="Sign in", operation_id="signIn")
+@router.post(
+    "/auth/login", summary="Sign in", operation_id="signIn", responses=_refusals(401, 403, 429)
+)
 async def sign_in(
     request: Request, _: Anyone, body: Annotated[Credentials, Body()]
 ) -> JSONResponse:
@@ -148,7 +173,7 @@ async def sign_in(
     return response
 
 
-@router.post("/auth/logout", summary="Sign out", operation_id="signOut")
+@router.post("/auth/logout", summary="Sign out", operation_id="signOut", responses=_refusals(403))
 def sign_out(request: Request, _: Anyone) -> JSONResponse:
     """End this session (and forget the cookie)."""
     secret = session_secret_of(request)
@@ -178,7 +203,10 @@ button{{font-size:1.1em;padding:.5em 1.2em}}</style></head><body>
 
 
 @router.get(
-    "/auth/once/{secret}", summary="A one-time sign-in link", operation_id="signInLinkPage"
+    "/auth/once/{secret}",
+    summary="A one-time sign-in link",
+    operation_id="signInLinkPage",
+    response_class=HTMLResponse,
 )
 def sign_in_link_page(request: Request, _: Anyone, secret: OnceSecret) -> HTMLResponse:
     """The page a one-time link opens: one button that signs in (the link works once)."""
@@ -194,7 +222,26 @@ def sign_in_link_page(request: Request, _: Anyone, secret: OnceSecret) -> HTMLRe
 
 
 @router.post(
-    "/auth/once/{secret}", summary="Sign in with a one-time link", operation_id="signInWithLink"
+    "/auth/once/{secret}",
+    summary="Sign in with a one-time link",
+    operation_id="signInWithLink",
+    status_code=303,
+    response_class=RedirectResponse,
+    responses={
+        303: {
+            "description": "Signed in (a new session cookie): on to the map at Location.",
+            "headers": {
+                "Location": {"description": "The map.", "schema": {"type": "string"}},
+                "Set-Cookie": {"description": "The new session.", "schema": {"type": "string"}},
+            },
+        },
+        400: {
+            "description": "A link that has been used already or has expired: a page "
+            "that says so (text/html); a link that cannot be one: the error body.",
+            "content": {**_ERROR, "text/html": {"schema": {"type": "string"}}},
+        },
+        **_refusals(403, 429),
+    },
 )
 async def sign_in_with_link(request: Request, _: Anyone, secret: OnceSecret) -> Response:
     """Use up a one-time link: a new session, then on to the map."""
@@ -224,7 +271,12 @@ async def sign_in_with_link(request: Request, _: Anyone, secret: OnceSecret) -> 
     return response
 
 
-@router.post("/auth/password", summary="Change my password", operation_id="changePassword")
+@router.post(
+    "/auth/password",
+    summary="Change my password",
+    operation_id="changePassword",
+    responses=_refusals(401, 403),
+)
 async def change_password(
     request: Request, actor: SignedInWriter, body: Annotated[NewPassword, Body()]
 ) -> JSONResponse:
@@ -249,7 +301,12 @@ async def change_password(
     return response
 
 
-@router.get("/auth/tokens", summary="My access tokens", operation_id="listTokens")
+@router.get(
+    "/auth/tokens",
+    summary="My access tokens",
+    operation_id="listTokens",
+    responses=_refusals(401),
+)
 def list_tokens(request: Request, actor: SignedIn) -> JSONResponse:
     """Names, scopes, expiry and last use of the caller's tokens (never the secrets)."""
     tokens = access_of(request).list_tokens(actor.user)
@@ -257,7 +314,11 @@ def list_tokens(request: Request, actor: SignedIn) -> JSONResponse:
 
 
 @router.post(
-    "/auth/tokens", status_code=201, summary="Make an access token", operation_id="createToken"
+    "/auth/tokens",
+    status_code=201,
+    summary="Make an access token",
+    operation_id="createToken",
+    responses=_refusals(401, 403),
 )
 def create_token(
     request: Request, actor: SignedInWriter, body: Annotated[NewToken, Body()]
@@ -281,6 +342,7 @@ def create_token(
     summary="Revoke an access token",
     operation_id="revokeToken",
     response_class=Response,
+    responses=_refusals(401, 403),
 )
 def revoke_token(
     request: Request,
