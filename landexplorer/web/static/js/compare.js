@@ -3,6 +3,15 @@
 import { downloadText, escapeHtml, getJSON, plain, postJSON, setMessage, toCSV } from "./api.js";
 import { classColumnOf } from "./layers.js";
 
+// "Made from A (OGL-UK-3.0) and B (ODbL-1.0): credit ...; share alike ..." - what the
+// result obliges (the answer's licences block), and whether it may be published.
+export function licenceLine(result, testid = "compare-licences") {
+  const l = result && result.licences;
+  if (!l || !l.summary) return "";
+  const publish = l.may_publish ? "" : ` It may not be shared as a public layer: ${l.why_not}`;
+  return `<p class="credit licences" data-testid="${testid}">${escapeHtml(l.summary + "." + publish)}</p>`;
+}
+
 export function wireCompare(layers) {
   const form = document.getElementById("compare-form");
   const left = document.getElementById("compare-left");
@@ -69,6 +78,7 @@ export function wireCompare(layers) {
       <tbody>${rows.map((r) => `<tr>${cols.map((c) => `<td class="${typeof r[c] === "number" ? "num" : ""}">${escapeHtml(r[c])}</td>`).join("")}</tr>`).join("")}</tbody></table>
       <p class="hint">Distances and areas in ${escapeHtml(result.crs)}.</p>
       <p class="credit">${(result.sources || []).map((s) => escapeHtml(`${s.title || s.id}: ${s.attribution} (${s.licence || s.license || ""})`)).join("<br>")}</p>
+      ${licenceLine(result)}
       <button type="button" id="compare-csv">Download CSV</button>
       <button type="button" id="compare-geojson">Download GeoJSON</button>`;
     // The matches come back as GeoJSON (the community layer's geometry): draw them on top.

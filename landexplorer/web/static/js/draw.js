@@ -2,6 +2,7 @@
 // "What's here?" area report from POST /analysis/report.
 import { downloadText, escapeHtml, plain, postJSON, toCSV } from "./api.js";
 import { formatArea, formatLength, measure } from "./geo.js";
+import { licenceLine } from "./compare.js";
 
 const SHAPE_STYLE = { color: "#e6550d", weight: 3, fillOpacity: 0.15 };
 
@@ -173,6 +174,7 @@ export class DrawTools {
       }
       html += `<p class="credit">${escapeHtml(l.attribution)} ${l.licence ? `(${escapeHtml(l.licence)})` : ""}</p>`;
     }
+    html += licenceLine(body, "report-licences");
     if (body.notes && body.notes.length) html += `<p class="hint">${body.notes.map(escapeHtml).join("<br>")}</p>`;
     html += `<button type="button" id="report-csv">Download CSV</button>`;
     this.reportEl.innerHTML = html;

@@ -66,8 +66,13 @@ export function currentMap(map, layers, draw, title) {
   };
 }
 
+// A saved map holds only the layers the viewer may see; the others are counted ("1 layer
+// on this map is not available to you"), never named.
 export async function loadSavedMap(id) {
-  return getJSON(`/maps/${encodeURIComponent(id)}`);
+  const saved = await getJSON(`/maps/${encodeURIComponent(id)}`);
+  const status = document.getElementById("status");
+  if (saved.unavailable_message && status) status.textContent = saved.unavailable_message;
+  return saved;
 }
 
 export function wireSave(map, layers, draw) {
@@ -82,7 +87,8 @@ export function wireSave(map, layers, draw) {
       link.hidden = false;
       link.value = saved.url;
       link.select();
-      message.innerHTML = `Saved. Share this link: <a href="${escapeHtml(saved.url)}" id="share-url">${escapeHtml(saved.url)}</a>`;
+      message.innerHTML = `Saved. Share this link: <a href="${escapeHtml(saved.url)}" id="share-url">${escapeHtml(saved.url)}</a>` +
+        (saved.licences && saved.licences.inputs.length ? `<br><span class="credit" data-testid="share-licences">${escapeHtml(saved.licences.summary)}.</span>` : "");
       message.className = "message ok";
     } catch (error) {
       setMessage(message, plain(error), "error");
