@@ -113,10 +113,10 @@ def test_replace_keeps_details_changed_after_the_first_load(store: Store, real_d
     src = real_data.joinpath(*SITES)
     ingest(store, src, IngestOptions(id="sites"))  # no licence: private
     assert store.get("sites").visibility == "private"
-    store.update_metadata("sites", licence="ODbL-1.0", visibility="hidden", owner="ann")
+    store.update_metadata("sites", licence="ODbL-1.0", visibility="group", owner="ann")
     ingest(store, src, IngestOptions(id="sites", replace=True))
     stored = store.get("sites")
-    assert (stored.licence, stored.visibility, stored.owner) == ("ODbL-1.0", "hidden", "ann")
+    assert (stored.licence, stored.visibility, stored.owner) == ("ODbL-1.0", "group", "ann")
 
 
 def test_replace_of_a_missing_layer_gets_the_defaults(store: Store, real_data: Path) -> None:

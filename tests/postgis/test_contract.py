@@ -118,9 +118,9 @@ def test_failure_mid_write_keeps_previous_version(
 
 
 def test_metadata_delete_and_errors(flood: Store) -> None:
-    changed = flood.update_metadata("flood", title="Flood risk", visibility="hidden")
+    changed = flood.update_metadata("flood", title="Flood risk", visibility="group")
     assert flood.get("flood").title == changed.title == "Flood risk"
-    assert flood.get("flood").visibility == "hidden"
+    assert flood.get("flood").visibility == "group"
     with pytest.raises(InputError):
         flood.update_metadata("flood", storage="elsewhere")
     with pytest.raises(InputError):
