@@ -177,7 +177,14 @@ def test_sign_out_returns_to_the_public_map(
     items = page.eval_on_selector_all(
         "#account-menu [role=menuitem]", "els => els.map(e => e.textContent)"
     )
-    assert items == ["My layers", "My groups", "Access tokens", "Change password", "Sign out"]
+    assert items == [
+        "My layers",
+        "My groups",
+        "Audit log",  # ana is a steward
+        "Access tokens",
+        "Change password",
+        "Sign out",
+    ]
     page.keyboard.press("ArrowUp")  # from the first item round to the last: Sign out
     assert page.evaluate("document.activeElement.id") == "menu-sign-out"
     page.keyboard.press("Enter")
@@ -399,8 +406,43 @@ def test_group_page_members_roles_and_requests(
     finally:
         access.close()
         store.close()
+
+    # the steward's audit view: what just happened in the group, newest first
+    page.keyboard.press("Escape")
+    page.click("#account-button")
+    page.click("#menu-audit")
+    page.wait_for_selector("#audit-dialog[open]")
+    page.wait_for_selector("#audit-list tr[data-event]")
+    actions = page.eval_on_selector_all(
+        "#audit-list tr[data-event]", "els => els.map(e => e.dataset.action)"
+    )
+    assert actions[:4] == ["member removed", "member set", "member set", "access request granted"]
+    assert "user: cai" in page.inner_text("#audit-list tr[data-event]:first-child")
+    shot(page, f"people-audit-{people_server.backend}")
+    page.fill("#audit-layer", "orchard_walks")
+    page.click("#audit-show")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#audit-list tr[data-event]')]"
+        ".every(e => e.dataset.action === 'access request granted')"
+    )
     assert watch.errors == []
+    page.fill("#audit-layer", "parks")  # public, but not this steward's to read
+    page.click("#audit-show")
+    page.wait_for_selector("#audit-message.error")
+    assert "layers you manage" in page.inner_text("#audit-message")
+    assert all("403 (Forbidden)" in e for e in watch.errors)  # the refusal, said in words
     page.context.close()
+
+    # a viewer has no audit log in the menu
+    viewer = open_page(browser, watch)
+    viewer.goto(people_server.url + "/")
+    wait_started(viewer)
+    sign_in(viewer, "ben")
+    viewer.wait_for_selector("#account-signed-in:not([hidden])")
+    viewer.click("#account-button")
+    viewer.wait_for_selector("#account-menu:not([hidden])")
+    assert viewer.is_hidden("#menu-audit")
+    viewer.context.close()
 
 
 def test_too_many_attempts_are_said_in_plain_words(

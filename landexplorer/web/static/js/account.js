@@ -107,7 +107,7 @@ function wireSignIn(account) {
 function wireMenu(account, actions) {
   const button = document.getElementById("account-button");
   const menu = document.getElementById("account-menu");
-  const items = () => [...menu.querySelectorAll("[role=menuitem]")];
+  const items = () => [...menu.querySelectorAll("[role=menuitem]")].filter((e) => !e.closest("[hidden]"));
   const show = (open, focusFirst = false) => {
     menu.hidden = !open;
     button.setAttribute("aria-expanded", String(open));
@@ -237,6 +237,7 @@ export function wireAccount(account, { layers, status }) {
   const openPassword = wirePassword(account);
   let myLayers = null;
   let groups = null;
+  let audit = null;
   const report = (error) => { status.textContent = plain(error); };
   wireMenu(account, {
     "menu-my-layers": async () => {
@@ -246,6 +247,10 @@ export function wireAccount(account, { layers, status }) {
     "menu-my-groups": async () => {
       groups ||= import("./groups.js").then((m) => m.wireGroups(account));
       (await groups)().catch(report);
+    },
+    "menu-audit": async () => {
+      audit ||= import("./audit.js").then((m) => m.wireAudit());
+      (await audit)().catch(report);
     },
     "menu-tokens": () => openTokens(),
     "menu-password": () => openPassword(),
@@ -264,6 +269,8 @@ export function wireAccount(account, { layers, status }) {
     document.getElementById("sign-in-open").hidden = Boolean(me.signed_in);
     document.getElementById("account-signed-in").hidden = !me.signed_in;
     document.getElementById("account-name").textContent = me.display || me.user || "";
+    // the audit log is for admins and stewards
+    document.getElementById("menu-audit-item").hidden = !(me.admin || (me.groups || []).some((g) => g.role === "steward"));
     document.body.dataset.signedIn = String(Boolean(me.signed_in));
     if (first) { first = false; return; } // the page's first catalogue already is this person's
     for (const d of document.querySelectorAll("dialog[open]")) if (d.id !== "sign-in-dialog") d.close();

@@ -41,8 +41,8 @@ export function wireGroups(account) {
   const act = async (run, done) => {
     try {
       await run();
+      await openGroup(shown, false); // the page shows the change before saying it is done
       if (done) say(done, "ok");
-      await openGroup(shown, false);
     } catch (error) {
       say(plain(error), "error");
     }

@@ -21,6 +21,14 @@ export function mayDo(layer, action) {
   return false;
 }
 
+// How many can see a layer of /me/layers, in words: " · 4 people · 1 live link".
+export function reachWords(layer) {
+  const parts = [];
+  if (typeof layer.viewers === "number") parts.push(`${layer.viewers} ${layer.viewers === 1 ? "person" : "people"}`);
+  if (layer.live_links) parts.push(`${layer.live_links} live ${layer.live_links === 1 ? "link" : "links"}`);
+  return parts.length ? ` · ${parts.join(" · ")}` : "";
+}
+
 const licenceOf = (layer) => layer.licence ?? layer.license ?? "";
 const at = (id) => `/collections/${encodeURIComponent(id)}`;
 
@@ -53,7 +61,7 @@ export function wireMyLayers(account, layers) {
       const row = document.createElement("tr");
       row.dataset.layer = layer.id;
       row.innerHTML = `<td>${escapeHtml(layer.title || layer.id)}</td>
-        <td>${escapeHtml(VISIBILITY_WORDS[layer.visibility] || layer.visibility || "")}</td>
+        <td>${escapeHtml(VISIBILITY_WORDS[layer.visibility] || layer.visibility || "")}${escapeHtml(reachWords(layer))}</td>
         <td>${escapeHtml(layer.group || "none")}</td>
         <td>${escapeHtml(licenceOf(layer) || "not set yet")}</td><td></td>`;
       if (mayDo(layer, "manage")) {
@@ -153,14 +161,21 @@ function wireShareDialog(account, layers, onChanged) {
     who.appendChild(list);
   };
 
+  // The form waits, switched off, until the layer's access is read: a choice made before
+  // would be overwritten by what the server says.
   const reload = async (id) => {
-    current = await getJSON(`${at(id)}/access`);
-    current.id = id;
-    visibility.value = current.visibility || "private";
-    fillGroups(current.group || "");
-    licence.value = licenceOf(current);
-    renderLinks(id, current.links);
-    renderWho(id, current);
+    for (const el of form.elements) el.disabled = true;
+    try {
+      current = await getJSON(`${at(id)}/access`);
+      current.id = id;
+      visibility.value = current.visibility || "private";
+      fillGroups(current.group || "");
+      licence.value = licenceOf(current);
+      renderLinks(id, current.links);
+      renderWho(id, current);
+    } finally {
+      for (const el of form.elements) el.disabled = false;
+    }
   };
 
   form.addEventListener("submit", async (event) => {
@@ -214,6 +229,7 @@ function wireShareDialog(account, layers, onChanged) {
     fresh.hidden = true;
     freshUrl.value = "";
     setMessage(message, "");
+    current = null; // nothing is done to the layer shown before while this one loads
     openDialog("share-dialog");
     await reload(layer.id);
   };
