@@ -264,6 +264,7 @@ class SaveBody(_Body):
     "/save",
     status_code=201,
     summary="Keep a comparison's matches as a new layer",
+    operation_id="saveAnalysis",
     responses=answers(
         "The new layer, with its licence and what it obliges.",
         400, 401, 403, 404, 409, 413, 422, code=201,

@@ -33,7 +33,7 @@ from starlette.responses import RedirectResponse
 from landexplorer.access.licences import combine
 from landexplorer.api.deps import Anyone, store_of, visible
 from landexplorer.api.errors import ApiError
-from landexplorer.api.refusals import answers, refusals
+from landexplorer.api.refusals import answers
 from landexplorer.api.responses import JSONResponse
 from landexplorer.api.routers.landing import base_url
 from landexplorer.catalog import LayerEntry
@@ -264,7 +264,6 @@ async def save_map(request: Request, actor: Anyone) -> JSONResponse:
     methods=["GET", "HEAD"],
     summary="A saved map",
     operation_id="getMap",
-    responses=answers("The map with the layers you may see and their licences.", 404),
 )
 async def get_map(request: Request, actor: Anyone, map_id: MapId) -> JSONResponse:
     """The saved view, the layers you may see, shapes, how many layers are not available
@@ -281,7 +280,6 @@ async def get_map(request: Request, actor: Anyone, map_id: MapId) -> JSONRespons
     "/m/{mapId}",
     summary="Short link of a saved map",
     operation_id="openMap",
-    responses={303: {"description": "To the web page, on the saved map."}, **refusals(404)},
 )
 async def open_map(request: Request, actor: Anyone, map_id: MapId) -> RedirectResponse:
     """Open a saved map in the web page."""
