@@ -83,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Identify, authenticator=app.state.auth, threaded=store.backend == "postgis")
     # CORS: public reads for every site, writes and the token only for cors_origins.
     app.add_middleware(PublicCORS, settings=settings)
+    # ... and public layers' cached tiles before anything at all (as fast as can be).
+    app.add_middleware(CachedTiles, public_only=True)
 
     # ---- Routers are included HERE, one line each. Add yours (e.g. tiles) to this list.
     from landexplorer.api.routers import (

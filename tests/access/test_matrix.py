@@ -431,6 +431,35 @@ def test_every_layer_route_answers_as_the_policy_says(world: World) -> None:
     )
 
 
+def test_routes_of_other_rules_tell_a_private_layer_from_none(world: World) -> None:
+    """A route on ``/collections/{id}/...`` whose rule is not an action on the layer (an
+    access request: anyone signed in) answers a caller who may not see a private layer
+    exactly as for a layer that does not exist, and changes nothing."""
+    client, private = world.client, world.entry("plots_private")
+    routes = [
+        (method, path_of(route))
+        for route, _ in routes_of(client.app)
+        if "{collectionId}" in path_of(route) and not (rule_of(route) or "").startswith("layer:")
+        for method in sorted(route.methods or ())
+    ]
+    problems = []
+    for caller in (world.callers["anonymous"], world.callers["outsider"]):
+        before = snapshot(world)
+        for method, path in routes:
+            answers = []
+            for layer_id in ("plots_private", "nothing_here"):
+                r = client.request(
+                    method, fill(path, layer_id, private, 1), headers=caller.headers,
+                    json=_body(method, path),
+                )  # fmt: skip
+                answers.append((r.status_code, r.text.replace(layer_id, "LAYER")))
+            if answers[0] != answers[1]:
+                problems.append(f"{caller.name} {method} {path}: {answers[0]} vs {answers[1]}")
+        if snapshot(world) != before:
+            problems.append(f"{caller.name}'s requests for a private layer changed the store")
+    assert not problems, "a private layer is told from none:\n  " + "\n  ".join(problems)
+
+
 def test_conditional_requests_get_304_only_from_those_who_may_see(world: World) -> None:
     """An ETag someone saw earlier never turns into a 304 (the layer is there, unchanged)
     for a caller who may not see the layer; a tile's or page's 304 of a layer that is not
@@ -471,7 +500,12 @@ def test_cached_tiles_ask_the_policy_before_the_cache(world: World) -> None:
     everyone else to the router's 404; the public fast path is unchanged."""
     client, app = world.client, world.client.app
     z, x, y = TILE
+    # where they stand: public tiles in front of everything, the rest inside Identify
+    order = [(m.cls.__name__, m.kwargs.get("public_only", False)) for m in app.user_middleware]
+    assert order.index(("CachedTiles", True)) == 0, order
+    assert order.index(("Identify", False)) < order.index(("CachedTiles", False)), order
     fast = CachedTiles(app)  # type: ignore[arg-type]
+    front = CachedTiles(app, public_only=True)  # type: ignore[arg-type]
 
     def scope_of(path: str, caller: Caller, query: str = "") -> dict[str, Any]:
         return {
@@ -485,6 +519,8 @@ def test_cached_tiles_ask_the_policy_before_the_cache(world: World) -> None:
         path = f"/tiles/{layer_id}/{z}/{x}/{y}.{ext}"
         drawn = client.get(path, headers=world.callers["admin"].headers)
         assert drawn.status_code in (200, 204)
+        ahead = front._cached(scope_of(path, world.callers["anonymous"], f"v={entry.version}"))
+        assert (ahead is not None) == entry.is_public, f"{layer_id} in front of Identify"
         for caller in world.callers.values():
             query = f"v={entry.version}" + (
                 f"&link={caller.link_of[layer_id]}" if layer_id in caller.link_of else ""
@@ -624,9 +660,13 @@ def test_analysis_uses_only_layers_the_caller_may_see(world: World) -> None:
     ...' (404), as if it did not exist; a report over every layer never counts one."""
     client = world.client
     problems = []
+    tried: set[str] = set()  # what may be done is tried once per layer (it is slow work)
     for caller in world.callers.values():
         seen = _seen_by(world, caller)
         for layer_id, vis in world.layers.items():
+            if layer_id in seen and layer_id in tried:
+                continue
+            tried |= {layer_id} & seen
             params = caller.params(layer_id)
             if layer_id.startswith("plots_"):
                 asks = [
