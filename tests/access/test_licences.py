@@ -299,6 +299,31 @@ def test_compare_answers_list_licences_and_obligations(commons: Commons) -> None
     assert "share alike" in block["summary"]
 
 
+def test_overlay_and_zonal_answers_carry_the_licences_block(commons: Commons) -> None:
+    commons.licence("flood_risk", "CC-BY-ND-4.0")
+    body = {"left": "allotments", "right": "flood_risk", "by": "prob_4band"}
+    r = commons.client.post("/analysis/overlay", json=body, headers=commons.olive)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert {row["class"] for row in doc["totals"]} == {"High", "Medium", "Low", "Very Low"}
+    block = doc["licences"]
+    assert [i["id"] for i in block["inputs"]] == ["allotments", "flood_risk"]
+    assert block["no_derivatives"] and not block["may_publish"]
+    assert "CC-BY-ND-4.0" in block["why_not"] and block["derived_licence"] is None
+    assert "per_feature" not in doc
+    assert (
+        "per_feature"
+        in commons.client.post(
+            "/analysis/overlay", json={**body, "per_feature": True}, headers=commons.olive
+        ).json()
+    )
+    unknown = {**body, "by": "no_such_column"}
+    bad = commons.client.post("/analysis/overlay", json=unknown, headers=commons.olive)
+    assert bad.status_code == 400 and "prob_4band" in bad.json()["description"]
+    hidden = commons.client.post("/analysis/overlay", json=body, headers=commons.sam)
+    assert hidden.status_code == 404 and "allotments" in hidden.json()["description"]
+
+
 def test_analysis_never_uses_a_layer_the_caller_may_not_see(commons: Commons) -> None:
     c = commons.client
     for who in ({}, commons.sam):
@@ -439,6 +464,7 @@ def test_the_analysis_routes_declare_one_rule(commons: Commons) -> None:
     }
     assert rules == {
         "/analysis/compare": "anyone",
+        "/analysis/overlay": "anyone",
         "/analysis/report": "anyone",
         "/analysis/zonal": "anyone",
         "/analysis/save": "signed-in-writer",

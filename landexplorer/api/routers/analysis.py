@@ -1,5 +1,5 @@
-"""``POST /analysis/compare``, ``/analysis/report``, ``/analysis/zonal`` and
-``/analysis/save``.
+"""``POST /analysis/compare``, ``/analysis/overlay``, ``/analysis/report``,
+``/analysis/zonal`` and ``/analysis/save``.
 
 Thin wrappers over ``landexplorer.analysis``: check that every named layer is visible to
 the caller (a layer they may not see is a 404, as one that does not exist, and a report
@@ -46,7 +46,7 @@ from landexplorer.api.errors import ApiError
 from landexplorer.api.refusals import answers
 from landexplorer.api.responses import JSONResponse
 from landexplorer.catalog import LayerEntry, Store, check_layer_id
-from landexplorer.errors import InputError, LayerExists, LayerNotFound
+from landexplorer.errors import InputError, LayerExists, LayerNotFound, WorkTooLarge
 
 router = APIRouter(prefix="/analysis", tags=["Analysis"])
 
@@ -92,6 +92,15 @@ class ReportBody(_Body):
     )
     layers: list[str] | None = Field(default=None, max_length=50)
     by: dict[str, str] | None = None
+
+
+class OverlayBody(_Body):
+    left: str = Field(max_length=48, examples=["allotments"])
+    right: str = Field(max_length=48, examples=["flood_risk"])
+    by: str | None = Field(default=None, max_length=100, description="a column of right")
+    left_by: str | None = Field(default=None, max_length=100, description="a column of left")
+    bbox: BBox | None = None
+    per_feature: StrictBool = False
 
 
 class ZonalBody(_Body):
@@ -224,6 +233,46 @@ def report(request: Request, actor: Anyone, body: ReportBody) -> JSONResponse:
         "properties": {"area_m2": result.area_m2, "crs": result.crs},
     }
     return JSONResponse(out)
+
+
+@router.post(
+    "/overlay",
+    summary="How much of one layer falls in each class of another",
+    operation_id="overlayLayers",
+    responses=answers("Amounts by class, in a metric CRS, and the inputs' licences.", *_ANSWERS),
+)
+def overlay(request: Request, actor: Anyone, body: OverlayBody) -> JSONResponse:
+    """Area (polygons), length (lines) or count (points) of ``left`` in each ``by`` class
+    of the polygons of ``right``, per feature when asked, with the layer totals."""
+    from landexplorer.analysis import overlay_areas
+    from landexplorer.catalog.base import Query
+
+    left = _entry(request, body.left)
+    right = _entry(request, body.right)
+    for entry in (left, right):
+        if entry.data_type != "vector":
+            raise InputError(f"'{entry.id}' is a raster layer: overlay needs feature layers.")
+    bbox = _check_bbox(body.bbox)
+    store = store_of(request)
+    most = settings_of(request).max_report_features
+    if most is not None:
+        left_count = store.count(left.id, Query(bbox=bbox)) if bbox else left.feature_count
+        near = left.bbox if bbox is None else bbox
+        right_count = store.count(right.id, Query(bbox=near)) if near else 0
+        if left_count + right_count > most:
+            raise WorkTooLarge(
+                f"Overlaying '{left.id}' with '{right.id}' would measure about "
+                f"{left_count + right_count:,} features; this server measures at most "
+                f"{most:,} in one request. Narrow it with a bounding box (bbox), or run it "
+                "with the landexplorer command line, which has no such limit: landexplorer "
+                f"overlay {left.id} {right.id}",
+                detail=f"features {left_count + right_count} > max_report_features {most}",
+            )
+    result = overlay_areas(
+        left.id, right.id, store=store, by=body.by or None, left_by=body.left_by or None,
+        bbox=bbox,
+    )  # fmt: skip
+    return JSONResponse(result.to_dict(with_features=body.per_feature))
 
 
 @router.post(
