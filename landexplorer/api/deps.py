@@ -110,6 +110,15 @@ def allowed(request: Request, action: str, entry: LayerEntry) -> LayerEntry:
     )
 
 
+def private_unless_public(*entries: LayerEntry) -> dict[str, str]:
+    """Headers of an answer about ``entries``: none when every one is public; otherwise
+    ``Cache-Control: private, no-cache``, so that no shared cache hands it to someone who
+    may not see the layer (a request with a session cookie may be cached by a proxy)."""
+    if all(entry.is_public for entry in entries):
+        return {}
+    return {"Cache-Control": "private, no-cache"}
+
+
 # ---------------------------------------------------------------- rule dependencies
 async def anyone(request: Request) -> Actor:
     """Rule: anyone may call this route (what it shows is still filtered by the policy)."""

@@ -422,10 +422,10 @@ def test_every_layer_route_answers_as_the_policy_says(world: World) -> None:
                         f"{caller.name} {method} {url} ({vis}): {r.status_code} {r.text[:160]}, "
                         "the policy says yes"
                     )
-                elif method == "GET":
+                elif not entry.is_public:  # kept by nobody but the asker
                     control = r.headers.get("cache-control", "")
-                    if not entry.is_public and control and not control.startswith("private"):
-                        problems.append(f"{method} {url} ({vis}) is Cache-Control: {control}")
+                    if not control.startswith("private"):
+                        problems.append(f"{method} {url} ({vis}) is Cache-Control: {control!r}")
     assert not problems, f"{len(problems)} answers differ from the policy:\n  " + "\n  ".join(
         problems[:60]
     )
@@ -582,6 +582,8 @@ def test_the_collection_list_shows_only_what_the_caller_may_see(world: World) ->
         if caller.link_of:  # one link given: that layer and the public ones
             want = {lid for lid in want if world.layers[lid] == "public"} | {"plots_link"}
         assert shown == want, (caller.name, shown ^ want)
+        if any(world.layers[lid] != "public" for lid in want):  # a list for this caller only
+            assert r.headers["cache-control"].startswith("private"), caller.name
 
 
 def test_search_shows_only_what_the_caller_may_see(world: World) -> None:

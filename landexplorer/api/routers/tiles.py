@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from landexplorer.api.caching import not_modified
-from landexplorer.api.deps import Collection
+from landexplorer.api.deps import Collection, private_unless_public
 from landexplorer.api.errors import ApiError
 from landexplorer.api.responses import JSONResponse
 from landexplorer.api.routers.landing import base_url
@@ -178,7 +178,9 @@ def _tile_url(request: Request, entry: LayerEntry) -> str:
 )
 async def collection_tilejson(request: Request, entry: Collection) -> JSONResponse:
     """TileJSON 3.0.0: tile URL, zoom range, bounds, attribution, vector_layers."""
-    return JSONResponse(tilejson(entry, _tile_url(request, entry)))
+    return JSONResponse(
+        tilejson(entry, _tile_url(request, entry)), headers=private_unless_public(entry)
+    )
 
 
 @router.api_route(
@@ -189,7 +191,9 @@ async def collection_tilejson(request: Request, entry: Collection) -> JSONRespon
 )
 async def short_tilejson(request: Request, entry: Collection) -> JSONResponse:
     """The same TileJSON as the OGC address."""
-    return JSONResponse(tilejson(entry, _tile_url(request, entry)))
+    return JSONResponse(
+        tilejson(entry, _tile_url(request, entry)), headers=private_unless_public(entry)
+    )
 
 
 def _tileset(request: Request, entry: LayerEntry) -> dict[str, Any]:
@@ -224,7 +228,9 @@ def _tileset(request: Request, entry: LayerEntry) -> dict[str, Any]:
 )
 async def tilesets(request: Request, entry: Collection) -> JSONResponse:
     """The one tileset (WebMercatorQuad) this collection offers."""
-    return JSONResponse({"tilesets": [_tileset(request, entry)]})
+    return JSONResponse(
+        {"tilesets": [_tileset(request, entry)]}, headers=private_unless_public(entry)
+    )
 
 
 @router.api_route(
@@ -235,4 +241,4 @@ async def tilesets(request: Request, entry: Collection) -> JSONResponse:
 )
 async def tileset(request: Request, entry: Collection) -> JSONResponse:
     """Tileset metadata with the tile URL template."""
-    return JSONResponse(_tileset(request, entry))
+    return JSONResponse(_tileset(request, entry), headers=private_unless_public(entry))
