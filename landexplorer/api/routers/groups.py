@@ -23,7 +23,7 @@ from starlette.responses import Response
 
 from landexplorer.access.model import Actor
 from landexplorer.access.policy import can_manage_group, decide
-from landexplorer.access.store import AccessStore, Group, check_name
+from landexplorer.access.store import NAME, AccessStore, Group, check_name
 from landexplorer.api.auth import access_of
 from landexplorer.api.deps import AdminOnly, SignedIn, SignedInWriter, store_of
 from landexplorer.api.errors import ApiError
@@ -39,7 +39,12 @@ UserName = Annotated[str, PathParam(alias="user", max_length=40)]
 
 class NewGroup(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    name: str = Field(max_length=40, examples=["sale-orchards"])
+    # the pattern is documented here and checked by ``check_name``, which says it in words
+    name: str = Field(
+        max_length=40,
+        examples=["sale-orchards"],
+        json_schema_extra={"pattern": NAME.pattern},
+    )
     title: str = Field(default="", max_length=200, examples=["Sale orchards"])
 
 
