@@ -443,6 +443,9 @@ def _responses(method: str, path: str, op: Doc) -> None:
             responses[code].setdefault("headers", {}).update(copy.deepcopy(_LOCATION))
     for status in sorted(error_statuses("get" if head else method, path, op)):
         responses.setdefault(str(status), _error_response(status, head))
+    if head:  # HEAD answers carry no body, whatever the GET's entries (copied) say
+        for response in responses.values():
+            response.pop("content", None)
     op["responses"] = dict(sorted(responses.items()))
 
 

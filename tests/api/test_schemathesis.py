@@ -47,12 +47,14 @@ OPERATION_IDS = {
 #: text, bbox order, CRS names (items, features, exports), column names and colour ramps
 #: (tiles), GeoJSON areas and column names (analysis; 422 when the work is too large),
 #: drawn shapes (saved maps), files that must be geodata and SPDX licences (uploads),
-#: the point asked of a raster (lon/lat, read by the route).
+#: the point asked of a raster (lon/lat, read by the route), a one-time sign-in link (one
+#: the server did not make, or one used already, is refused with a page that says so).
 SEMANTIC_INPUTS = [
     "getFeatures", "headFeatures", "getFeature", "headFeature", "getExport", "headExport",
     "getCollectionTile", "headCollectionTile", "getXyzTile", "headXyzTile",
     "compareLayers", "reportArea", "zonalStatistics", "saveMap",
     "createCollection", "replaceCollection", "updateCollection", "getRasterValue",
+    "signInWithLink",
 ]  # fmt: skip
 _ACCEPTED = ["2xx", "3xx", "400", "401", "403", "404", "409", "415", "422", "429", "5xx"]
 

@@ -32,6 +32,7 @@ from landexplorer.api.deps import (
 )
 from landexplorer.api.errors import ApiError
 from landexplorer.api.jobs import Job, Jobs
+from landexplorer.api.refusals import refusals
 from landexplorer.api.responses import JSONResponse
 from landexplorer.api.routers.landing import base_url
 from landexplorer.api.routing import get_and_head
@@ -395,7 +396,7 @@ def delete_layer(request: Request, store: StoreDep, entry: ManageCollection) -> 
     return Response(status_code=204)
 
 
-@get_and_head(router, "/jobs/{jobId}", summary="Status of a job")
+@get_and_head(router, "/jobs/{jobId}", summary="Status of a job", responses=refusals(401))
 def job_status(
     request: Request,
     actor: SignedIn,
