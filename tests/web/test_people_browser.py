@@ -361,6 +361,35 @@ def test_on_a_phone_the_sign_in_form_and_menu_fit_the_screen(
     page.context.close()
 
 
+def test_asking_to_see_a_layer(browser: Any, people_server: PeopleServer, watch: PageWatch) -> None:
+    """cai, in no group, asks for a layer by name; a private one is not revealed. (Before
+    the group page test, where a steward answers cai's request.)"""
+    page = open_page(browser, watch)
+    page.goto(people_server.url + "/")
+    wait_started(page)
+    sign_in(page, "cai")
+    page.wait_for_selector("#account-signed-in:not([hidden])")
+    page.click("#account-button")
+    page.click("#menu-my-groups")
+    page.wait_for_selector("#my-requests li[data-request]")
+    assert "not in any group yet" in page.inner_text("#groups-list")
+    page.fill("#ask-layer", "planting_plans")  # private: the same answer as no such layer
+    page.click("#ask-submit")
+    page.wait_for_selector("#groups-message.error")
+    assert page.inner_text("#groups-message") == "There is no collection called 'planting_plans'."
+    page.fill("#ask-layer", "orchard_walks")
+    page.fill("#ask-message", "I lead the Tuesday walks")
+    page.click("#ask-submit")
+    page.wait_for_selector("#groups-message.ok")
+    asked = page.locator("#my-requests li[data-request]")
+    assert asked.count() == 1  # asked again: the request already waiting
+    assert asked.first.get_attribute("data-status") == "pending"
+    assert "Orchard walks" in asked.inner_text() and "waiting for an answer" in asked.inner_text()
+    shot(page, f"people-ask-{people_server.backend}")
+    assert all("404 (Not Found)" in e for e in watch.errors)  # the private layer's answer
+    page.context.close()
+
+
 def test_group_page_members_roles_and_requests(
     browser: Any, people_server: PeopleServer, watch: PageWatch
 ) -> None:

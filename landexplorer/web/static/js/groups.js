@@ -1,9 +1,11 @@
 // My groups (GET /groups) and a group's page (GET /groups/{group}): its members and their
 // roles; a steward (or an admin) changes roles, adds and removes members, and answers requests
-// for access (Grant / Refuse).
+// for access (Grant / Refuse). Anyone signed in asks to see a layer here
+// (POST /collections/{id}/requests) and follows their requests (GET /requests).
 import { escapeHtml, getJSON, plain, sendJSON, setMessage } from "./api.js";
 import { openDialog, when } from "./dialog.js";
 
+const STATUS_WORDS = { pending: "waiting for an answer", granted: "granted", refused: "refused" };
 const ROLE_WORDS = { viewer: "viewer", contributor: "contributor", steward: "steward" };
 const at = (group) => `/groups/${encodeURIComponent(group)}`;
 
@@ -16,15 +18,36 @@ export function wireGroups(account) {
   const addForm = document.getElementById("group-add");
   const requestsWrap = document.getElementById("group-requests-wrap");
   const requests = document.getElementById("group-requests");
+  const ask = document.getElementById("ask-access");
+  const askForm = document.getElementById("ask-form");
+  const mine = document.getElementById("my-requests");
   let shown = null; // the group on the page
 
   const say = (text, kind = "") => setMessage(message, text, kind);
   const steward = (group) => account.me.admin || account.roleIn(group) === "steward";
 
+  const loadMine = async () => {
+    const body = await getJSON("/requests?status=all");
+    const asked = body.mine || [];
+    mine.innerHTML = asked.length ? "" : `<li class="hint">You have not asked for any layer.</li>`;
+    for (const r of asked) {
+      const li = document.createElement("li");
+      li.dataset.request = r.id;
+      li.dataset.status = r.status;
+      const by = r.decided_by ? ` by ${escapeHtml(r.decided_by)}` : "";
+      li.innerHTML = `<span><strong>${escapeHtml(r.layer_title || r.layer)}</strong>:
+        ${escapeHtml(STATUS_WORDS[r.status] || r.status)}${r.status === "pending" ? "" : by}
+        <span class="hint">(asked ${escapeHtml(when(r.created))})</span></span>`;
+      mine.appendChild(li);
+    }
+  };
+
   const loadList = async () => {
     page.hidden = true;
     list.hidden = false;
+    ask.hidden = false;
     shown = null;
+    loadMine().catch((e) => say(plain(e), "error"));
     const body = await getJSON("/groups");
     const groups = body.groups || [];
     list.innerHTML = groups.length ? "" : `<li class="hint">You are not in any group yet. A group's steward can add you.</li>`;
@@ -101,6 +124,7 @@ export function wireGroups(account) {
     const body = await getJSON(at(group));
     shown = group;
     list.hidden = true;
+    ask.hidden = true;
     page.hidden = false;
     page.dataset.group = group;
     title.textContent = body.title || group;
@@ -119,6 +143,21 @@ export function wireGroups(account) {
       await sendJSON("PUT", `${at(shown)}/members/${encodeURIComponent(name)}`, { role });
       document.getElementById("group-add-name").value = "";
     }, `${name} is now ${role} of the group.`);
+  });
+  askForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const layer = document.getElementById("ask-layer").value.trim();
+    const note = document.getElementById("ask-message").value.trim();
+    if (!layer) { say("Type the name of the layer you would like to see.", "error"); return; }
+    try {
+      await sendJSON("POST", `/collections/${encodeURIComponent(layer)}/requests`, { message: note });
+      document.getElementById("ask-layer").value = "";
+      document.getElementById("ask-message").value = "";
+      await loadMine();
+      say("Asked: the people who look after that layer will answer.", "ok");
+    } catch (error) {
+      say(plain(error), "error");
+    }
   });
   document.getElementById("group-back").addEventListener("click", () => loadList().catch((e) => say(plain(e), "error")));
 
