@@ -224,7 +224,11 @@ def test_a_share_link_made_used_and_revoked(world: World) -> None:
         (link["id"], "rowan", False)
     ]
     assert link["link"] not in repr(listed)
-    assert world.get("/collections/allotments/access", "rowan").json()["live_links"] == 1
+    seen = world.get("/collections/allotments/access", "rowan").json()
+    assert seen["live_links"] == 1
+    assert {"who": "anyone holding a share link", "why": "1 live link"} in seen["who"]
+    (mine,) = world.get("/me/layers", "rowan").json()["layers"]
+    assert mine["live_links"] == 1 and mine["visibility"] == "link"
     gone = world.send("DELETE", f"/collections/allotments/links/{link['id']}", "rowan")
     assert gone.status_code == 204
     refused(world.client.get(f"/collections/allotments?link={link['link']}"), 404)

@@ -53,10 +53,10 @@ class NewGrant(BaseModel):
 def who_can_see(access: AccessStore, entry: LayerEntry) -> list[dict[str, str]]:
     """Everyone who may see ``entry`` and the policy's reason for each. A public layer is
     "everyone"; a link layer also "anyone holding a live share link"."""
-    live = sum(1 for link in access.list_links(entry.id) if not link.revoked)
     visibility = effective_visibility(entry)
     if visibility == "public":
         return [{"who": "everyone", "why": f"public layer, licence {entry.licence}"}]
+    live = sum(1 for link in access.list_links(entry.id) if not link.revoked)
     rows = []
     for person in access.actors():
         decision = decide(person, "view", entry)
@@ -136,10 +136,7 @@ def layer_access(request: Request, entry: ManageCollection) -> JSONResponse:
         "group_roles": roles,
         "links": links,
         "live_links": sum(1 for link in links if not link["revoked"]),
-        "grants": [
-            {"user": user, "granted_by": by, "created": when}
-            for user, by, when in access.grants_for(entry.id)
-        ],
+        "grants": _grants(access, entry.id),
     }
     return JSONResponse(doc, headers=PRIVATE)
 
