@@ -619,6 +619,16 @@ def test_the_web_page_config_names_no_layer_the_caller_may_not_see(world: World)
             assert r.headers["cache-control"].startswith("private")
 
 
+def test_the_pages_open_to_anyone_name_no_layer(world: World) -> None:
+    """The landing page, conformance, the OpenAPI document and the API page are the same
+    for everybody and name no layer of the catalogue."""
+    for url in ("/", "/conformance", "/openapi.json", "/docs", "/?f=html"):
+        r = world.client.get(url)
+        assert r.status_code == 200, url
+        named = sorted(lid for lid in world.layers if lid in r.text)
+        assert not named, f"{url} names {named}"
+
+
 def test_jobs_are_their_uploaders_and_the_admins(world: World, real_data: Path) -> None:
     client, cora = world.client, world.callers["contributor"]
     src = real_data / ALLOTMENTS
