@@ -125,9 +125,6 @@ class Caller:
     def params(self, layer: str) -> dict[str, str]:
         return {"link": self.link_of[layer]} if layer in self.link_of else {}
 
-    def write_headers(self) -> dict[str, str]:
-        return self.headers
-
 
 @dataclass
 class World:
