@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from landexplorer.access import secrets
 from landexplorer.access.model import ROLES, SCOPES, Actor
+from landexplorer.catalog.diskspace import is_disk_full
 from landexplorer.errors import InputError
 
 NAME = re.compile(r"^[a-z][a-z0-9_.-]{1,39}$")
@@ -305,10 +306,26 @@ class PostgresDb:
 
     def __init__(self, transaction: Any) -> None:
         self._transaction = transaction  # the PostGIS store's transaction() context
+        try:
+            with self._transaction() as conn, conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(7236712)")  # one creator at a time
+                cur.execute(_TABLES)
+                cur.execute(_AUDIT_PG)
+        except Exception as exc:
+            # a full disk refuses even the DDL that changes nothing: with the tables there,
+            # the server still starts (reads and sign-ins work, writes say the disk is full)
+            if not (is_disk_full(exc) and self._tables_exist()):
+                raise
+
+    def _tables_exist(self) -> bool:
         with self._transaction() as conn, conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(7236712)")  # one creator at a time
-            cur.execute(_TABLES)
-            cur.execute(_AUDIT_PG)
+            cur.execute(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() "
+                "AND tablename = ANY(%s)",
+                (list(AccessStore.TABLES),),
+            )
+            row = cur.fetchone()
+        return bool(row and row[0] == len(AccessStore.TABLES))
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[Cursor]:
@@ -658,8 +675,6 @@ class AccessStore:
             if not rows or not secrets.same(rows[0][5], secrets.digest(secret)):
                 return None
             secret_id, user, scope, admin, last_used, _ = rows[0]
-            if kind == "token" and last_used[:13] != stamp[:13]:  # at most hourly
-                cur.run("UPDATE access_secrets SET last_used = ? WHERE id = ?", (stamp, secret_id))
             roles = dict(
                 cur.run("SELECT grp, role FROM access_members WHERE user_name = ?", (user,))
             )
@@ -667,6 +682,16 @@ class AccessStore:
                 r[0]
                 for r in cur.run("SELECT layer FROM access_grants WHERE user_name = ?", (user,))
             )
+        if kind == "token" and last_used[:13] != stamp[:13]:  # at most hourly
+            try:
+                with self.db.tx() as cur:
+                    cur.run(
+                        "UPDATE access_secrets SET last_used = ? WHERE id = ?", (stamp, secret_id)
+                    )
+            except Exception as exc:
+                # "last used" is bookkeeping: a full disk must not stop anyone signing in
+                if not is_disk_full(exc):
+                    raise
         return Actor(
             user=user,
             admin=_flag(admin),
