@@ -3,6 +3,7 @@ streamed from a generator until the server answers, lying Content-Lengths, huge 
 
 from __future__ import annotations
 
+import errno
 import json
 import select
 import socket
@@ -155,7 +156,11 @@ def send(
                 view = view[n:]
                 sent += n
             if half_close:
-                sock.shutdown(socket.SHUT_WR)
+                try:
+                    sock.shutdown(socket.SHUT_WR)
+                except OSError as exc:  # the server closed the connection first: an answer too
+                    if exc.errno != errno.ENOTCONN:
+                        raise
         except (ConnectionError, BrokenPipeError):
             pass
         status, rheaders, rbody = _read_response(sock, time.monotonic() + timeout)
