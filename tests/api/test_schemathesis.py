@@ -52,7 +52,7 @@ OPERATION_IDS = {
 SEMANTIC_INPUTS = [
     "getFeatures", "headFeatures", "getFeature", "headFeature", "getExport", "headExport",
     "getCollectionTile", "headCollectionTile", "getXyzTile", "headXyzTile",
-    "compareLayers", "reportArea", "zonalStatistics", "saveMap",
+    "compareLayers", "overlayLayers", "reportArea", "zonalStatistics", "saveMap",
     "createCollection", "replaceCollection", "updateCollection", "getRasterValue",
     "signInWithLink",
 ]  # fmt: skip
