@@ -7,12 +7,16 @@ thread pool. Work happens in ``landexplorer.tiles``.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from landexplorer.access.secrets import LINK_PREFIX
+from landexplorer.api.auth import LINK_PARAM
 from landexplorer.api.caching import not_modified
 from landexplorer.api.deps import Collection, private_unless_public
 from landexplorer.api.errors import ApiError
@@ -165,9 +169,20 @@ async def xyz_tile(
     return await _tile(request, entry, z, x, y, properties, colormap, rescale, want)
 
 
+#: A share link as the page sends it (the prefix, then URL-safe characters).
+_LINK = re.compile(re.escape(LINK_PREFIX) + r"[A-Za-z0-9_-]{16,128}")
+
+
 def _tile_url(request: Request, entry: LayerEntry) -> str:
+    """The tile address template; a layer seen through a share link keeps the link in it,
+    so a map library that follows the TileJSON gets the tiles the holder may see."""
     ext = "png" if entry.data_type == "raster" else "mvt"
-    return f"{base_url(request)}/tiles/{entry.id}/{{z}}/{{x}}/{{y}}.{ext}"
+    url = f"{base_url(request)}/tiles/{entry.id}/{{z}}/{{x}}/{{y}}.{ext}"
+    if entry.visibility != "public":
+        links = [v for v in request.query_params.getlist(LINK_PARAM) if _LINK.fullmatch(v)][:8]
+        if links:
+            url += "?" + urlencode([(LINK_PARAM, v) for v in links])
+    return url
 
 
 @router.api_route(
