@@ -406,7 +406,7 @@ def test_save_keeps_the_matches_private_to_the_callers_group(commons: Commons) -
     ],
 )
 def test_save_as_public_is_refused_when_a_licence_forbids_it(
-    commons: Commons, left: str, right: str, why: str
+    commons: Commons, left: str, right: str, why: str, real_data: Path
 ) -> None:
     commons.licence("allotments", left)
     commons.licence("flood_risk", right)
@@ -427,12 +427,23 @@ def test_save_as_public_is_refused_when_a_licence_forbids_it(
         up = c.patch("/collections/allotments_flooded", json=changes, headers=commons.rowan)
         assert up.status_code == 403, up.text
         assert up.json()["code"] == "licence-forbids"
+    data = (real_data / ALLOTMENTS).read_bytes()
+    for form in ({"visibility": "public"}, {"licence": "CC0-1.0"}):
+        put = c.put(
+            "/collections/allotments_flooded",
+            files={"file": ("again.geojson", data, "application/geo+json")},
+            data=form,
+            headers=commons.rowan,
+        )
+        assert put.status_code == 403, put.text
+        assert put.json()["code"] == "licence-forbids"
     store = open_store(commons.settings)
     try:
         entry = store.get("allotments_flooded")
     finally:
         store.close()
     assert entry.visibility == "private" and entry.licence == f"{left} AND {right}"
+    assert entry.version == 1
     # sharing it within the group is not publishing
     ok = c.patch(
         "/collections/allotments_flooded", json={"visibility": "group"}, headers=commons.rowan

@@ -289,6 +289,12 @@ async def replace_layer(
 
     if visibility and visibility != entry.visibility:
         _require_manage(request, entry, "change who sees")
+    wanted = {"visibility": visibility or "", "licence": entry.licence}
+    if licence:
+        wanted["licence"] = normalise_licence(licence)
+    refusal = derived_change_refusal(entry, source or entry.source, wanted)
+    if refusal:  # a layer made from others keeps their terms (access/licences.py)
+        raise ApiError(403, "licence-forbids", refusal)
 
     def given(value: str | None) -> str | None:
         return value if value else None  # an empty form field is not a new value
