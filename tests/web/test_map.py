@@ -390,6 +390,7 @@ def test_compare_allotments_with_flood_risk(browser, web_server: LiveServer, wat
     # SOURCES.md: 8 of the 35 allotments touch a RoFRS polygon
     assert (api["left_matched"], api["left_total"]) == (8, 35)
     assert "8 of 35" in page.inner_text("#compare-message")
+    assert page.inner_text("[data-testid=compare-licences]").startswith("Made from ")
     by_band = {row["class"]: row["left_features"] for row in api["summary"]}
     assert by_band == {"(any)": 8, "High": 4, "Medium": 5, "Low": 4, "Very Low": 2}
     headers = table.locator("th").all_inner_texts()
