@@ -145,7 +145,7 @@ def normalise_licence(text: str) -> str:
         )
     if len(stripped) > MAX_LICENCE_CHARS:
         raise InputError(f"The licence is longer than {MAX_LICENCE_CHARS} characters. " + how)
-    from landexplorer.access.licences import LicenceError, normalise
+    from landexplorer.access.spdx import LicenceError, normalise
 
     try:
         return normalise(stripped)

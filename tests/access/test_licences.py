@@ -33,6 +33,7 @@ from landexplorer.access.licences import (
     parse,
     publish_refusal,
 )
+from landexplorer.access.spdx import COMMON
 from landexplorer.analysis.export import write_result
 from landexplorer.analysis.sources import Source
 from landexplorer.api import create_app
@@ -125,6 +126,7 @@ def test_every_id_the_upload_form_offers_is_in_the_table() -> None:
     ):  # fmt: skip
         assert licence in TERMS
         assert normalise(licence) == licence
+    assert set(COMMON) == set(TERMS)  # every licence with known terms is always accepted
     offered = [v for v in TERMS if f'value="{v}"' in page]
     assert offered, "the upload form offers licences from the table"
 
