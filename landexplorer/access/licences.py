@@ -195,6 +195,8 @@ class Combined:
 
     def summary(self) -> str:
         """One line: "Made from A (OGL-UK-3.0) and B (ODbL-1.0): credit ...; share alike ..."."""
+        if not self.inputs:
+            return "Made from no layer"
         made = _and([f"{i.title or i.id} ({i.licence or 'no licence given'})" for i in self.inputs])
         return f"Made from {made}: " + "; ".join(self.obligations)
 
@@ -265,10 +267,14 @@ def combine(inputs: Iterable[Credited]) -> Combined:
     no_derivatives = any(t.no_derivatives for _, _, t in known)
 
     obligations: list[str] = []
-    credit = [i for i in seen.values() if i.attribution]
-    if attribution or credit:
-        names = _and([f'"{i.attribution}"' for i in credit]) if credit else "the sources"
-        obligations.append(f"credit {names} wherever you show or share it")
+    asks_credit = {i.id for i, _, t in known if t.attribution}
+    credit = [
+        f'"{i.attribution}"' if i.attribution else f"the source of '{i.id}'"
+        for i in seen.values()
+        if i.attribution or i.id in asks_credit
+    ]
+    if credit:
+        obligations.append(f"credit {_and(credit)} wherever you show or share it")
     if share_alike:
         sa = sorted({str(lic) for _, lic, t in known if t.share_alike})
         obligations.append(
@@ -284,8 +290,13 @@ def combine(inputs: Iterable[Credited]) -> Combined:
         obligations.append(
             f"check the terms of {lic} ('{i.id}') yourself: landexplorer does not know them"
         )
-    if not obligations:
+    for i in seen.values():
+        if not i.licence:
+            obligations.append(f"'{i.id}' has no licence: ask its owner before using it elsewhere")
+    if not obligations and seen:
         obligations.append("no conditions: the inputs are in the public domain")
+    if not seen:
+        reasons.append("It is made from no layer.")
 
     for i, _, t in known:
         if t.no_derivatives:

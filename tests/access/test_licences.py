@@ -203,6 +203,16 @@ def test_public_domain_unknown_and_missing_licences() -> None:
     none = combine([src("a", ""), src("b", "OGL-UK-3.0")])
     assert not none.publishable and "'a' has no licence" in none.reason
     assert derived_licence(none) is None
+    assert "'a' has no licence: ask its owner before using it elsewhere" in none.obligations
+    assert not any("public domain" in o for o in none.obligations)
+    # a licence that asks for credit names the layer when no attribution was given
+    uncredited = combine([src("a", "CC-BY-4.0"), src("b", "OGL-UK-3.0", "Council")])
+    assert uncredited.obligations[0] == (
+        "credit the source of 'a' and \"Council\" wherever you show or share it"
+    )
+    nothing = combine([])
+    assert nothing.summary() == "Made from no layer" and not nothing.publishable
+    assert nothing.obligations == ()
     # the same layer twice counts once
     assert len(combine([src("a", "OGL-UK-3.0"), src("a", "OGL-UK-3.0")]).inputs) == 1
 
