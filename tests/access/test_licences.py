@@ -390,6 +390,7 @@ def test_save_keeps_the_matches_private_to_the_callers_group(commons: Commons) -
     assert doc["licence"] == "OGL-UK-3.0" and doc["features"] > 0
     assert doc["attribution"] == "Trafford Council; Environment Agency"
     assert doc["licences"]["may_publish"]
+    assert r.headers["location"].endswith("/collections/allotments_flooded")
     c = commons.client
     assert c.get("/collections/allotments_flooded", headers=commons.rowan).status_code == 200
     assert c.get("/collections/allotments_flooded").status_code == 404

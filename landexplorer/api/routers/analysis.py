@@ -45,6 +45,7 @@ from landexplorer.api.deps import (
 from landexplorer.api.errors import ApiError
 from landexplorer.api.refusals import answers
 from landexplorer.api.responses import JSONResponse
+from landexplorer.api.routers.landing import base_url
 from landexplorer.catalog import LayerEntry, Store, check_layer_id
 from landexplorer.errors import InputError, LayerExists, LayerNotFound, WorkTooLarge
 
@@ -402,7 +403,7 @@ def save_result(request: Request, actor: SignedInWriter, body: SaveBody) -> JSON
             "licences": combined.to_dict(),
         },
         status_code=201,
-        headers={"Location": f"/collections/{entry.id}"},
+        headers={"Location": f"{base_url(request)}/collections/{entry.id}"},
     )
 
 
