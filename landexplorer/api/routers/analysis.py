@@ -339,7 +339,7 @@ def save_result(request: Request, actor: SignedInWriter, body: SaveBody) -> JSON
         raise ApiError(403, "forbidden", f"This layer cannot be added: {decision.reason}.")
     layer_id = check_layer_id(body.id)
     if store.exists(layer_id):
-        raise LayerExists(f"A layer called '{layer_id}' already exists: choose another id.")
+        raise LayerExists(f"There is a layer called '{layer_id}' already: choose another name.")
     combined = combine([left, right])
     refusal = publish_refusal(combined, body.visibility)
     if refusal is not None:

@@ -1,7 +1,15 @@
 // Compare a community layer with an open layer (POST /analysis/compare): a table by class,
-// the matching features highlighted on the map, CSV and GeoJSON downloads.
+// the matching features highlighted on the map, CSV and GeoJSON downloads, what the result
+// obliges (its inputs' licences), and "Keep as my layer" (POST /analysis/save: private to
+// your group; the server refuses sharing it wider when an input's licence does not allow it).
 import { downloadText, escapeHtml, getJSON, plain, postJSON, setMessage, toCSV } from "./api.js";
-import { classColumnOf } from "./layers.js";
+import { classColumnOf, rememberOwnLayer } from "./layers.js";
+
+// A layer id from what someone typed: lower case, letters, digits and _ only.
+function layerId(text) {
+  const id = text.toLowerCase().normalize("NFKD").replace(/[^a-z0-9]+/g, "_").replace(/^[^a-z]+|_+$/g, "");
+  return id.slice(0, 48).replace(/_+$/, "");
+}
 
 // "Made from A (OGL-UK-3.0) and B (ODbL-1.0): credit ...; share alike ..." - what the
 // result obliges (the answer's licences block), and whether it may be published.
@@ -80,7 +88,11 @@ export function wireCompare(layers) {
       <p class="credit">${(result.sources || []).map((s) => escapeHtml(`${s.title || s.id}: ${s.attribution} (${s.licence || s.license || ""})`)).join("<br>")}</p>
       ${licenceLine(result)}
       <button type="button" id="compare-csv">Download CSV</button>
-      <button type="button" id="compare-geojson">Download GeoJSON</button>`;
+      <button type="button" id="compare-geojson">Download GeoJSON</button>
+      <p><label for="compare-keep-name">Keep the matches as a layer of yours (signed in), named</label>
+      <input type="text" id="compare-keep-name" maxlength="48" value="${escapeHtml(layerId(`${request.left}_meeting_${request.right}`))}">
+      <button type="button" id="compare-keep">Keep as my layer</button></p>
+      <p id="compare-keep-message" class="message" role="status"></p>`;
     // The matches come back as GeoJSON (the community layer's geometry): draw them on top.
     const matches = result.matches || { type: "FeatureCollection", features: [] };
     if (!layers.states.get(request.left).visible) layers.setVisible(request.left, true);
@@ -91,6 +103,27 @@ export function wireCompare(layers) {
     });
     document.getElementById("compare-geojson").addEventListener("click", () =>
       downloadText("comparison.geojson", JSON.stringify(matches), "application/geo+json"));
+    document.getElementById("compare-keep").addEventListener("click", () => keep(request));
+  };
+
+  const keep = async (request) => {
+    const note = document.getElementById("compare-keep-message");
+    const id = layerId(document.getElementById("compare-keep-name").value);
+    if (!id) { setMessage(note, "Give the new layer a name (letters and digits).", "error"); return; }
+    setMessage(note, "Keeping the matches as a layer…");
+    try {
+      const saved = await postJSON("/analysis/save", { compare: request, id });
+      rememberOwnLayer(saved.id);
+      await layers.refresh();
+      if (layers.states.has(saved.id)) layers.setVisible(saved.id, true);
+      const l = saved.licences || {};
+      const wider = l.may_publish
+        ? `It may be shared with everyone under ${saved.licence}.`
+        : `It cannot be shared with everyone: ${l.why_not}`;
+      setMessage(note, `Kept as '${saved.id}' (${saved.features} features), seen only by you and your group's stewards until you share it. ${wider}`, "ok");
+    } catch (error) {
+      setMessage(note, plain(error), "error");
+    }
   };
 
   return { fill };
