@@ -59,7 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.access = access
-    app.state.auth = Authenticator(access)
+    # actors looked up are kept a moment, until another process changes people or links
+    app.state.auth = Authenticator(access, changes=store.changes())
     # upload jobs and upload folders that a stopped server left are finished first
     app.state.jobs = Jobs.start(settings.data_dir / "jobs", store)
     # the tile service and its cache folder beside the catalogue (cached tiles are answered

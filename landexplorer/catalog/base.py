@@ -34,6 +34,8 @@ class VersionChanged(StoreBusy):
 if TYPE_CHECKING:
     import geopandas as gpd
 
+    from landexplorer.catalog.changes import Changes
+
 BBox = tuple[float, float, float, float]
 _T = TypeVar("_T")
 
@@ -250,6 +252,11 @@ class Store(ABC):
     def sql(self) -> SqlRunner | None:
         """The store's spatial SQL (see ``SqlRunner``) for analysis and tiles to push work
         down to, or None (the default): callers then work in Python on ``read_arrow``."""
+        return None
+
+    def changes(self) -> Changes | None:
+        """What moves when another process changes this catalogue (``catalog.changes``),
+        for caches kept between requests; None: no such following (each read is fresh)."""
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook

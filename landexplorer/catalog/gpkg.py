@@ -49,6 +49,7 @@ from landexplorer.catalog.base import (
     VersionChanged,
     check_bbox,
 )
+from landexplorer.catalog.changes import Changes, SqliteChanges, shared
 from landexplorer.catalog.diskspace import disk_full, free_mb, is_disk_full
 from landexplorer.catalog.gate import gate_for
 from landexplorer.catalog.model import Column, LayerEntry, check_layer_id, merge_replaced
@@ -196,6 +197,13 @@ class GeoPackageStore(Store):
             conn.close()
             self._local.conn = None
 
+    def changes(self) -> Changes:
+        """The change epoch of this catalogue in this process (``catalog.changes``): moved
+        when another worker process changes people, groups, tokens or links (this file's
+        own entries are checked against its ``data_version`` on every lookup anyway)."""
+        access = self.path.resolve().parent / "access.sqlite"
+        return shared(str(self.path.resolve()), lambda: SqliteChanges([access]))
+
     def _ensure_file(self) -> None:
         try:
             with self._init_lock:
@@ -300,8 +308,16 @@ class GeoPackageStore(Store):
         )
 
     def update_metadata(self, layer_id: str, **fields: Any) -> LayerEntry:
-        allowed = {"title", "description", "kind", "owner", "group", "visibility", "licence",
-                   "attribution"}
+        allowed = {
+            "title",
+            "description",
+            "kind",
+            "owner",
+            "group",
+            "visibility",
+            "licence",
+            "attribution",
+        }
         unknown = set(fields) - allowed
         if unknown:
             raise InputError(f"These layer details cannot be changed here: {sorted(unknown)}.")

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 
 from landexplorer import budget
+from landexplorer.catalog import changes
 from landexplorer.catalog.arrowtypes import COLUMN_TO_ARROW, column_type
 from landexplorer.catalog.base import (
     FID,
@@ -42,6 +43,7 @@ from landexplorer.catalog.base import (
     VersionChanged,
     check_bbox,
 )
+from landexplorer.catalog.changes import PostgresChanges
 from landexplorer.catalog.diskspace import database_disk_full, disk_full, is_disk_full
 from landexplorer.catalog.gpkg import now_iso, remove_stale_incoming
 from landexplorer.catalog.model import Column, LayerEntry, check_layer_id, merge_replaced
@@ -91,8 +93,16 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
 ]
 
-_UPDATABLE = {"title", "description", "kind", "owner", "group", "visibility", "licence",
-                   "attribution"}
+_UPDATABLE = {
+    "title",
+    "description",
+    "kind",
+    "owner",
+    "group",
+    "visibility",
+    "licence",
+    "attribution",
+}
 
 
 def _psycopg() -> Any:
@@ -124,7 +134,11 @@ class PostGISStore(Store):
         #: How long an operation waits for a free connection before giving up with StoreBusy.
         self.busy_timeout = busy_timeout
         self._local = threading.local()
-        self._types: dict[str, dict[str, str]] = {}  # storage table -> column -> pg type
+        #: (storage table, created, checksum) -> column -> pg type. A table's name comes
+        #: back when a layer is deleted and loaded again (``x_v1``), perhaps by another
+        #: server process: the version's identity is part of the key.
+        self._types: dict[tuple[str, str, str], dict[str, str]] = {}
+        self._changes: PostgresChanges | None = None
         #: How many times each analysis push-down answered in SQL (tests check the path)
         self.pushdowns: Counter[str] = Counter()
         self._probe()
@@ -184,6 +198,29 @@ class PostGISStore(Store):
 
     def close(self) -> None:
         self._pool.close()
+
+    # ----- following changes made by other processes ----------------------------------------
+    def changes(self) -> PostgresChanges:
+        """The change epoch of this catalogue in this process (``catalog.changes``): moved
+        by NOTIFY from the triggers on the catalogue and access tables."""
+        if self._changes is None:
+            psycopg = _psycopg()
+            url = self.url
+            found = changes.shared(
+                url,
+                lambda: PostgresChanges(
+                    url,
+                    lambda: psycopg.connect(
+                        url,
+                        autocommit=True,
+                        connect_timeout=5,
+                        application_name="landexplorer-changes",
+                    ),
+                ),
+            )
+            assert isinstance(found, PostgresChanges)
+            self._changes = found
+        return self._changes
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Any]:
@@ -335,7 +372,8 @@ class PostGISStore(Store):
                 conn.execute(f"DELETE FROM {STAGING_TABLE} WHERE name = %s", (name,))
         except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
             pass  # still retired: the next cleanup() removes it
-        self._types.pop(name, None)
+        for key in [k for k in self._types if k[0] == name]:
+            self._types.pop(key, None)
 
     def cleanup(self) -> int:
         """Remove tables and files that older versions or deleted layers left behind.
@@ -529,9 +567,11 @@ class PostGISStore(Store):
         return entry
 
     # ----- reading ------------------------------------------------------------------------
-    def _pg_types(self, table: str) -> dict[str, str]:
-        """Column types of a version table (immutable, so cached)."""
-        types = self._types.get(table)
+    def _pg_types(self, entry: LayerEntry) -> dict[str, str]:
+        """Column types of a version's table (immutable, so cached by the version)."""
+        table = entry.storage
+        key = (table, entry.created, entry.checksum)
+        types = self._types.get(key)
         if types is None:
             rows = self._fetch(
                 "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
@@ -539,7 +579,7 @@ class PostGISStore(Store):
                 (quote_ident(table),),
             )
             types = {r[0]: r[1] for r in rows}
-            self._types[table] = types
+            self._types[key] = types
         return types
 
     def where(self, entry: LayerEntry, query: Query, alias: str = "t") -> tuple[str, list[Any]]:
@@ -598,7 +638,7 @@ class PostGISStore(Store):
                 if name not in types:
                     raise InputError(f"Layer '{layer_id}' has no column called '{name}'.")
             pg_types = (
-                self._pg_types(entry.storage)
+                self._pg_types(entry)
                 if any(types[n] in ("date", "datetime") for n in names)
                 else {}
             )
@@ -680,9 +720,7 @@ class _Sql:
     def column(self, entry: LayerEntry, name: str) -> tuple[str, pa.DataType]:
         """The SELECT expression of a column (alias ``t``) and its Arrow type."""
         kind = {c.name: c.type for c in entry.columns}[name]
-        pg = (
-            self._store._pg_types(entry.storage).get(name) if kind in ("date", "datetime") else None
-        )
+        pg = self._store._pg_types(entry).get(name) if kind in ("date", "datetime") else None
         return select_expr(name, kind, pg), COLUMN_TO_ARROW[kind]
 
     def where(self, entry: LayerEntry, query: Query, alias: str = "t") -> tuple[str, list[Any]]:
