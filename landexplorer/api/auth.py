@@ -14,8 +14,12 @@ only (through the dependencies in ``api/deps.py``), never here.
 * Query parameter ``link=lxl_...``: a layer's share link; whoever holds it sees that layer.
 
 Nothing is trusted for coming from loopback: behind a reverse proxy every request does.
-Looked-up actors are cached for a moment (``ttl``) in this process; any change to people,
-groups, grants or links made in this process clears the cache at once.
+Looked-up actors are cached for a moment (``ttl``) in this process. Any change to people,
+groups, grants or links made in this process clears the cache at once; one made by another
+worker or server instance clears it when the catalogue's change epoch moves
+(``catalog.changes``: milliseconds on PostGIS, at most a quarter of a second on a
+GeoPackage, and when the change cannot be followed, nothing is kept at all). A request
+with no credentials and no share link never looks at the cache.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from landexplorer.access import secrets
 from landexplorer.access.model import ANONYMOUS, Actor
 from landexplorer.access.store import AccessStore
 from landexplorer.api.errors import error_response
+from landexplorer.catalog.changes import Changes
 
 SESSION_COOKIE = "lx_session"
 CSRF_HEADER = "x-csrf-token"
@@ -81,40 +86,56 @@ def hide_secrets_in_logs(names: Iterable[str] = ("uvicorn.access", "uvicorn.erro
 class Authenticator:
     """Secrets to actors, with a short per-process cache."""
 
-    def __init__(self, access: AccessStore, ttl: float = 2.0, max_entries: int = 10_000) -> None:
+    def __init__(
+        self,
+        access: AccessStore,
+        ttl: float = 2.0,
+        max_entries: int = 10_000,
+        changes: Changes | None = None,
+    ) -> None:
         self.access = access
+        #: the longest an answer is kept even when nothing moved (a token's expiry passing)
         self.ttl = ttl
         self.max_entries = max_entries
-        self._cache: dict[tuple[str, str], tuple[float, int, Any]] = {}
+        #: the catalogue's change epoch: other processes' changes (None: this process only)
+        self.changes = changes
+        self._cache: dict[tuple[str, str], tuple[float, tuple[int, int], Any]] = {}
         self._lock = threading.Lock()
 
-    def _cached(self, key: tuple[str, str]) -> tuple[bool, Any]:
+    def _stamp(self) -> tuple[int, int]:
+        epoch = self.changes.epoch() if self.changes is not None else 0
+        return self.access.generation, epoch
+
+    def _cached(self, key: tuple[str, str], stamp: tuple[int, int]) -> tuple[bool, Any]:
         hit = self._cache.get(key)
         if hit is None:
             return False, None
-        expires, generation, value = hit
-        if expires < time.monotonic() or generation != self.access.generation:
+        expires, seen, value = hit
+        if expires < time.monotonic() or seen != stamp:
             return False, None
         return True, value
 
-    def _remember(self, key: tuple[str, str], value: Any) -> None:
+    def _remember(self, key: tuple[str, str], value: Any, stamp: tuple[int, int]) -> None:
+        # ``stamp`` was taken before the lookup: a change committed meanwhile moves the
+        # epoch past it, so the answer is looked up again next time
         with self._lock:
             if len(self._cache) >= self.max_entries:
                 self._cache.clear()
-            self._cache[key] = (time.monotonic() + self.ttl, self.access.generation, value)
+            self._cache[key] = (time.monotonic() + self.ttl, stamp, value)
 
     def peek(self, kind: str, secret: str) -> tuple[bool, Actor | None]:
         """(known, actor) from the cache only: never touches the database."""
-        return self._cached((kind, secrets.digest(secret)))
+        return self._cached((kind, secrets.digest(secret)), self._stamp())
 
     def actor(self, kind: str, secret: str) -> Actor | None:
         """The actor of a session (``kind="session"``) or token (``"token"``), or None."""
         key = (kind, secrets.digest(secret))
-        known, value = self._cached(key)
+        stamp = self._stamp()
+        known, value = self._cached(key, stamp)
         if known:
             return value  # type: ignore[no-any-return]
         actor = self.access.actor_for_secret(secret, kind)
-        self._remember(key, actor)
+        self._remember(key, actor, stamp)
         return actor
 
     def links(self, given: Iterable[str]) -> frozenset[str]:
@@ -123,11 +144,12 @@ class Authenticator:
         if not wanted:
             return frozenset()
         key = ("links", secrets.digest("\n".join(wanted)))
-        known, value = self._cached(key)
+        stamp = self._stamp()
+        known, value = self._cached(key, stamp)
         if known:
             return value  # type: ignore[no-any-return]
         layers = self.access.link_layers(wanted)
-        self._remember(key, layers)
+        self._remember(key, layers, stamp)
         return layers
 
 
