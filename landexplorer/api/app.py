@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
 
 from landexplorer.access.store import AccessStore
 from landexplorer.api.auth import Authenticator, Identify
@@ -25,6 +26,7 @@ from landexplorer.api.ratelimit import RateLimit
 from landexplorer.api.tilefast import CachedTiles
 from landexplorer.catalog import open_store
 from landexplorer.settings import Settings
+from landexplorer.tiles.cache import GZIP_LEVEL, GZIP_MIN_BYTES
 from landexplorer.tiles.service import TileService
 
 TITLE = "Land Explorer"
@@ -84,6 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Identify, authenticator=app.state.auth, threaded=store.backend == "postgis")
     # CORS: public reads for every site, writes and the token only for cors_origins.
     app.add_middleware(PublicCORS, settings=settings)
+    # Answers compressed as the client accepts (JSON, vector tiles; never PNG, zip or a
+    # live feed), with the cached tiles' own threshold and level (tiles/cache.py).
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=GZIP_LEVEL)
     # ... and public layers' cached tiles before anything at all (as fast as can be).
     app.add_middleware(CachedTiles, public_only=True)
 

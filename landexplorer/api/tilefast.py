@@ -15,6 +15,14 @@ and any other layer's tile only when the policy lets the actor ``Identify`` foun
 layer, with ``Cache-Control: private``; anyone else is left to the router (its 404). The
 policy is asked before the cache is, so a cached tile is never handed to someone who may
 not see its layer, whoever drew it first.
+
+A vector tile goes out gzip-compressed to a client that accepts it (``Vary:
+Accept-Encoding``), from the compressed copy the cache keeps (compressed once, not per
+request), byte for byte what the HTTP layer's compression gives the router's answer.
+
+It keeps nothing of its own between requests: the layer's entry (its version, who may
+see it) is read from the catalogue on every request, so with several server processes a
+change made through any of them is followed at once (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -119,5 +127,32 @@ class CachedTiles:
         ]
         if not data:
             return 204, headers, b""
+        packed = service.cache.compressed(key, data)
+        if packed is not None:
+            if accepts_gzip(scope):
+                data = packed
+                headers += [(b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")]
+            elif self.public_only:  # inside, the HTTP layer's compression adds it
+                headers.append((b"vary", b"Accept-Encoding"))
         headers += [(b"content-length", str(len(data)).encode()), (b"content-type", media)]
         return 200, headers, data
+
+
+def accepts_gzip(scope: Scope) -> bool:
+    """Whether the request's Accept-Encoding takes gzip (``gzip``, or ``*``, not ``q=0``)."""
+    for name, value in scope["headers"]:
+        if name != b"accept-encoding":
+            continue
+        for part in value.decode("latin-1").lower().split(","):
+            coding, _, params = part.partition(";")
+            if coding.strip() not in ("gzip", "x-gzip", "*"):
+                continue
+            q = params.strip()
+            if q.startswith("q="):
+                try:
+                    if float(q[2:]) <= 0:
+                        continue
+                except ValueError:
+                    continue
+            return True
+    return False
