@@ -13,6 +13,26 @@ from landexplorer.cli.app import app, err, state
 from landexplorer.cli.users_cmd import LINK_MINUTES, sign_in_url  # also registers `users`
 from landexplorer.errors import InputError
 
+#: The most worker processes chosen by default: each holds its own tile memory (128 MB) and,
+#: on PostGIS, up to 11 database connections (its pool and its change watcher), so that
+#: two or three instances stay within PostgreSQL's default of 100 connections.
+MAX_DEFAULT_WORKERS = 4
+
+
+def default_workers() -> int:
+    """One worker process per CPU core this process may use, at most ``MAX_DEFAULT_WORKERS``.
+
+    Several workers are safe: the GeoPackage's writers are kept apart across processes by
+    SQLite's own locks (``catalog/gate.py`` does it between threads of one process), the
+    tile cache's files are shared and written atomically, upload jobs are files any worker
+    reads, and people's changes reach every worker within a second (``catalog/changes.py``).
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_DEFAULT_WORKERS))
+
 
 def first_run_admin(access: AccessStore) -> str | None:
     """When no enabled admin account exists, make one without a password and return its
@@ -30,7 +50,17 @@ def first_run_admin(access: AccessStore) -> str | None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes. Default: one per CPU core, at most "
+            f"{MAX_DEFAULT_WORKERS} ({default_workers()} on this machine). Login and "
+            "saved-map rate limits are counted per worker.",
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     sign_in_link: Annotated[
         str | None,
@@ -48,6 +78,7 @@ def serve(
     assert settings is not None
     host = host or settings.host
     port = port or settings.port
+    workers = workers or default_workers()
     # Worker processes build their app from the environment: hand them our data folder.
     os.environ["LANDEXPLORER_DATA_DIR"] = str(settings.data_dir.resolve())
     shown = f"[{host}]" if ":" in host else host
@@ -73,7 +104,13 @@ def serve(
     access.close()
     state.store().close()
     state._store = None
-    err.print(f"Serving {settings.catalog_path} at [bold]http://{shown}:{port}/[/] (Ctrl-C stops)")
+    where = "the PostGIS catalogue" if settings.database_url else str(settings.catalog_path)
+    err.print(
+        f"Serving {where} at [bold]http://{shown}:{port}/[/] with {workers} worker"
+        f"{'s' if workers > 1 else ''} (Ctrl-C stops)",
+        markup=True,
+        highlight=False,
+    )
     uvicorn.run(
         "landexplorer.api.asgi:app_from_env",
         factory=True,
