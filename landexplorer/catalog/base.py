@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     import geopandas as gpd
 
     from landexplorer.catalog.changes import Changes
+    from landexplorer.catalog.editing import Edit, EditResult
+    from landexplorer.catalog.history import Change
 
 BBox = tuple[float, float, float, float]
 _T = TypeVar("_T")
@@ -247,6 +249,28 @@ class Store(ABC):
         geoms = shapely.from_wkb(table.column(GEOMETRY).to_numpy(zero_copy_only=False))
         gdf = gpd.GeoDataFrame(frame, geometry=geoms, crs="EPSG:4326")
         return gdf.set_index(FID)
+
+    # ----- editing features (``catalog.editing``; the history: ``catalog.history``) ------
+    def edit_feature(self, layer_id: str, edit: Edit) -> EditResult:
+        """Apply one edit to one feature of a vector layer in ONE transaction: the row,
+        the layer's entry (its version moves on) and the history row together, or none.
+        ``FeatureNotFound``, ``FeatureChanged`` (``If-Match`` no longer matches) or a
+        plain-words ``InputError`` change nothing."""
+        raise InputError("This catalogue cannot edit features one by one.")
+
+    def history(
+        self,
+        layer_id: str,
+        *,
+        feature_id: int | None = None,
+        after: int = 0,
+        limit: int = 100,
+        since: str | None = None,
+    ) -> list[Change]:
+        """A layer's changes, oldest first: those with an id above ``after`` (and made
+        after the time ``since``, in ``history.stamp`` form), at most ``limit``. With
+        ``feature_id``: that feature's changes and the layer's replaces from a file."""
+        return []
 
     # ----- the push-down capability -----------------------------------------------------
     def sql(self) -> SqlRunner | None:

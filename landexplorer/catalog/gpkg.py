@@ -39,6 +39,7 @@ import pyarrow as pa
 import shapely
 
 from landexplorer import budget
+from landexplorer.catalog import history
 from landexplorer.catalog.arrowtypes import COLUMN_TO_ARROW, column_type
 from landexplorer.catalog.base import (
     FID,
@@ -51,7 +52,9 @@ from landexplorer.catalog.base import (
 )
 from landexplorer.catalog.changes import Changes, SqliteChanges, shared
 from landexplorer.catalog.diskspace import disk_full, free_mb, is_disk_full
+from landexplorer.catalog.editing import Edit, EditResult, FeatureState, apply_edit, states_of
 from landexplorer.catalog.gate import gate_for
+from landexplorer.catalog.history import Change
 from landexplorer.catalog.model import Column, LayerEntry, check_layer_id, merge_replaced
 from landexplorer.catalog.owners import is_alive, this_process
 from landexplorer.catalog.sql import catalog_upsert, catalog_values, compile_filters, quote_ident
@@ -477,6 +480,9 @@ class GeoPackageStore(Store):
                     previous = LayerEntry.from_dict(json.loads(current[1]))
                     merge_replaced(entry, previous)  # kept details, as they are now
                     entry.created = previous.created
+                    # edits made while the file was written moved the version on
+                    entry.version = max(entry.version, previous.version + 1)
+                    self._note_replaced(conn, previous, entry)  # the history says so
                     conn.execute(
                         f"INSERT OR REPLACE INTO {STAGING_TABLE} VALUES (?, ?, ?)",
                         (previous.storage, "retired", stamp),
@@ -702,7 +708,10 @@ class GeoPackageStore(Store):
         columns = list(zip(*rows, strict=True)) if rows else [()] * (len(names) + 2)
         arrays: dict[str, pa.Array] = {FID: pa.array(columns[0], type=pa.int64())}
         for i, name in enumerate(names, start=1):
-            arrays[name] = pa.array(columns[i], type=COLUMN_TO_ARROW[types[name]])
+            values: Sequence[Any] = columns[i]
+            if types[name] == "boolean":  # SQLite keeps booleans as 0 and 1
+                values = [None if v is None else bool(v) for v in values]
+            arrays[name] = pa.array(values, type=COLUMN_TO_ARROW[types[name]])
         arrays[GEOMETRY] = pa.array([gpkg_to_wkb(b) for b in columns[-1]], type=pa.binary())
         return pa.table(arrays)
 
@@ -763,6 +772,46 @@ class GeoPackageStore(Store):
                 table.num_columns - 1, GEOMETRY, table.column(GEOMETRY).cast(pa.binary())
             )
         return table
+
+    # ----- editing features (catalog.editing) and their history (catalog.history) ------------
+    def _history_table(self, conn: sqlite3.Connection) -> None:
+        """Make the history table (in this file) if it is not there yet."""
+        if getattr(self, "_history_made", False):
+            return
+        for sql in history.ddl("sqlite"):
+            conn.execute(sql)
+        self._history_made = True
+
+    def _note_replaced(
+        self, conn: sqlite3.Connection, previous: LayerEntry, entry: LayerEntry
+    ) -> None:
+        """Inside a replace's commit: a history row saying the layer was replaced."""
+        self._history_table(conn)
+        row = history.replaced_row(previous, entry)
+        conn.execute(history.insert_sql("?"), history.insert_values(row))
+
+    def edit_feature(self, layer_id: str, edit: Edit) -> EditResult:
+        with self._write() as conn:
+            for name, fn in _GPKG_FUNCTIONS.items():
+                conn.create_function(name, 1, fn, deterministic=True)
+            self._history_table(conn)
+            return apply_edit(_GpkgEdit(self, conn, layer_id), edit, history.stamp())
+
+    def history(
+        self,
+        layer_id: str,
+        *,
+        feature_id: int | None = None,
+        after: int = 0,
+        limit: int = 100,
+        since: str | None = None,
+    ) -> list[Change]:
+        sql, params = history.select_sql("?", layer_id, feature_id, after, limit, since)
+        try:
+            rows = self._fetch(sql, params)
+        except _Stale:  # no history table yet: nothing was ever edited here
+            return []
+        return [Change.from_row(r) for r in rows]
 
 
 def _budget_spent() -> int:
@@ -880,3 +929,91 @@ def _drop_feature_table(conn: sqlite3.Connection, table: str) -> None:
         ).fetchone()
         if has:
             conn.execute(f"DELETE FROM {meta} WHERE lower(table_name) = lower(?)", (table,))
+
+
+# ----- editing: one feature's row, through Python's sqlite3 ----------------------------------
+def wkb_to_gpkg(wkb: bytes) -> bytes:
+    """A GeoPackage geometry blob (little-endian header, xy envelope, EPSG:4326) of WKB."""
+    import struct
+
+    x0, y0, x1, y1 = shapely.from_wkb(wkb).bounds
+    return struct.pack("<2sBBi4d", b"GP", 0, 0b011, 4326, x0, x1, y0, y1) + wkb
+
+
+def _blob_bounds(blob: bytes | None) -> tuple[float, float, float, float] | None:
+    if blob is None:
+        return None
+    geom = shapely.from_wkb(gpkg_to_wkb(blob))
+    return None if geom.is_empty else tuple(geom.bounds)  # type: ignore[return-value]
+
+
+def _bound(i: int) -> Callable[[bytes | None], float | None]:
+    def fn(blob: bytes | None) -> float | None:
+        bounds = _blob_bounds(blob)
+        return None if bounds is None else bounds[i]
+
+    return fn
+
+
+#: The SQL functions the GeoPackage R-tree triggers call (GDAL defines them in its own
+#: SQLite; Python's sqlite3 needs them to insert or update a row of a layer table).
+_GPKG_FUNCTIONS: dict[str, Callable[[Any], Any]] = {
+    "ST_IsEmpty": lambda blob: None if blob is None else int(_blob_bounds(blob) is None),
+    "ST_MinX": _bound(0),
+    "ST_MinY": _bound(1),
+    "ST_MaxX": _bound(2),
+    "ST_MaxY": _bound(3),
+}
+
+
+class _GpkgEdit:
+    """``editing.EditTx`` on a GeoPackage write transaction."""
+
+    def __init__(self, store: GeoPackageStore, conn: sqlite3.Connection, layer_id: str) -> None:
+        self.store, self.conn, self.layer_id = store, conn, layer_id
+
+    def entry(self) -> LayerEntry:
+        return self.store._read_entry(self.conn, self.layer_id)
+
+    def read(self, entry: LayerEntry, fid: int) -> FeatureState | None:
+        return states_of(self.store._read_arrow(entry, Query(fids=[fid]))).get(fid)
+
+    def next_fid(self, entry: LayerEntry) -> int:
+        table = quote_ident(entry.storage)
+        top = self.conn.execute(f"SELECT coalesce(max({FID}), 0) FROM {table}").fetchone()[0]
+        seen = self.conn.execute(
+            f"SELECT coalesce(max(feature_id), 0) FROM {history.HISTORY_TABLE} WHERE layer_id = ?",
+            (entry.id,),
+        ).fetchone()[0]
+        return int(max(top, seen)) + 1
+
+    def _columns(self, entry: LayerEntry, state: FeatureState) -> tuple[list[str], list[Any]]:
+        names = [GEOM_COLUMN, *(c.name for c in entry.columns)]
+        values = [wkb_to_gpkg(state.wkb), *(state.properties.get(c.name) for c in entry.columns)]
+        return [quote_ident(n) for n in names], values
+
+    def insert(self, entry: LayerEntry, fid: int, state: FeatureState) -> None:
+        names, values = self._columns(entry, state)
+        marks = ", ".join("?" * (len(names) + 1))
+        self.conn.execute(
+            f"INSERT INTO {quote_ident(entry.storage)} ({FID}, {', '.join(names)}) "
+            f"VALUES ({marks})",
+            [fid, *values],
+        )
+
+    def update(self, entry: LayerEntry, fid: int, state: FeatureState) -> None:
+        names, values = self._columns(entry, state)
+        sets = ", ".join(f"{n} = ?" for n in names)
+        self.conn.execute(
+            f"UPDATE {quote_ident(entry.storage)} SET {sets} WHERE {FID} = ?", [*values, fid]
+        )
+
+    def delete(self, entry: LayerEntry, fid: int) -> None:
+        self.conn.execute(f"DELETE FROM {quote_ident(entry.storage)} WHERE {FID} = ?", (fid,))
+
+    def save_entry(self, entry: LayerEntry) -> None:
+        self.store._save_entry(self.conn, entry)
+
+    def record(self, row: dict[str, Any]) -> int:
+        cur = self.conn.execute(history.insert_sql("?"), history.insert_values(row))
+        return int(cur.lastrowid or 0)

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 
 from landexplorer import budget
-from landexplorer.catalog import changes
+from landexplorer.catalog import changes, history
 from landexplorer.catalog.arrowtypes import COLUMN_TO_ARROW, column_type
 from landexplorer.catalog.base import (
     FID,
@@ -45,7 +45,9 @@ from landexplorer.catalog.base import (
 )
 from landexplorer.catalog.changes import PostgresChanges
 from landexplorer.catalog.diskspace import database_disk_full, disk_full, is_disk_full
+from landexplorer.catalog.editing import Edit, EditResult, FeatureState, apply_edit, states_of
 from landexplorer.catalog.gpkg import now_iso, remove_stale_incoming
+from landexplorer.catalog.history import Change
 from landexplorer.catalog.model import Column, LayerEntry, check_layer_id, merge_replaced
 from landexplorer.catalog.pgcopy import fill_table
 from landexplorer.catalog.pgquery import coerce_filters, redact, select_expr
@@ -91,6 +93,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
           name text PRIMARY KEY, what text NOT NULL, since text NOT NULL);
         """,
     ),
+    (2, "feature history", ";\n".join(history.ddl("postgres"))),
 ]
 
 _UPDATABLE = {
@@ -419,6 +422,7 @@ class PostGISStore(Store):
     def _finish_version(self, conn: Any, entry: LayerEntry, old: LayerEntry | None) -> None:
         if old is not None:
             merge_replaced(entry, old)  # kept details, read under the lock
+            self._note_replaced(conn, old, entry)  # the history says so
         stamp = now_iso()
         entry.created = old.created if old else stamp
         entry.updated = stamp
@@ -693,6 +697,36 @@ class PostGISStore(Store):
         """The table of a layer's current version (for SQL-level readers)."""
         return self._vector(layer_id).storage
 
+    # ----- editing features (catalog.editing) and their history (catalog.history) ------------
+    def _note_replaced(self, conn: Any, previous: LayerEntry, entry: LayerEntry) -> None:
+        """Inside a replace's transaction: a history row saying the layer was replaced."""
+        if entry.data_type == "vector" or previous.data_type == "vector":
+            row = history.replaced_row(previous, entry)
+            conn.execute(history.insert_sql("%s"), history.insert_values(row))
+
+    def edit_feature(self, layer_id: str, edit: Edit) -> EditResult:
+        psycopg = _psycopg()
+        try:
+            with self._transaction() as conn:
+                self._layer_lock(conn, layer_id)  # behind a replace or another edit
+                return apply_edit(_PgEdit(self, conn, layer_id), edit, history.stamp())
+        except psycopg.errors.UndefinedTable as exc:
+            raise StoreBusy(
+                "This layer is being replaced right now. Please try again in a moment."
+            ) from exc
+
+    def history(
+        self,
+        layer_id: str,
+        *,
+        feature_id: int | None = None,
+        after: int = 0,
+        limit: int = 100,
+        since: str | None = None,
+    ) -> list[Change]:
+        sql, params = history.select_sql("%s", layer_id, feature_id, after, limit, since)
+        return [Change.from_row(r) for r in self._fetch(sql, params)]
+
 
 class _Sql:
     """The ``SqlRunner`` of a PostGIS store: its connections, reads that follow a replaced
@@ -725,3 +759,82 @@ class _Sql:
 
     def where(self, entry: LayerEntry, query: Query, alias: str = "t") -> tuple[str, list[Any]]:
         return self._store.where(entry, query, alias)
+
+
+class _PgEdit:
+    """``editing.EditTx`` on a PostGIS transaction that holds the layer's lock."""
+
+    def __init__(self, store: PostGISStore, conn: Any, layer_id: str) -> None:
+        self.store, self.conn, self.layer_id = store, conn, layer_id
+        self._casts: dict[str, str] = {}
+
+    def entry(self) -> LayerEntry:
+        entry = self.store._read_entry(self.conn, self.layer_id, lock=True)
+        if entry is None:
+            raise _not_found(self.layer_id)
+        rows = self.conn.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+            (quote_ident(entry.storage),),
+        ).fetchall()
+        # values are bound as text and cast to the column's own type (from the database)
+        self._casts = {str(r[0]): str(r[1]) for r in rows}
+        return entry
+
+    def read(self, entry: LayerEntry, fid: int) -> FeatureState | None:
+        return states_of(self.store.read_arrow(entry, Query(fids=[fid]))).get(fid)
+
+    def next_fid(self, entry: LayerEntry) -> int:
+        top = self.conn.execute(
+            f"SELECT coalesce(max({FID}), 0) FROM {quote_ident(entry.storage)}"
+        ).fetchone()[0]
+        seen = self.conn.execute(
+            f"SELECT coalesce(max(feature_id), 0) FROM {history.HISTORY_TABLE} WHERE layer_id = %s",
+            (entry.id,),
+        ).fetchone()[0]
+        return int(max(top, seen)) + 1
+
+    def _columns(
+        self, entry: LayerEntry, state: FeatureState
+    ) -> tuple[list[str], list[str], list[Any]]:
+        names = [GEOM_COLUMN]
+        marks = ["ST_GeomFromWKB(%s, 4326)"]
+        values: list[Any] = [state.wkb]
+        for column in entry.columns:
+            names.append(quote_ident(column.name))
+            cast = self._casts.get(column.name)
+            value = state.properties.get(column.name)
+            if column.type in ("date", "datetime", "string") and cast:
+                marks.append(f"CAST(%s::text AS {cast})")
+                value = None if value is None else str(value)
+            else:
+                marks.append("%s")
+            values.append(value)
+        return names, marks, values
+
+    def insert(self, entry: LayerEntry, fid: int, state: FeatureState) -> None:
+        names, marks, values = self._columns(entry, state)
+        self.conn.execute(
+            f"INSERT INTO {quote_ident(entry.storage)} ({FID}, {', '.join(names)}) "
+            f"VALUES (%s, {', '.join(marks)})",
+            [fid, *values],
+        )
+
+    def update(self, entry: LayerEntry, fid: int, state: FeatureState) -> None:
+        names, marks, values = self._columns(entry, state)
+        sets = ", ".join(f"{n} = {m}" for n, m in zip(names, marks, strict=True))
+        self.conn.execute(
+            f"UPDATE {quote_ident(entry.storage)} SET {sets} WHERE {FID} = %s", [*values, fid]
+        )
+
+    def delete(self, entry: LayerEntry, fid: int) -> None:
+        self.conn.execute(f"DELETE FROM {quote_ident(entry.storage)} WHERE {FID} = %s", (fid,))
+
+    def save_entry(self, entry: LayerEntry) -> None:
+        self.store._save_entry(self.conn, entry)
+
+    def record(self, row: dict[str, Any]) -> int:
+        found = self.conn.execute(
+            history.insert_sql("%s") + " RETURNING id", history.insert_values(row)
+        ).fetchone()
+        return int(found[0])

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Request
+from fastapi import Query as QueryParam
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -17,9 +18,11 @@ from landexplorer.api.deps import StoreDep, VectorCollection
 from landexplorer.api.errors import ApiError
 from landexplorer.api.metadata import GEOJSON, JSON, licence_links, licence_members
 from landexplorer.api.params import ItemsParams, ItemsRequest
+from landexplorer.api.routers.history import as_of_response
 from landexplorer.api.routers.landing import base_url, self_url
 from landexplorer.api.routing import get_and_head
 from landexplorer.catalog import LayerEntry, Query, Store, VersionChanged
+from landexplorer.catalog.editing import feature_etag, states_of
 from landexplorer.errors import StoreBusy
 
 router = APIRouter(tags=["Features"])
@@ -55,10 +58,24 @@ def _page_link(request: Request, rel: str, offset: int, media: str) -> dict[str,
     responses={200: {"content": {GEOJSON: {}, JSON: {}}}},
 )
 async def items(
-    request: Request, entry: VectorCollection, store: StoreDep, p: ItemsParams
+    request: Request,
+    entry: VectorCollection,
+    store: StoreDep,
+    p: ItemsParams,
+    as_of: Annotated[
+        str | None,
+        QueryParam(
+            alias="asOf",
+            max_length=40,
+            description="Read the layer as it was at this time (ISO 8601, e.g. "
+            "2026-12-01T09:30:00Z; UTC unless a zone is given), back to its last replace.",
+        ),
+    ] = None,
 ) -> Response:
     """Features filtered by bbox, CQL2 and property values, a page at a time."""
     media = media_type(request)
+    if as_of is not None:  # edits undone back to that time (routers/history.py)
+        return await as_of_response(request, entry, store, p, media, as_of)
     etag = etag_for(entry, request, media)
     cached = not_modified(request, etag)
     if cached is not None:
@@ -128,14 +145,15 @@ def item(
     uri = normalize(crs)
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # '²' is a digit to Python
         raise ApiError(404, "not-found", f"There is no feature with that id in '{entry.id}'.")
-    etag = etag_for(entry, request, media)
+    table = store.read_arrow(entry.id, Query(fids=[int(raw)]))
+    if table.num_rows == 0:
+        raise ApiError(404, "not-found", f"There is no feature {raw} in '{entry.id}'.")
+    # the feature's own version (what If-Match names to change it), per representation
+    etag = feature_etag(entry, int(raw), states_of(table)[int(raw)], uri, media)
     cached = not_modified(request, etag)
     if cached is not None:
         cached.headers.update(cache_headers(entry, etag))  # private for a layer not public
         return cached
-    table = store.read_arrow(entry.id, Query(fids=[int(raw)]))
-    if table.num_rows == 0:
-        raise ApiError(404, "not-found", f"There is no feature {raw} in '{entry.id}'.")
     root = base_url(request)
     links = [
         {"rel": "self", "type": media, "href": self_url(request)},
