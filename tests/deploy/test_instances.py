@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -169,13 +170,27 @@ def test_a_change_through_one_instance_is_served_by_the_other(two_instances, rea
 
 
 def test_two_workers_on_one_geopackage(real_data, tmp_path: Path):
-    """``serve --workers 2`` on a GeoPackage: a job is followed through either worker, and
-    a share link revoked through one stops working in both within a second."""
+    """``serve --workers 2`` on a GeoPackage: uploads run in both at once, a job is followed
+    through either worker, and a share link revoked through one stops working in both
+    within a second."""
     settings = Settings(data_dir=tmp_path / "data")
     settings.data_dir.mkdir()
     admin = bearer(make_token(settings))
     plots = real_data / "allotments" / "trafford_allotments.geojson"
+    sssi = real_data / "designations" / "trafford_sites_of_special_scientific_interest.geojson"
     with live.serve(settings.data_dir, workers=2) as base:
+        # two uploads at once (each worker runs its own): SQLite's locks keep the writers of
+        # the one file apart across processes, and both are stored
+        with ThreadPoolExecutor(2) as pool:
+            both = [
+                pool.submit(upload, base, admin, path, id=name, licence="OGL-UK-3.0")
+                for path, name in ((plots, "first"), (sssi, "second"))
+            ]
+            for done in both:
+                done.result()
+        for name, count in (("first", 35), ("second", 2)):
+            meta = httpx.get(f"{base}/collections/{name}", headers=admin).json()
+            assert meta["featureCount"] == count
         job = upload(base, admin, plots, id="plots", licence="OGL-UK-3.0", visibility="link")
         # each request on a fresh connection: the two workers take turns accepting them
         assert {status(job, admin) for _ in range(20)} == {200}
