@@ -57,6 +57,11 @@ SEMANTIC_INPUTS = [
     "signInWithLink",
 ]  # fmt: skip
 _ACCEPTED = ["2xx", "3xx", "400", "401", "403", "404", "409", "415", "422", "429", "5xx"]
+#: Feature edits: a body is checked against the layer's columns and geometry type (400),
+#: and changing a feature needs the ETag it was read with (428 without, 412 when stale).
+FEATURE_EDITS = [
+    "createFeature", "replaceFeature", "updateFeature", "deleteFeature", "revertFeature",
+]  # fmt: skip
 
 
 def _st() -> str:
@@ -78,6 +83,12 @@ values = [{ids}]
 [[operations]]
 include-operation-id = [{", ".join(f'"{o}"' for o in SEMANTIC_INPUTS)}]
 checks.positive_data_acceptance.expected-statuses = [{", ".join(f'"{s}"' for s in _ACCEPTED)}]
+
+[[operations]]
+include-operation-id = [{", ".join(f'"{o}"' for o in FEATURE_EDITS)}]
+checks.positive_data_acceptance.expected-statuses = [{
+        ", ".join(f'"{s}"' for s in [*_ACCEPTED, "412", "428"])
+    }]
 """
     if deletable:  # deletes take spare layers, so the others stay for the rest of the run
         spare = ", ".join(f'"{c}"' for c in deletable)

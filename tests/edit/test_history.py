@@ -163,3 +163,17 @@ def test_a_replace_from_a_file_keeps_the_history(world: World, real_data) -> Non
     patch(world, 10, "After the replace")
     r = world.get(f"{ITEMS}?asOf={changes[0]['at']}")
     assert r.status_code == 400 and "replaced from a file" in r.json()["description"]
+
+
+def test_a_layer_loaded_again_under_the_same_id_starts_a_new_history(world: World, real_data):
+    from landexplorer.layers.ingest import IngestOptions, ingest
+
+    patch(world, 11, "Of the old layer")
+    store = world.client.app.state.store  # type: ignore[attr-defined]
+    store.delete(LAYER)
+    time.sleep(1.1)  # the catalogue's times are to the second
+    src = real_data / "allotments" / "trafford_allotments.geojson"
+    ingest(store, [src], IngestOptions(id=LAYER, licence="OGL-UK-3.0", owner="ora",
+                                       group="orchard-club", visibility="group"))  # fmt: skip
+    assert world.get(f"/collections/{LAYER}/changes").json()["changes"] == []
+    assert world.get(f"{ITEMS}/11/history").json()["changes"] == []

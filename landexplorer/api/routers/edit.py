@@ -29,6 +29,7 @@ from landexplorer.api.metadata import GEOJSON, JSON
 from landexplorer.api.refusals import refusals
 from landexplorer.api.routers.landing import base_url
 from landexplorer.catalog import LayerEntry, Store
+from landexplorer.catalog import history as hist
 from landexplorer.catalog.editing import (
     Edit,
     EditResult,
@@ -384,8 +385,9 @@ async def revert_feature(
     if isinstance(change_id, bool) or not isinstance(change_id, int) or change_id < 1:
         raise InputError('Send {"change": <id>}: the id of a change in the feature\'s history.')
     store: Store = store_of(request)
+    born = hist.parse_time(entry.created) if entry.created else None
     found = await run_in_threadpool(
-        store.history, entry.id, feature_id=fid, after=change_id - 1, limit=1
+        lambda: store.history(entry.id, feature_id=fid, after=change_id - 1, limit=1, since=born)
     )
     if not found or found[0].id != change_id or found[0].feature_id != fid:
         raise ApiError(

@@ -48,6 +48,11 @@ _CHANGES_SCHEMA: dict[str, Any] = {
 }
 
 
+def born(entry: LayerEntry) -> str | None:
+    """When the layer was first made: older rows of its id are of a layer deleted before."""
+    return hist.parse_time(entry.created) if entry.created else None
+
+
 def _shows_names(request: Request, entry: LayerEntry) -> bool:
     return decide(actor_of(request), "change", entry).allowed
 
@@ -77,7 +82,9 @@ def feature_history(
     after), with the layer's replaces from a file among them. A feature deleted since
     still has its history."""
     fid = feature_id(entry, raw)
-    changes = store.history(entry.id, feature_id=fid, after=after, limit=limit + 1)
+    changes = store.history(
+        entry.id, feature_id=fid, after=after, limit=limit + 1, since=born(entry)
+    )
     exists = store.count(entry.id, StoreQuery(fids=[fid])) > 0
     if not exists and not any(c.feature_id == fid for c in changes) and after == 0:
         raise ApiError(404, "not-found", f"There is no feature {fid} in '{entry.id}'.")
@@ -103,7 +110,7 @@ def layer_changes(
 ) -> Response:
     """Every change to the layer's features, oldest first, a page at a time: follow the
     ``next`` link (or pass the last id seen as ``after``)."""
-    changes = store.history(entry.id, after=after, limit=limit + 1)
+    changes = store.history(entry.id, after=after, limit=limit + 1, since=born(entry))
     return _json(_page(request, entry, changes, limit, {"layer": entry.id}), entry)
 
 
