@@ -6,6 +6,9 @@
 #   BENCH_ONLY="ingest join" bash bench/run.sh   # only bench/bench_ingest.py and bench_join.py
 #   BENCH_ONLY=encoders BENCH_SKIP_SETUP=1 bash bench/run.sh  # PNG/MVT encoders: no peers needed
 #   BENCH_ONLY=access BENCH_SKIP_SETUP=1 bash bench/run.sh  # signed-in (50 groups) vs anonymous reads
+#   BENCH_ONLY=instances bash bench/run.sh   # items and cached tiles, 1 vs 2 serve instances
+#     on one PostGIS (bench_instances.py; docs/deploy.md); BENCH_QUICK=1 is a smoke run that
+#     writes $BENCH_DATA/work/instances-smoke.json, not bench/results/instances.json
 #   BENCH_ONLY=load BENCH_LOAD_DURATION=5 bash bench/run.sh   # smoke run of the load benchmark
 #     (bench_load.py: 50 clients alone, then with the attack battery; a run shorter than
 #     60 s writes $BENCH_DATA/work/load-smoke.json, not bench/results/load.json)
