@@ -775,12 +775,10 @@ class GeoPackageStore(Store):
 
     # ----- editing features (catalog.editing) and their history (catalog.history) ------------
     def _history_table(self, conn: sqlite3.Connection) -> None:
-        """Make the history table (in this file) if it is not there yet."""
-        if getattr(self, "_history_made", False):
-            return
+        """Make the history table (in this file) if it is not there yet, inside the
+        write transaction (a rolled-back first edit leaves no table, and none is needed)."""
         for sql in history.ddl("sqlite"):
             conn.execute(sql)
-        self._history_made = True
 
     def _note_replaced(
         self, conn: sqlite3.Connection, previous: LayerEntry, entry: LayerEntry

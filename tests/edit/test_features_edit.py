@@ -315,3 +315,25 @@ def test_a_raster_layer_has_no_features_to_edit(world: World, real_data) -> None
     ingest(store, [dem], IngestOptions(id="terrain", licence="OGL-UK-3.0"))
     r = world.send("POST", "/collections/terrain/items", "ada", json=feature())
     assert r.status_code == 404 and "raster" in r.json()["description"]
+
+
+def test_a_refused_first_edit_leaves_the_catalogue_editable(world: World) -> None:
+    """The history table is made inside the first edit's transaction: a first edit that
+    fails (here: a stale If-Match on a new catalogue) leaves everything as it was, and
+    the next edit works."""
+    tag = read(world, 12).headers["etag"]
+    world.send("PATCH", f"{ITEMS}/12", "ora", json={"properties": {"name": "a"}},
+               headers={"If-Match": tag + "x"})  # fmt: skip
+    r = world.send("PATCH", f"{ITEMS}/12", "ora", json={"properties": {"name": "b"}},
+                   headers={"If-Match": tag})  # fmt: skip
+    assert r.status_code == 200, r.text
+
+
+def test_bodies_that_are_not_json(world: World) -> None:
+    before = stored(world)
+    for content in (b"", b"{not json", b"[1, 2]"):
+        r = world.send("POST", ITEMS, "ora", content=content,
+                       headers={"Content-Type": "application/geo+json"})  # fmt: skip
+        assert r.status_code == 400, (content, r.text)
+        assert r.json()["description"]
+    assert stored(world) == before
