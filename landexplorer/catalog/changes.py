@@ -19,15 +19,16 @@ that can change an answer, in the same transaction as the change:
   every lookup already, so its entries never go stale.)
 
 Request paths ask :meth:`Changes.epoch`: an integer in memory (no I/O), moved whenever
-the watcher sees the counter move or this process changes something itself
-(:meth:`Changes.bump`). A cache keeps what it holds together with the epoch it was read
-at and reads again when the epoch has moved. When the watcher has not confirmed the
-counter for ``FRESH_S`` (the database cannot be reached, the triggers could not be made),
-``epoch()`` gives a new number on every call, so such caches miss and every answer is read
-from the catalogue itself.
+the watcher sees the counter move. (Changes this process makes itself are known to its
+caches at once by other means, e.g. ``AccessStore.generation``.) A cache keeps what it
+holds together with the epoch it was read at and reads again when the epoch has moved.
+When the watcher has not confirmed the counter for ``FRESH_S`` (the database cannot be
+reached, the triggers could not be made), ``epoch()`` gives a new number on every call,
+so such caches miss and every answer is read from the catalogue itself.
 
-The watcher starts on the first ``epoch()`` and stops after ``IDLE_S`` without one (it
-holds a database connection of its own).
+The watcher starts on the first ``epoch()`` and stops after ``IDLE_S`` without one, or
+when the last store of the catalogue in this process is closed (it holds a database
+connection of its own).
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ POLL_S = 0.25
 #: How long a confirmed counter is trusted without a newer confirmation, seconds.
 FRESH_S = 0.9
 #: How long the watcher keeps running with nobody asking, seconds.
-IDLE_S = 30.0
+IDLE_S = 10.0
+#: How often the watcher looks again for watched tables that had no trigger yet, seconds.
+RECHECK_S = 5.0
 
 COUNTER_TABLE = "landexplorer_changes"
 CHANNEL = "landexplorer_changes"
@@ -109,11 +112,6 @@ class Changes(ABC):
                 self._epoch = next(self._numbers)
                 return self._epoch
         return self._epoch
-
-    def bump(self) -> None:
-        """This process changed the catalogue: whatever was read before is old."""
-        with self._lock:
-            self._epoch = next(self._numbers)
 
     def fresh(self) -> bool:
         """Whether the counter was confirmed within ``FRESH_S``."""
@@ -186,9 +184,13 @@ class PostgresChanges(Changes):
     def _watch(self) -> None:
         conn = self._connect()
         try:
-            install(conn)
+            missing = install(conn)
+            checked = time.monotonic()
             conn.execute(f"LISTEN {CHANNEL}")
             while not self._stop.is_set() and not self._idle():
+                if missing and time.monotonic() - checked > RECHECK_S:
+                    # a watched table made after we started (people, before their first use)
+                    missing, checked = install(conn), time.monotonic()
                 row = conn.execute(f"SELECT counter FROM {COUNTER_TABLE}").fetchone()
                 self._saw(row[0] if row else None)
                 # wait for a notification (or POLL_S), then read the counter again
@@ -199,9 +201,10 @@ class PostgresChanges(Changes):
                 conn.close()
 
 
-def install(conn: Any) -> list[str]:
-    """Make the counter and its triggers where they are missing (on the tables that exist);
-    returns the tables given a trigger now. Idempotent; one installer at a time."""
+def install(conn: Any) -> set[str]:
+    """Make the counter and its triggers where they are missing, on the watched tables that
+    exist; returns the watched tables that do not exist yet. Idempotent; one installer at
+    a time (an advisory lock)."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INSTALL_LOCK,))
         has_counter = conn.execute("SELECT to_regclass(%s)", (COUNTER_TABLE,)).fetchone()[0]
@@ -213,16 +216,13 @@ def install(conn: Any) -> list[str]:
             "AND c.relnamespace = current_schema()::regnamespace",
             (_TRIGGER, list(WATCHED)),
         ).fetchall()
-        made = []
         for table, has_trigger in rows:
-            if has_trigger:
-                continue
-            conn.execute(
-                f"CREATE CONSTRAINT TRIGGER {_TRIGGER} AFTER {WATCHED[table]} ON {table} "
-                f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {_TRIGGER}()"
-            )
-            made.append(table)
-    return made
+            if not has_trigger:
+                conn.execute(
+                    f"CREATE CONSTRAINT TRIGGER {_TRIGGER} AFTER {WATCHED[table]} ON {table} "
+                    f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {_TRIGGER}()"
+                )
+    return set(WATCHED) - {r[0] for r in rows}
 
 
 class SqliteChanges(Changes):
@@ -249,22 +249,28 @@ class SqliteChanges(Changes):
                     conn.close()
 
 
-_REGISTRY: dict[str, Changes] = {}
+_REGISTRY: dict[str, tuple[Changes, int]] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
 def shared(key: str, make: Callable[[], Changes]) -> Changes:
     """The one ``Changes`` of a catalogue (``key``: its URL or file) in this process: stores
-    opened twice share it, so a change through either moves the epoch of both at once."""
+    opened twice share it, so a change through either moves the epoch of both at once.
+    Each call is one user of it until ``release(key)``."""
     with _REGISTRY_LOCK:
-        found = _REGISTRY.get(key)
-        if found is None:
-            found = _REGISTRY[key] = make()
+        found, users = _REGISTRY.get(key) or (make(), 0)
+        _REGISTRY[key] = (found, users + 1)
         return found
 
 
-def bump(key: str) -> None:
-    """This process changed catalogue ``key``: move its epoch, if anyone here follows it."""
-    found = _REGISTRY.get(key)
-    if found is not None:
-        found.bump()
+def release(key: str) -> None:
+    """One user of catalogue ``key``'s ``Changes`` is done; the last one stops its watcher."""
+    with _REGISTRY_LOCK:
+        found, users = _REGISTRY.get(key) or (None, 0)
+        if found is None:
+            return
+        if users > 1:
+            _REGISTRY[key] = (found, users - 1)
+            return
+        del _REGISTRY[key]
+    found.close()

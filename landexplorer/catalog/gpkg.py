@@ -50,7 +50,7 @@ from landexplorer.catalog.base import (
     VersionChanged,
     check_bbox,
 )
-from landexplorer.catalog.changes import Changes, SqliteChanges, shared
+from landexplorer.catalog.changes import Changes, SqliteChanges, release, shared
 from landexplorer.catalog.diskspace import disk_full, free_mb, is_disk_full
 from landexplorer.catalog.editing import Edit, EditResult, FeatureState, apply_edit, states_of
 from landexplorer.catalog.gate import gate_for
@@ -142,6 +142,7 @@ class GeoPackageStore(Store):
         self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._gate = gate_for(self.path)
+        self._changes: Changes | None = None  # see changes()
         self._init_lock = threading.Lock()
         self._ensure_file()
         self.cleanup()
@@ -199,13 +200,18 @@ class GeoPackageStore(Store):
         if conn is not None:
             conn.close()
             self._local.conn = None
+        if self._changes is not None:
+            self._changes = None
+            release(str(self.path.resolve()))
 
     def changes(self) -> Changes:
         """The change epoch of this catalogue in this process (``catalog.changes``): moved
         when another worker process changes people, groups, tokens or links (this file's
         own entries are checked against its ``data_version`` on every lookup anyway)."""
-        access = self.path.resolve().parent / "access.sqlite"
-        return shared(str(self.path.resolve()), lambda: SqliteChanges([access]))
+        if self._changes is None:
+            access = self.path.resolve().parent / "access.sqlite"
+            self._changes = shared(str(self.path.resolve()), lambda: SqliteChanges([access]))
+        return self._changes
 
     def _ensure_file(self) -> None:
         try:

@@ -201,6 +201,9 @@ class PostGISStore(Store):
 
     def close(self) -> None:
         self._pool.close()
+        if self._changes is not None:
+            self._changes = None
+            changes.release(self.url)
 
     # ----- following changes made by other processes ----------------------------------------
     def changes(self) -> PostgresChanges:
