@@ -19,7 +19,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 import orjson
@@ -189,12 +189,15 @@ def check_value(entry: LayerEntry, column: str, kind: str, value: Any) -> Any:
                 f"{where} holds dates and times (e.g. 2026-05-01T09:30:00Z); {shown} is not one."
             )
         try:
-            datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+            when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
             raise InputError(
                 f"{where} holds dates and times (e.g. 2026-05-01T09:30:00Z); {shown} is not one."
             ) from None
-        return value
+        # as GeoPackage writes them (GDAL reads them back): UTC with a Z, or a local time
+        if when.tzinfo is not None:
+            return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        return when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
     raise InputError(f"{where} holds binary data, which cannot be changed through the API.")
 
 

@@ -119,7 +119,14 @@ def test_every_column_type_on_a_point_layer(world: World) -> None:
     assert {k: out[k] for k in ("name", "planted", "trees", "area_ha", "organic")} == {
         k: props[k] for k in ("name", "planted", "trees", "area_ha", "organic")
     }
-    assert out["surveyed"].startswith("2025-03-04T05:06:07")
+    assert out["surveyed"] == "2025-03-04T05:06:07.000Z"
+    # a time in another zone is kept as the same moment in UTC
+    fid = got["id"]
+    r = world.send("PATCH", f"/collections/{POINTS}/items/{fid}", "ora",
+                   json={"properties": {"surveyed": "2025-06-01T10:00:00+01:00"}},
+                   headers={"If-Match": r.headers["etag"]})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json()["properties"]["surveyed"] == "2025-06-01T09:00:00.000Z"
     assert got["geometry"] == {"type": "Point", "coordinates": [-2.34, 53.41]}
 
 
