@@ -295,6 +295,17 @@ def test_who_may_edit(world: World) -> None:
         r = world.send("DELETE", f"{ITEMS}/3", who, headers={"If-Match": tag})
         assert r.status_code == status, (who, r.text)
     assert stored(world) == before
+    # a private layer: a viewer of its group does not even see it
+    store = world.client.app.state.store  # type: ignore[attr-defined]
+    store.update_metadata(LAYER, visibility="private")
+    tag = read(world, 3, "ora").headers["etag"]
+    r = world.send("PATCH", f"{ITEMS}/3", "vic", json={"properties": {"name": "x"}},
+                   headers={"If-Match": tag})  # fmt: skip
+    assert (
+        r.status_code == 404
+        and r.json()["description"] == f"There is no collection called '{LAYER}'."
+    )
+    assert world.send("POST", ITEMS, "cora", json=feature()).status_code == 404
     for who in ("ora", "stew", "ada"):
         r = world.send("POST", ITEMS, who, json=feature(f"by {who}"))
         assert r.status_code == 201, (who, r.text)

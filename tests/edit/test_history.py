@@ -27,6 +27,8 @@ def test_a_feature_history_says_who_when_before_and_after(world: World) -> None:
     patch(world, 4, "Second", "stew")
     tag = read(world, 4).headers["etag"]
     assert world.send("DELETE", f"{ITEMS}/4", "ora", headers={"If-Match": tag}).status_code == 204
+    link = next(x for x in read(world, 3).json()["links"] if x["rel"] == "version-history")
+    assert link["href"] == f"http://testserver{ITEMS}/3/history"
     doc = world.get(f"{ITEMS}/4/history", "ora").json()
     assert doc["featureId"] == 4
     changes = doc["changes"]

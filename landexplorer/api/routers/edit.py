@@ -172,6 +172,11 @@ def feature_response(
     doc["links"] = [
         {"rel": "self", "type": GEOJSON, "href": f"{root}/collections/{entry.id}/items/{fid}"},
         {"rel": "collection", "type": JSON, "href": f"{root}/collections/{entry.id}"},
+        {
+            "rel": "version-history",
+            "type": JSON,
+            "href": f"{root}/collections/{entry.id}/items/{fid}/history",
+        },
     ]
     headers = {"ETag": etag, "Cache-Control": "no-store"}
     if status == 201:

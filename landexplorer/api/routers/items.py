@@ -158,6 +158,7 @@ def item(
     links = [
         {"rel": "self", "type": media, "href": self_url(request)},
         {"rel": "collection", "type": JSON, "href": f"{root}/collections/{entry.id}"},
+        {"rel": "version-history", "type": JSON, "href": f"{root}{request.url.path}/history"},
         *licence_links(entry),
     ]
     body = geojson.feature(table, crs_uri=uri, extra={"links": links, **licence_members(entry)})
