@@ -17,6 +17,7 @@ import contextlib
 import json
 import re
 import secrets as _random
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -27,7 +28,7 @@ from typing import Any, Protocol
 
 from landexplorer.access import secrets
 from landexplorer.access.model import ROLES, SCOPES, Actor
-from landexplorer.catalog.diskspace import is_disk_full
+from landexplorer.catalog.diskspace import disk_full, is_disk_full
 from landexplorer.errors import InputError
 
 NAME = re.compile(r"^[a-z][a-z0-9_.-]{1,39}$")
@@ -247,6 +248,8 @@ class SqliteDb:
         self.path = Path(path)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
+        #: connections opened read-only because the disk was full (see ``_conn``)
+        self._read_only: set[sqlite3.Connection] = set()
         self._lock = threading.Lock()
         with self.tx() as cur:
             for statement in (_TABLES + _AUDIT_SQLITE).split(";\n"):
@@ -255,17 +258,51 @@ class SqliteDb:
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        reading_only = conn is not None and conn in self._read_only and not conn.in_transaction
+        if conn is not None and reading_only and self._has_room():
+            self._forget(conn)  # room again: a connection that writes and sees changes
+            conn = None
         if conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
                 self.path, timeout=10.0, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.OperationalError:
+                conn.close()
+                if self._has_room() or not self.path.exists():
+                    raise
+                # A full disk: SQLite cannot make the WAL index it needs even to read.
+                # Read the file as it is; every write says the disk is full.
+                conn = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?mode=ro&immutable=1",
+                    uri=True,
+                    timeout=10.0,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                self._read_only.add(conn)
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
         return conn
+
+    def _has_room(self) -> bool:
+        try:
+            return shutil.disk_usage(self.path.parent).free >= 1 << 20
+        except OSError:
+            return False
+
+    def _forget(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            self._read_only.discard(conn)
+            if conn in self._all:
+                self._all.remove(conn)
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+        self._local.conn = None
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[Cursor]:
@@ -276,8 +313,10 @@ class SqliteDb:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield _SqliteCursor(conn)
-        except BaseException:
+        except BaseException as exc:
             conn.execute("ROLLBACK")
+            if conn in self._read_only and "readonly" in str(exc):
+                raise disk_full(self.path, exc) from exc  # read only while the disk is full
             raise
         conn.execute("COMMIT")
 
@@ -287,6 +326,7 @@ class SqliteDb:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
             self._all.clear()
+            self._read_only.clear()
 
 
 class _PgCursor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +151,36 @@ def test_expired_secrets_do_not_work(access: AccessStore) -> None:
     assert access.actor_for_secret(session, "session") is not None
     time.sleep(2.1)
     assert access.actor_for_secret(session, "session") is None
+
+
+def test_a_full_disk_still_reads_people_and_refuses_changes_in_words(tmp_path: Path) -> None:
+    """``access.sqlite`` (WAL) on a disk with no room left, closed cleanly before: SQLite
+    cannot make the index it needs even to read, so the store reads the file as it is
+    (tokens and sessions work), refuses every change with the disk-full words, and writes
+    again once there is room."""
+    from landexplorer.access.store import SqliteDb
+    from landexplorer.errors import DiskFull
+    from tests.crash import fill, small_disk
+
+    with small_disk(tmp_path / "disk", 8) as disk:
+        first = AccessStore(SqliteDb(disk / "access.sqlite"))
+        first.add_user("olive")
+        token, _ = first.create_token("olive", "QGIS", "read", 30)
+        first.close()
+        assert sorted(p.name for p in disk.iterdir()) == ["access.sqlite"]  # no -wal, -shm
+        filler = fill(disk)
+        access = AccessStore(SqliteDb(disk / "access.sqlite"))
+        try:
+            actor = access.actor_for_secret(token, "token")
+            assert actor is not None and actor.user == "olive"
+            with pytest.raises(DiskFull) as refused:
+                access.add_user("rowan")
+            assert "The disk is full" in str(refused.value)
+            assert "Nothing was lost" in str(refused.value)
+            assert access.get_user("rowan") is None
+            filler.unlink()
+            access.add_user("rowan")  # room again: a connection that writes
+            assert access.get_user("rowan") is not None
+            assert access.actor_for_secret(token, "token") is not None
+        finally:
+            access.close()
