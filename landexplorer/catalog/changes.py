@@ -206,6 +206,8 @@ def install(conn: Any) -> set[str]:
     exist; returns the watched tables that do not exist yet. Idempotent; one installer at
     a time (an advisory lock)."""
     with conn.transaction():
+        # a trigger waits for writers of its table: never long (the watcher tries again)
+        conn.execute("SET LOCAL lock_timeout = '5s'")
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INSTALL_LOCK,))
         has_counter = conn.execute("SELECT to_regclass(%s)", (COUNTER_TABLE,)).fetchone()[0]
         if has_counter is None:

@@ -110,6 +110,8 @@ def test_a_change_through_one_instance_is_served_by_the_other(two_instances, rea
     assert tile.headers["etag"] != tile_b.headers["etag"]
     assert len(features(tile.content)) == 2  # the SSSIs, not the 35 allotments
     assert tile.headers["etag"] == httpx.get(f"{a}/tiles/plots/{TILE}.mvt").headers["etag"]
+    stale = {"If-None-Match": tile_b.headers["etag"]}  # a client holding the old tile
+    assert httpx.get(f"{b}/tiles/plots/{TILE}.mvt", headers=stale).status_code == 200
     old = {"If-None-Match": items.headers["etag"]}
     fresh = httpx.get(f"{b}/collections/plots/items", headers=old, timeout=10)
     assert fresh.status_code == 200 and fresh.json()["numberMatched"] == 2
