@@ -28,7 +28,7 @@ import shapely
 
 from landexplorer.catalog.base import FID, GEOMETRY
 from landexplorer.catalog.model import LayerEntry
-from landexplorer.errors import InputError, LayerNotFound
+from landexplorer.errors import InputError, LayerNotFound, StoreBusy
 
 #: Longest text value of one property.
 MAX_TEXT_CHARS = 10_000
@@ -337,6 +337,9 @@ class Edit:
     must_exist: bool = True
     actor: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
+    #: The layer table the edit was checked against (its columns): a replace from a file
+    #: since then refuses the edit (nothing is changed; the caller tries again).
+    storage: str | None = None
 
 
 @dataclass
@@ -353,6 +356,11 @@ def apply_edit(tx: EditTx, edit: Edit, stamp: str) -> EditResult:
     entry = tx.entry()
     if entry.data_type != "vector":
         raise InputError(f"'{entry.id}' is a raster layer: it has no features to edit.")
+    if edit.storage is not None and edit.storage != entry.storage:
+        raise StoreBusy(
+            f"'{entry.id}' was replaced with a new version while your change was on its way, "
+            "so nothing was changed. Read the feature again and send your change once more."
+        )
     current: FeatureState | None = None
     if edit.fid is not None:
         current = tx.read(entry, edit.fid)

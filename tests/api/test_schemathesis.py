@@ -40,6 +40,8 @@ OPERATION_IDS = {
     "getCollectionTilesets", "headCollectionTilesets",
     "getCollectionTileset", "headCollectionTileset",
     "saveMap", "getMap", "headMap", "openMap",
+    "createFeature", "replaceFeature", "updateFeature", "deleteFeature", "revertFeature",
+    "getFeatureHistory", "headFeatureHistory", "getChanges", "headChanges",
 }  # fmt: skip
 
 #: Operations whose inputs mean more than their JSON Schema can say, so a schema-valid

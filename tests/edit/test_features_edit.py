@@ -355,3 +355,22 @@ def test_bodies_that_are_not_json(world: World) -> None:
         assert r.status_code == 400, (content, r.text)
         assert r.json()["description"]
     assert stored(world) == before
+
+
+def test_an_edit_checked_against_a_replaced_version_is_refused(world: World, real_data) -> None:
+    """A replace from a file between the check of a body and its write: nothing is
+    written, and the caller is told to read the feature again."""
+    from landexplorer.catalog.editing import Edit, FeatureState
+    from landexplorer.errors import StoreBusy
+    from landexplorer.layers.ingest import IngestOptions, ingest
+
+    store = world.client.app.state.store  # type: ignore[attr-defined]
+    old = store.get(LAYER)
+    ingest(store, [real_data / "allotments" / "trafford_allotments.geojson"],
+           IngestOptions(id=LAYER, replace=True))  # fmt: skip
+    before = stored(world)
+    edit = Edit("update", lambda cur: FeatureState({"name": "x"}, cur.wkb), fid=1,
+                storage=old.storage)  # fmt: skip
+    with pytest.raises(StoreBusy, match="replaced with a new version"):
+        store.edit_feature(LAYER, edit)
+    assert stored(world) == before

@@ -214,6 +214,7 @@ async def run_edit(request: Request, entry: LayerEntry, edit: Edit) -> EditResul
     """Apply ``edit`` in the worker pool; a stale If-Match is the 412 answer."""
     actor = actor_of(request)
     edit.actor = actor.label()
+    edit.storage = entry.storage  # the version its body was checked against
     store: Store = store_of(request)
     try:
         result: EditResult = await run_in_threadpool(store.edit_feature, entry.id, edit)
