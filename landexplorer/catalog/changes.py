@@ -44,6 +44,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from landexplorer.catalog.pgquery import redact
+
 log = logging.getLogger("landexplorer.catalog.changes")
 
 #: How often the watcher reads the counter when no notification came, seconds.
@@ -163,7 +165,7 @@ class Changes(ABC):
                 backoff = 0.1
             except Exception as exc:  # the database went away: try again, trust nothing
                 self._confirmed = float("-inf")
-                log.info("change watcher: %s (trying again)", exc)
+                log.info("change watcher: %s (trying again)", redact(str(exc)))
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 2.0)
         self._confirmed = float("-inf")
