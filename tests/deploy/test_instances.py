@@ -171,6 +171,40 @@ def test_a_change_through_one_instance_is_served_by_the_other(two_instances, rea
     assert status(f"{b}/collections/plots/items") == 404
 
 
+def test_instances_sharing_one_data_folder(pg_cluster, real_data, tmp_path: Path):
+    """The layout of docs/deploy.md: one data folder for all instances, so an upload's job
+    is followed through any instance and a raster uploaded through one is drawn by all."""
+    url = pg_cluster.new_database("shared")
+    settings = Settings(data_dir=tmp_path / "data", database_url=url)
+    settings.data_dir.mkdir()
+    admin = bearer(make_token(settings))
+    dem = real_data / "dem_os_terrain50" / "trafford_os_terrain50_dtm_50m_bng.tif"
+    with (
+        live.serve(settings.data_dir, database_url=url) as a,
+        live.serve(settings.data_dir, database_url=url) as b,
+    ):
+        with dem.open("rb") as fh:
+            r = httpx.post(
+                f"{a}/collections",
+                files={"file": (dem.name, fh)},
+                data={"id": "dem", "licence": "OGL-UK-3.0", "visibility": "public"},
+                headers=admin,
+                timeout=60,
+            )
+        assert r.status_code == 202, r.text
+        job = urljoin(b + "/", r.headers["location"].split("/", 3)[-1])  # asked of B
+        deadline = time.monotonic() + 60
+        while (state := httpx.get(job, headers=admin).json())["status"] not in (
+            "successful",
+            "failed",
+        ):
+            assert time.monotonic() < deadline, state
+            time.sleep(0.05)
+        assert state["status"] == "successful", state
+        png = httpx.get(f"{b}/tiles/dem/13/4042/2652.png")
+        assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+
+
 def test_two_workers_on_one_geopackage(real_data, tmp_path: Path):
     """``serve --workers 2`` on a GeoPackage: uploads run in both at once, a job is followed
     through either worker, and a share link revoked through one stops working in both
