@@ -17,6 +17,7 @@ from landexplorer.catalog.model import LayerEntry
 from landexplorer.errors import InputError, LayerNotFound
 from landexplorer.tiles import colormap, grid
 from landexplorer.tiles.cache import TileCache, TileKey, generation
+from landexplorer.tiles.edits import EditIndex
 from landexplorer.tiles.raster import RasterSources, render_png
 from landexplorer.tiles.vector import TileOptions, check_properties, render_vector_tile
 
@@ -29,8 +30,14 @@ def _variant(prefix: str, *parts: object) -> str:
 
 
 def layer_generation(entry: LayerEntry) -> str:
-    """The cache generation of a layer's current version (see ``tiles.cache.generation``)."""
-    return generation(entry.version, entry.created, entry.storage, entry.checksum)
+    """The cache generation of a layer's current version (see ``tiles.cache.generation``).
+    A vector layer's follows its table (``<id>_v<n>``): feature edits do not move it, they
+    are in the keys of the tiles they touched (``tiles.edits``)."""
+    version = entry.version
+    head, _, tail = entry.storage.rpartition("_v")
+    if entry.data_type == "vector" and head and tail.isdigit():
+        version = int(tail)
+    return generation(version, entry.created, entry.storage, entry.checksum)
 
 
 class TileService:
@@ -40,6 +47,8 @@ class TileService:
         self.store = store
         self.cache = TileCache(cache_dir, max_bytes=max_memory_mb * 2**20)
         self.rasters = RasterSources(cache_dir or Path(".landexplorer-tiles"))
+        #: which tiles feature edits touched, per layer (read from the history)
+        self.edits = EditIndex(store)
 
     # ----- lookups ---------------------------------------------------------------------------
     def layer(self, layer_id: str) -> LayerEntry:
@@ -76,7 +85,11 @@ class TileService:
         self.check_tile(z, x, y)
         self.check_type(entry, "vector")
         props = check_properties(entry, properties)
-        key = TileKey(entry.id, layer_generation(entry), _variant("mvt", props), z, x, y, "mvt")
+        variant = _variant("mvt", props)
+        edited = self.edits.revision(entry, z, x, y)  # the latest edit that reached this tile
+        if edited:
+            variant += f"-e{edited}"
+        key = TileKey(entry.id, layer_generation(entry), variant, z, x, y, "mvt")
         return key, props
 
     def cached(self, key: TileKey) -> bytes | None:

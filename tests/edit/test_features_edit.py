@@ -5,10 +5,12 @@ on one feature (exactly one wins; the other gets 412 and the winner's version)."
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
 import pytest
+import shapely.geometry
 
 from tests.edit.conftest import LAYER, POINTS, World
 
@@ -311,18 +313,65 @@ def test_who_may_edit(world: World) -> None:
         assert r.status_code == 201, (who, r.text)
 
 
-def test_an_edit_moves_the_layer_etag_and_its_tiles(world: World) -> None:
-    """Caches stay right: the items list's ETag and the tile cache generation move."""
+def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 2**z
+    x = int((lon + 180.0) / 360.0 * n)
+    y = int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n)
+    return x, y
+
+
+def _centre(doc: dict[str, Any]) -> tuple[float, float]:
+    point = shapely.geometry.shape(doc["geometry"]).representative_point()
+    return point.x, point.y
+
+
+def test_an_edit_redraws_only_the_tiles_it_touches(world: World) -> None:
+    """Caches stay right: the items list's ETag moves, and so does every tile the edited
+    feature reaches into, at every zoom; a tile it does not reach keeps its ETag and is
+    answered from the cache."""
     items = world.get(ITEMS)
-    tile = "/collections/plots/tiles/WebMercatorQuad/12/2021/1326"
-    first_tile = world.get(tile)
-    assert first_tile.status_code in (200, 204)
+    edited = read(world, 1).json()
+    lon, lat = _centre(edited)
+    others = world.get(f"{ITEMS}?limit=100").json()["features"]
+    far = max(others, key=lambda f: abs(_centre(f)[0] - lon) + abs(_centre(f)[1] - lat))
+    far_lon, far_lat = _centre(far)
+    assert abs(far_lon - lon) + abs(far_lat - lat) > 0.05  # tiles apart from z12 on
+
+    def tile(z: int, at: tuple[float, float]) -> str:
+        x, y = _tile_of(*at, z)
+        return f"/collections/{LAYER}/tiles/WebMercatorQuad/{z}/{x}/{y}"
+
+    touched = [tile(z, (lon, lat)) for z in (6, 10, 12, 14, 16)]
+    untouched = [tile(z, (far_lon, far_lat)) for z in (12, 14, 16)]
+    assert not set(touched) & set(untouched)
+    before = {path: world.get(path) for path in touched + untouched}
+    assert all(r.status_code == 200 for r in before.values()), {
+        p: r.status_code for p, r in before.items()
+    }
     tag = read(world, 1).headers["etag"]
-    world.send("DELETE", f"{ITEMS}/1", "ora", headers={"If-Match": tag})
+    r = world.send("PATCH", f"{ITEMS}/1", "ora", json={"properties": {"name": "Renamed plot"}},
+                   headers={"If-Match": tag})  # fmt: skip
+    assert r.status_code == 200
     again = world.get(ITEMS, headers={"If-None-Match": items.headers["etag"]})
     assert again.status_code == 200 and again.headers["etag"] != items.headers["etag"]
-    assert 1 not in [f["id"] for f in again.json()["features"]]
-    assert world.get(tile).headers.get("etag") != first_tile.headers.get("etag")
+    for path in touched:  # drawn again at every zoom (a plot is too small to show at z6)
+        now = world.get(path)
+        assert now.headers["etag"] != before[path].headers["etag"], path
+        if "/6/" not in path:
+            assert b"Renamed plot" in now.content, path
+    cache = world.client.app.state.tiles.cache  # type: ignore[attr-defined]
+    hits = cache.hits
+    for path in untouched:  # kept: same ETag, same bytes, from the cache, 304 to a client
+        now = world.get(path)
+        assert now.headers["etag"] == before[path].headers["etag"], path
+        assert now.content == before[path].content
+        cached = world.get(path, headers={"If-None-Match": now.headers["etag"]})
+        assert cached.status_code == 304
+    assert cache.hits >= hits + len(untouched)
+    # a delete is an edit too: its tiles are drawn again without it
+    tag = read(world, 1).headers["etag"]
+    world.send("DELETE", f"{ITEMS}/1", "ora", headers={"If-Match": tag})
+    assert b"Renamed plot" not in world.get(touched[-1]).content
 
 
 def test_a_raster_layer_has_no_features_to_edit(world: World, real_data) -> None:
