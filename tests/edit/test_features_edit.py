@@ -162,6 +162,11 @@ def test_if_match_is_needed_and_a_stale_one_refused(world: World) -> None:
     r = world.send("PATCH", f"{ITEMS}/1", "ora", json={"properties": {"name": "Via BNG"}},
                    headers={"If-Match": other.headers["etag"]})  # fmt: skip
     assert r.status_code == 200, r.text
+    # the tag as a compressing proxy passes it on (weak) names the same version
+    now = read(world, 1)
+    r = world.send("PATCH", f"{ITEMS}/1", "ora", json={"properties": {"name": "Via a proxy"}},
+                   headers={"If-Match": "W/" + now.headers["etag"]})  # fmt: skip
+    assert r.status_code == 200, r.text
     # If-None-Match with the feature's ETag is a 304
     now = read(world, 1)
     assert (
