@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from landexplorer.catalog.pgquery import redact
+from landexplorer.catalog.sql import quote_ident
 
 log = logging.getLogger("landexplorer.catalog.changes")
 
@@ -74,13 +75,15 @@ WATCHED: dict[str, str] = {
     "access_secrets": "INSERT OR DELETE OR UPDATE OF revoked, expires, scope, user_name, digest",
 }
 
+#: The counter and its trigger function. ``{schema}``: the catalogue's schema, named in the
+#: function so that a change made with another search_path (psql) still finds the counter.
 _COUNTER_SQL = f"""
 CREATE TABLE IF NOT EXISTS {COUNTER_TABLE} (
   one boolean PRIMARY KEY DEFAULT true CHECK (one), counter bigint NOT NULL);
 INSERT INTO {COUNTER_TABLE} VALUES (true, 0) ON CONFLICT DO NOTHING;
 CREATE OR REPLACE FUNCTION {_TRIGGER}() RETURNS trigger AS $$
 BEGIN
-  UPDATE {COUNTER_TABLE} SET counter = counter + 1;
+  UPDATE {{schema}}.{COUNTER_TABLE} SET counter = counter + 1;
   PERFORM pg_notify('{CHANNEL}', '');
   RETURN NULL;
 END $$ LANGUAGE plpgsql;
@@ -99,7 +102,7 @@ class Changes(ABC):
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        #: how many times the watcher saw the counter move (tests and the docs read it)
+        #: how many times the watcher saw the counter move (for diagnostics)
         self.moves = 0
 
     # ----- what request paths ask ---------------------------------------------------------
@@ -213,7 +216,8 @@ def install(conn: Any) -> set[str]:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INSTALL_LOCK,))
         has_counter = conn.execute("SELECT to_regclass(%s)", (COUNTER_TABLE,)).fetchone()[0]
         if has_counter is None:
-            conn.execute(_COUNTER_SQL)
+            schema = conn.execute("SELECT current_schema()").fetchone()[0]
+            conn.execute(_COUNTER_SQL.replace("{schema}", quote_ident(schema)))
         rows = conn.execute(
             "SELECT c.relname, EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid "
             "AND t.tgname = %s) FROM pg_class c WHERE c.relname = ANY(%s) "

@@ -58,10 +58,15 @@ def test_changes_through_any_path_move_the_epoch(pg) -> None:
         before = watch.epoch()
         change()
         assert moved_within(watch, before), change
-    # by hand in SQL, as an administrator might
+    # by hand in SQL, as an administrator might (with a search_path of their own, too)
     before = watch.epoch()
     with psycopg.connect(url) as conn:
         conn.execute("UPDATE access_users SET display = 'Cai' WHERE name = 'cai'")
+    assert moved_within(watch, before)
+    before = watch.epoch()
+    with psycopg.connect(url) as conn:
+        conn.execute("SET search_path = pg_catalog")
+        conn.execute("UPDATE public.access_users SET display = 'C' WHERE name = 'cai'")
     assert moved_within(watch, before)
 
 
