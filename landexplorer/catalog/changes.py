@@ -214,10 +214,16 @@ def install(conn: Any) -> set[str]:
         # a trigger waits for writers of its table: never long (the watcher tries again)
         conn.execute("SET LOCAL lock_timeout = '5s'")
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INSTALL_LOCK,))
+        schema = conn.execute("SELECT current_schema()").fetchone()[0]
+        sql = _COUNTER_SQL.replace("{schema}", quote_ident(schema))
         has_counter = conn.execute("SELECT to_regclass(%s)", (COUNTER_TABLE,)).fetchone()[0]
-        if has_counter is None:
-            schema = conn.execute("SELECT current_schema()").fetchone()[0]
-            conn.execute(_COUNTER_SQL.replace("{schema}", quote_ident(schema)))
+        body = conn.execute(
+            "SELECT prosrc FROM pg_proc WHERE proname = %s "
+            "AND pronamespace = current_schema()::regnamespace",
+            (_TRIGGER,),
+        ).fetchone()
+        if has_counter is None or body is None or body[0] not in sql:
+            conn.execute(sql)  # missing, or made by an older landexplorer: (re)made
         rows = conn.execute(
             "SELECT c.relname, EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid "
             "AND t.tgname = %s) FROM pg_class c WHERE c.relname = ANY(%s) "
