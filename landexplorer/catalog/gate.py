@@ -10,7 +10,13 @@ pages ("malformed database schema"), and a ``sqlite3`` write can collide with GD
 The gate restores the rule inside the process: any number of readers, or one writer.
 Each thread may re-enter what it already holds. Waiting writers go first (no starvation).
 A wait longer than the timeout ends in ``StoreBusy`` ("busy, try again"), not an error.
-Other processes are still kept apart by SQLite's own locks.
+
+Other processes are still kept apart by SQLite's own locks: ``landexplorer serve`` runs
+one worker process per core by default, each with gates of its own, and a write in one
+worker waits for a writer in another inside ``BEGIN IMMEDIATE`` (the store's busy timeout,
+then ``StoreBusy`` in the same words). A worker that is not writing never waits for another
+worker's gate, so its readers keep answering while the other writes
+(``tests/deploy/test_instances.py`` sends two uploads to two workers at once).
 """
 
 from __future__ import annotations
