@@ -14,9 +14,9 @@ A wait longer than the timeout ends in ``StoreBusy`` ("busy, try again"), not an
 Other processes are still kept apart by SQLite's own locks: ``landexplorer serve`` runs
 one worker process per core by default, each with gates of its own, and a write in one
 worker waits for a writer in another inside ``BEGIN IMMEDIATE`` (the store's busy timeout,
-then ``StoreBusy`` in the same words). A worker that is not writing never waits for another
-worker's gate, so its readers keep answering while the other writes
-(``tests/deploy/test_instances.py`` sends two uploads to two workers at once).
+then ``StoreBusy`` in the same words), and its readers wait only as SQLite makes readers
+wait for a writer of the file (``tests/deploy/test_instances.py`` sends two uploads to two
+workers at once).
 """
 
 from __future__ import annotations
