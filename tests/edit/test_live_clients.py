@@ -77,3 +77,42 @@ def test_owslib_edits_and_gdal_reads_them(store_backend, settings, real_data, tm
             )  # fmt: skip
             assert out.returncode == 0, out.stderr
             assert "Stretford orchard" in out.stdout and "Sale orchard" not in out.stdout
+
+
+def test_two_workers_race_on_one_feature(store_backend, settings, real_data, tmp_path):
+    """``serve --workers 2``: six clients send a change of the same version of a feature
+    at once, through whichever worker takes each: exactly one is made, the others get
+    412 with its version; the history holds that one."""
+    import threading
+
+    from tests import live
+
+    tokens = build(settings, real_data, tmp_path)
+    with live.serve(settings.data_dir, database_url=settings.database_url, workers=2) as url:
+        item = f"{url}/collections/{POINTS}/items/2"
+        tag = httpx.get(item).headers["etag"]
+        answers: dict[int, httpx.Response] = {}
+        start = threading.Barrier(6)
+
+        def send(n: int) -> None:
+            with httpx.Client(timeout=60) as client:
+                start.wait()
+                answers[n] = client.patch(
+                    item, json={"properties": {"trees": 100 + n}},
+                    headers={**tokens["ora"], "If-Match": tag},
+                )  # fmt: skip
+
+        threads = [threading.Thread(target=send, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        codes = sorted(r.status_code for r in answers.values())
+        assert codes == [200] + [412] * 5, [(r.status_code, r.text[:120]) for r in answers.values()]
+        won = next(n for n, r in answers.items() if r.status_code == 200)
+        for r in answers.values():
+            if r.status_code == 412:
+                assert r.json()["feature"]["properties"]["trees"] == 100 + won
+        assert httpx.get(item).json()["properties"]["trees"] == 100 + won
+        changes = httpx.get(f"{url}/collections/{POINTS}/changes").json()["changes"]
+        assert [c["after"]["properties"]["trees"] for c in changes] == [100 + won]
