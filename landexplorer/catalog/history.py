@@ -29,7 +29,7 @@ from typing import Any
 import pyarrow as pa
 import shapely
 
-from landexplorer.catalog.base import FID, GEOMETRY, BBox
+from landexplorer.catalog.base import FID, GEOMETRY, BBox, Store
 from landexplorer.catalog.editing import FeatureState
 from landexplorer.catalog.model import LayerEntry
 from landexplorer.errors import InputError
@@ -235,3 +235,41 @@ def in_bbox(state: FeatureState, bbox: BBox | None) -> bool:
     if bbox is None:
         return True
     return bool(shapely.intersects(shapely.from_wkb(state.wkb), shapely.box(*bbox)))
+
+
+# ----- carried from one catalogue to another (``landexplorer migrate``) ---------------------
+def copy_history(source: Store, target: Any, layer_ids: Iterable[str]) -> tuple[int, int]:
+    """Copy the history of ``layer_ids`` from ``source`` into ``target`` (a store with
+    ``transaction()``, e.g. PostGIS), oldest first; a change already there (same layer,
+    feature, operation and time) is not added twice. Returns (changes read, added)."""
+    read = added = 0
+    for layer_id in layer_ids:
+        changes = source.history(layer_id, limit=100_000_000)
+        read += len(changes)
+        if not changes:
+            continue
+        have = {
+            (c.feature_id, c.operation, c.at) for c in target.history(layer_id, limit=100_000_000)
+        }
+        todo = [c for c in changes if (c.feature_id, c.operation, c.at) not in have]
+        if not todo:
+            continue
+        with target.transaction() as conn:
+            for change in todo:
+                conn.execute(insert_sql("%s"), insert_values(_row_of(change)))
+        added += len(todo)
+    return read, added
+
+
+def _row_of(change: Change) -> dict[str, Any]:
+    return {
+        "layer_id": change.layer_id,
+        "feature_id": change.feature_id,
+        "operation": change.operation,
+        "actor": change.actor,
+        "at": change.at,
+        "version": change.version,
+        "before": change.before.to_json() if change.before else None,
+        "after": change.after.to_json() if change.after else None,
+        "detail": change.detail,
+    }

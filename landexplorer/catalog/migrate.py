@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from landexplorer.access.store import AccessStore
 from landexplorer.catalog.base import Query, Store
+from landexplorer.catalog.history import HISTORY_TABLE, copy_history
 from landexplorer.catalog.model import LayerEntry
 from landexplorer.catalog.postgis import PostGISStore
 from landexplorer.errors import LandExplorerError
@@ -70,6 +71,8 @@ class AccessResult:
 class MigrationReport:
     layers: list[LayerResult] = field(default_factory=list)
     access: list[AccessResult] = field(default_factory=list)
+    #: the layers' feature edits (``catalog.history``): read, added
+    history: AccessResult | None = None
 
     @property
     def ok(self) -> bool:
@@ -180,6 +183,10 @@ def migrate(
         report.layers.append(result)
         if progress is not None:
             progress(entry.id, result.status)
+    # the layers' feature edits (catalog.history), after the layers they are of
+    copied = [r.id for r in report.layers if r.status != "failed" and r.data_type == "vector"]
+    read, added = copy_history(source, target, copied)
+    report.history = AccessResult(HISTORY_TABLE, "feature changes", read, added)
     return report
 
 

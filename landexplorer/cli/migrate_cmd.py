@@ -69,6 +69,9 @@ def migrate_command(
         err.print(
             f"  {a.what}: {a.source_count:,} in the GeoPackage's access.sqlite, {a.added:,} added"
         )
+    if report.history is not None and report.history.source_count:
+        h = report.history
+        err.print(f"  {h.what}: {h.source_count:,} in the GeoPackage's history, {h.added:,} added")
     counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts().items()))
     err.print(f"Done: {counts or 'nothing to copy'}.")
     if not report.ok:
