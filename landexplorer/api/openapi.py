@@ -208,8 +208,11 @@ EXTRA_QUERY[("get", "/collections/{collectionId}/items/{featureId}")] = [_F_FEAT
 #: What each error status means, in plain words (the description in the document).
 ERROR_WORDS: dict[int, str] = {
     400: "The request could not be used as it is: the description says what to change.",
-    401: "This needs the access token: send it as 'Authorization: Bearer <token>'.",
-    404: "There is nothing at this address (or it is not public).",
+    401: (
+        "This needs signing in: sign in on the web page, or send a personal access token "
+        "as 'Authorization: Bearer <token>'."
+    ),
+    404: "There is nothing at this address (or it is not shared with you).",
     406: "That format is not offered here.",
     409: "That conflicts with what the catalogue holds (a layer with that id exists).",
     412: "The feature changed since you read it (its ETag no longer matches If-Match).",
