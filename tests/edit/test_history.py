@@ -127,6 +127,12 @@ def test_the_layer_as_it_was_at_a_time(world: World) -> None:
     f8 = next(f for f in then["features"] if f["id"] == 8)
     assert f8["properties"] == before_all["properties"]
     assert f8["geometry"] == before_all["geometry"]
+    # one feature as it was, or not there then
+    one = world.get(f"{ITEMS}/8?asOf={mark}").json()
+    assert one["properties"] == before_all["properties"] and one["asOf"] == mark
+    assert world.get(f"{ITEMS}/9?asOf={mark}").json()["id"] == 9  # deleted since
+    assert world.get(f"{ITEMS}/{new['id']}?asOf={mark}").status_code == 404  # added since
+    assert world.get(f"{ITEMS}/10?asOf={mark}").json()["id"] == 10  # never edited
     # paging and a bbox work as they do now
     page = world.get(f"{ITEMS}?limit=5&offset=5&asOf={mark}").json()
     assert [f["id"] for f in page["features"]] == list(range(6, 11))

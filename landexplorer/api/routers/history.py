@@ -138,7 +138,7 @@ def items_as_of(
 ) -> Response:
     """``/items?asOf=<time>``: the layer's features as they were at that time (the current
     features with every change made since undone), filtered by ``bbox`` and paged."""
-    when = hist.parse_time(text)
+    when = _when(entry, text)
     if p.query.filters:
         raise InputError(
             f"{AS_OF} reads the layer as it was; it cannot be combined with a filter or "
@@ -146,15 +146,8 @@ def items_as_of(
         )
     if p.offset > MAX_AS_OF_OFFSET:
         raise InputError(f"With {AS_OF}, pages reach {MAX_AS_OF_OFFSET:,} features in at most.")
-    if entry.created and when < hist.parse_time(entry.created):
-        raise InputError(f"'{entry.id}' did not exist yet at {text[:40]}.")
     since = store.history(entry.id, limit=1_000_000, since=when)
-    replaced = hist.last_replace(since)
-    if replaced is not None:
-        raise InputError(
-            f"'{entry.id}' was replaced from a file at {replaced.at}: {AS_OF} reaches back "
-            "to then, not before."
-        )
+    _not_past_a_replace(entry, since)
     then = hist.states_then(since)
     bbox = p.query.bbox
     window = p.offset + p.limit + len(then)
@@ -184,6 +177,54 @@ def items_as_of(
     headers = {"Cache-Control": "no-cache", "Content-Crs": f"<{p.crs}>"}
     headers.update(private_unless_public(entry))
     return Response(body, media_type=media, headers=headers)
+
+
+def feature_as_of(
+    request: Request, entry: LayerEntry, store: Store, fid: int, crs_uri: str, media: str, text: str
+) -> Response:
+    """``/items/{featureId}?asOf=<time>``: one feature as it was at that time."""
+    when = _when(entry, text)
+    since = store.history(entry.id, feature_id=fid, limit=1_000_000, since=when)
+    _not_past_a_replace(entry, since)
+    then = hist.states_then(since)
+    if fid in then:
+        state = then[fid]
+    else:
+        state = states_of(store.read_arrow(entry.id, StoreQuery(fids=[fid]))).get(fid)
+    if state is None:
+        raise ApiError(404, "not-found", f"Feature {fid} of '{entry.id}' was not there then.")
+    root = base_url(request)
+    links = [
+        {"rel": "self", "type": media, "href": self_url(request)},
+        {"rel": "version-history", "type": JSON,
+         "href": f"{root}/collections/{entry.id}/items/{fid}/history"},
+        *licence_links(entry),
+    ]  # fmt: skip
+    body = geojson.feature(
+        hist.table_of(entry, {fid: state}),
+        crs_uri=crs_uri,
+        extra={"links": links, AS_OF: when, **licence_members(entry)},
+    )
+    headers = {"Cache-Control": "no-cache", "Content-Crs": f"<{crs_uri}>"}
+    headers.update(private_unless_public(entry))
+    return Response(body, media_type=media, headers=headers)
+
+
+def _when(entry: LayerEntry, text: str) -> str:
+    """An ``asOf`` time, refused before the layer was made."""
+    when = hist.parse_time(text)
+    if entry.created and when < hist.parse_time(entry.created):
+        raise InputError(f"'{entry.id}' did not exist yet at {text[:40]}.")
+    return when
+
+
+def _not_past_a_replace(entry: LayerEntry, since: list[hist.Change]) -> None:
+    replaced = hist.last_replace(since)
+    if replaced is not None:
+        raise InputError(
+            f"'{entry.id}' was replaced from a file at {replaced.at}: {AS_OF} reaches back "
+            "to then, not before."
+        )
 
 
 def _matching(store: Store, entry: LayerEntry, then: dict[int, Any], bbox: Any) -> set[int]:

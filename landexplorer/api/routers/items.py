@@ -18,7 +18,7 @@ from landexplorer.api.deps import StoreDep, VectorCollection
 from landexplorer.api.errors import ApiError
 from landexplorer.api.metadata import GEOJSON, JSON, licence_links, licence_members
 from landexplorer.api.params import ItemsParams, ItemsRequest
-from landexplorer.api.routers.history import as_of_response
+from landexplorer.api.routers.history import as_of_response, feature_as_of
 from landexplorer.api.routers.landing import base_url, self_url
 from landexplorer.api.routing import get_and_head
 from landexplorer.catalog import LayerEntry, Query, Store, VersionChanged
@@ -139,12 +139,18 @@ def item(
     store: StoreDep,
     raw: Annotated[str, Path(alias="featureId", max_length=200)],
     crs: str | None = None,
+    as_of: Annotated[
+        str | None,
+        QueryParam(alias="asOf", max_length=40, description="The feature as it was then."),
+    ] = None,
 ) -> Response:
     """One feature by its id."""
     media = media_type(request)
     uri = normalize(crs)
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # '²' is a digit to Python
         raise ApiError(404, "not-found", f"There is no feature with that id in '{entry.id}'.")
+    if as_of is not None:  # its edits since undone (routers/history.py)
+        return feature_as_of(request, entry, store, int(raw), uri, media, as_of)
     table = store.read_arrow(entry.id, Query(fids=[int(raw)]))
     if table.num_rows == 0:
         raise ApiError(404, "not-found", f"There is no feature {raw} in '{entry.id}'.")
