@@ -41,7 +41,7 @@ from landexplorer.access import secrets
 from landexplorer.access.model import ANONYMOUS, Actor
 from landexplorer.access.store import AccessStore
 from landexplorer.api.errors import error_response
-from landexplorer.catalog.changes import Changes
+from landexplorer.catalog.base import ChangeEpoch
 
 SESSION_COOKIE = "lx_session"
 CSRF_HEADER = "x-csrf-token"
@@ -91,7 +91,7 @@ class Authenticator:
         access: AccessStore,
         ttl: float = 2.0,
         max_entries: int = 10_000,
-        changes: Changes | None = None,
+        changes: ChangeEpoch | None = None,
     ) -> None:
         self.access = access
         #: the longest an answer is kept even when nothing moved (a token's expiry passing)

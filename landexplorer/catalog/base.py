@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pyarrow as pa
 
-from landexplorer.catalog.model import LayerEntry
+from landexplorer.catalog.model import FID, GEOMETRY, BBox, LayerEntry
 from landexplorer.errors import InputError, StoreBusy
 
 
@@ -34,17 +34,9 @@ class VersionChanged(StoreBusy):
 if TYPE_CHECKING:
     import geopandas as gpd
 
-    from landexplorer.catalog.changes import Changes
-    from landexplorer.catalog.editing import Edit, EditResult
-    from landexplorer.catalog.history import Change
+    from landexplorer.catalog.editing import Change, Edit, EditResult
 
-BBox = tuple[float, float, float, float]
 _T = TypeVar("_T")
-
-#: Name of the geometry column in every Arrow table a store returns (WKB, EPSG:4326).
-GEOMETRY = "geometry"
-#: Name of the feature id column in every Arrow table a store returns.
-FID = "fid"
 
 
 def check_bbox(bbox: Iterable[float]) -> BBox:
@@ -278,13 +270,26 @@ class Store(ABC):
         down to, or None (the default): callers then work in Python on ``read_arrow``."""
         return None
 
-    def changes(self) -> Changes | None:
+    def changes(self) -> ChangeEpoch | None:
         """What moves when another process changes this catalogue (``catalog.changes``),
         for caches kept between requests; None: no such following (each read is fresh)."""
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+
+class ChangeEpoch(Protocol):
+    """What ``Store.changes`` gives (``catalog.changes.Changes`` is one): a number that
+    moves whenever another process may have changed the catalogue, for caches to follow."""
+
+    def epoch(self) -> int: ...
+
+    def fresh(self) -> bool: ...
+
+    def wait_fresh(self, timeout: float = 5.0) -> bool: ...
+
+    def close(self) -> None: ...
 
 
 ProgressCallback = Callable[[int], None]

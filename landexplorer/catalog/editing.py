@@ -15,9 +15,10 @@ read as ``If-Match`` changes only the version it saw (``FeatureChanged`` otherwi
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -26,8 +27,7 @@ import orjson
 import pyarrow as pa
 import shapely
 
-from landexplorer.catalog.base import FID, GEOMETRY
-from landexplorer.catalog.model import LayerEntry
+from landexplorer.catalog.model import FID, GEOMETRY, LayerEntry
 from landexplorer.errors import InputError, LayerNotFound, StoreBusy
 
 #: Longest text value of one property.
@@ -413,3 +413,54 @@ def _grown(
     if bbox is None:
         return (x0, y0, x1, y1)
     return (min(bbox[0], x0), min(bbox[1], y0), max(bbox[2], x1), max(bbox[3], y1))
+
+
+#: The history row a replace of the whole layer from a file leaves.
+LAYER_REPLACED = "layer replaced"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One row of the history."""
+
+    id: int
+    layer_id: str
+    feature_id: int | None
+    operation: str
+    actor: str
+    at: str
+    version: int
+    before: FeatureState | None
+    after: FeatureState | None
+    detail: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Change:
+        def state(text: str | None) -> FeatureState | None:
+            return FeatureState.from_json(json.loads(text)) if text else None
+
+        return cls(
+            id=int(row[0]), layer_id=str(row[1]),
+            feature_id=None if row[2] is None else int(row[2]), operation=str(row[3]),
+            actor=str(row[4]), at=str(row[5]), version=int(row[6]), before=state(row[7]),
+            after=state(row[8]), detail=json.loads(row[9] or "{}"),
+        )  # fmt: skip
+
+    def to_doc(self, show_actor: bool = True) -> dict[str, Any]:
+        """The change as the API answers it (GeoJSON Features before and after)."""
+        fid = self.feature_id if self.feature_id is not None else 0
+        doc: dict[str, Any] = {
+            "id": self.id,
+            "featureId": self.feature_id,
+            "operation": self.operation,
+            "by": self.actor if show_actor else "someone",
+            "at": self.at,
+            "layerVersion": self.version,
+            "before": self.before.geojson(fid) if self.before else None,
+            "after": self.after.geojson(fid) if self.after else None,
+        }
+        if self.operation == LAYER_REPLACED:
+            doc["detail"] = self.detail
+        elif "revertedTo" in self.detail:
+            doc["revertedTo"] = self.detail["revertedTo"]
+        return doc

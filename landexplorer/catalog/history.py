@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,13 +29,11 @@ import pyarrow as pa
 import shapely
 
 from landexplorer.catalog.base import FID, GEOMETRY, BBox, Store
-from landexplorer.catalog.editing import FeatureState
+from landexplorer.catalog.editing import LAYER_REPLACED, Change, FeatureState
 from landexplorer.catalog.model import LayerEntry
 from landexplorer.errors import InputError
 
 HISTORY_TABLE = "landexplorer_history"
-#: ``operation`` of the row a replace from a file leaves.
-LAYER_REPLACED = "layer replaced"
 #: Most changes one page of a change list holds.
 MAX_PAGE = 1000
 
@@ -149,53 +146,6 @@ def parse_time(text: str) -> str:
         return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     except (OverflowError, ValueError):
         raise InputError(f"'{raw[:40]}' is outside the times this server can read.") from None
-
-
-@dataclass(frozen=True)
-class Change:
-    """One row of the history."""
-
-    id: int
-    layer_id: str
-    feature_id: int | None
-    operation: str
-    actor: str
-    at: str
-    version: int
-    before: FeatureState | None
-    after: FeatureState | None
-    detail: dict[str, Any]
-
-    @classmethod
-    def from_row(cls, row: Sequence[Any]) -> Change:
-        def state(text: str | None) -> FeatureState | None:
-            return FeatureState.from_json(json.loads(text)) if text else None
-
-        return cls(
-            id=int(row[0]), layer_id=str(row[1]),
-            feature_id=None if row[2] is None else int(row[2]), operation=str(row[3]),
-            actor=str(row[4]), at=str(row[5]), version=int(row[6]), before=state(row[7]),
-            after=state(row[8]), detail=json.loads(row[9] or "{}"),
-        )  # fmt: skip
-
-    def to_doc(self, show_actor: bool = True) -> dict[str, Any]:
-        """The change as the API answers it (GeoJSON Features before and after)."""
-        fid = self.feature_id if self.feature_id is not None else 0
-        doc: dict[str, Any] = {
-            "id": self.id,
-            "featureId": self.feature_id,
-            "operation": self.operation,
-            "by": self.actor if show_actor else "someone",
-            "at": self.at,
-            "layerVersion": self.version,
-            "before": self.before.geojson(fid) if self.before else None,
-            "after": self.after.geojson(fid) if self.after else None,
-        }
-        if self.operation == LAYER_REPLACED:
-            doc["detail"] = self.detail
-        elif "revertedTo" in self.detail:
-            doc["revertedTo"] = self.detail["revertedTo"]
-        return doc
 
 
 # ----- the layer as it was ---------------------------------------------------------------

@@ -10,6 +10,12 @@ from typing import Any, Literal
 
 from landexplorer.errors import InputError
 
+BBox = tuple[float, float, float, float]
+#: Name of the geometry column in every Arrow table a store returns (WKB, EPSG:4326).
+GEOMETRY = "geometry"
+#: Name of the feature id column in every Arrow table a store returns.
+FID = "fid"
+
 Kind = Literal["community", "open", "reference"]
 DataType = Literal["vector", "raster"]
 Visibility = Literal["private", "group", "link", "public"]
