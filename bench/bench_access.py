@@ -47,8 +47,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BENCH_SHARED", "/work/shared/bench"))
 sys.path.insert(0, str(SHARED))
 sys.path.insert(0, str(ROOT))
-from common import DATA, QUICK, WORK, Noise, Server, log, pct  # noqa: E402
+from common import DATA, QUICK, WORK, Noise, Server, log  # noqa: E402
 from servers import WORKERS, wait_ready  # noqa: E402
+from wrkrun import spread  # noqa: E402
+from wrkrun import wrk as run_wrk  # noqa: E402
 
 PY = sys.executable
 PORT = int(os.environ.get("BENCH_LE_ACCESS_PORT", "18066"))
@@ -176,29 +178,8 @@ def check(base: str, session: str, paths: dict[tuple[str, str], list[str]], quer
 
 
 def wrk(base: str, paths: list[str], conc: int, headers: dict[str, str]) -> dict[str, Any]:
-    """Closed-loop wrk over ``paths`` (the harness's urls.lua) with extra headers."""
-    lst = WORK / f"access_paths_{abs(hash((paths[0], len(paths))))}.txt"
-    lst.write_text("\n".join(paths) + "\n")
-    cmd = ["wrk", "-t", "1" if conc == 1 else "2", "-c", str(conc), "-d", f"{DURATION}s",
-           "--timeout", "60s", "-s", str(SHARED / "urls.lua")]  # fmt: skip
-    for name, value in headers.items():
-        cmd += ["-H", f"{name}: {value}"]
-    cmd += [base, "--", str(lst)]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=DURATION + 120)
-    line = [x for x in p.stdout.splitlines() if x.startswith("{")]
-    if not line:
-        raise RuntimeError(f"wrk gave no result: {p.stdout[-500:]} {p.stderr[-500:]}")
-    r = json.loads(line[-1])
-    r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
-    r["errors"] = sum(
-        r[k] for k in ("errors_connect", "errors_read", "errors_write", "errors_status",
-                       "errors_timeout")
-    )  # fmt: skip
-    return r
-
-
-def spread(values: list[float]) -> str:
-    return f"{pct(values, 25):.2f}-{pct(values, 75):.2f}"
+    return run_wrk(base, paths, conc, DURATION, SHARED / "urls.lua", threads=2, headers=headers,
+                   tag="access_paths")  # fmt: skip
 
 
 def main() -> None:

@@ -51,8 +51,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BENCH_SHARED", "/work/shared/bench"))
 sys.path.insert(0, str(SHARED))
 sys.path.insert(0, str(ROOT))
-from common import DATA, PG_PORT, QUICK, WORK, Noise, Server, log, pct  # noqa: E402
+from common import DATA, PG_PORT, QUICK, WORK, Noise, Server, log  # noqa: E402
 from servers import wait_ready  # noqa: E402
+from wrkrun import spread  # noqa: E402
+from wrkrun import wrk as run_wrk  # noqa: E402
 
 PY = sys.executable
 PORTS = (
@@ -154,22 +156,7 @@ def check(bases: list[str], paths: dict[str, list[str]], queries: dict) -> dict[
 
 
 def wrk(base: str, paths: list[str], conc: int) -> dict[str, Any]:
-    """Closed-loop wrk over ``paths`` (the harness's urls.lua)."""
-    lst = WORK / f"instances_paths_{abs(hash((paths[0], len(paths))))}.txt"
-    lst.write_text("\n".join(paths) + "\n")
-    cmd = ["wrk", "-t", "1", "-c", str(conc), "-d", f"{DURATION}s", "--timeout", "60s",
-           "-s", str(SHARED / "urls.lua"), base, "--", str(lst)]  # fmt: skip
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=DURATION + 120)
-    line = [x for x in p.stdout.splitlines() if x.startswith("{")]
-    if not line:
-        raise RuntimeError(f"wrk gave no result: {p.stdout[-500:]} {p.stderr[-500:]}")
-    r = json.loads(line[-1])
-    r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
-    r["errors"] = sum(
-        r[k] for k in ("errors_connect", "errors_read", "errors_write", "errors_status",
-                       "errors_timeout")
-    )  # fmt: skip
-    return r
+    return run_wrk(base, paths, conc, DURATION, SHARED / "urls.lua", tag="instances_paths")
 
 
 def load(bases: list[str], paths: list[str], conc: int) -> dict[str, Any]:
@@ -192,10 +179,6 @@ def load(bases: list[str], paths: list[str], conc: int) -> dict[str, Any]:
         "lat_p50_us": statistics.median(r["lat_p50_us"] for r in results),
         "lat_p95_us": max(r["lat_p95_us"] for r in results),
     }
-
-
-def spread(values: list[float]) -> str:
-    return f"{pct(values, 25):.2f}-{pct(values, 75):.2f}"
 
 
 def main() -> None:
