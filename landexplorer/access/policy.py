@@ -17,8 +17,10 @@ hand. The rules, in order:
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from landexplorer.access.model import ACTIONS, Actor, normalise_visibility, role_rank
 
@@ -89,6 +91,16 @@ def can(actor: Actor, action: str, layer: Governed) -> bool:
     return decide(actor, action, layer).allowed
 
 
+_L = TypeVar("_L", bound=Governed)
+
+
+def managed(actor: Actor, layers: Iterable[_L]) -> list[_L]:
+    """The layers ``actor`` manages (owns, stewards the group of, or all as an admin),
+    whatever their token's scope: listing them or reading their log changes nothing."""
+    looking = dataclasses.replace(actor, scope="write")
+    return [layer for layer in layers if decide(looking, "manage", layer).allowed]
+
+
 def can_create_in(actor: Actor, group: str) -> Decision:
     """May ``actor`` upload a new layer into ``group`` ("" = no group: admins only)?"""
     if not actor.may_write:
@@ -100,6 +112,13 @@ def can_create_in(actor: Actor, group: str) -> Decision:
     if role_rank(actor.role_in(group)) >= 2:
         return Decision(True, f"contributor to group '{group}'")
     return Decision(False, f"only contributors and stewards of '{group}' add layers to it")
+
+
+def can_move_into(actor: Actor, layer: Governed, group: str) -> bool:
+    """May ``actor`` put ``layer`` into ``group``: admins, the group's stewards, and the
+    layer's owner when they are in that group."""
+    role = actor.role_in(group)
+    return actor.admin or role == "steward" or (actor.user == layer.owner and bool(role))
 
 
 def can_manage_group(actor: Actor, group: str) -> Decision:

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 
 from landexplorer.access.model import Actor
-from landexplorer.access.policy import can_manage_group, decide
+from landexplorer.access.policy import can_manage_group, decide, managed
 from landexplorer.api.auth import access_of
 from landexplorer.api.deps import SignedIn, not_found, store_of
 from landexplorer.api.errors import ApiError
@@ -52,9 +52,9 @@ def read_audit(
     groups: list[str] | None = None
     if not actor.admin:
         # what this account may manage (a read-only token reads it too: reading changes nothing)
-        looking = dataclasses.replace(actor, scope="write")
         entries = store_of(request).list_layers()
-        layers = [e.id for e in entries if decide(looking, "manage", e).allowed]
+        layers = [e.id for e in managed(actor, entries)]
+        looking = dataclasses.replace(actor, scope="write")
         groups = [g for g in actor.roles if can_manage_group(looking, g).allowed]
         if not layers and not groups:
             raise ApiError(403, "forbidden", _NOBODY)

@@ -15,7 +15,7 @@ All of them need ``manage`` on the layer (its owner, its group's stewards, admin
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 from fastapi import Path as PathParam
@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from landexplorer.access.model import ACTIONS, Actor
-from landexplorer.access.policy import decide, effective_visibility
+from landexplorer.access.policy import decide, effective_visibility, managed
 from landexplorer.access.store import AccessStore
 from landexplorer.api.auth import access_of, actor_of
 from landexplorer.api.deps import ManageCollection, SignedIn, store_of
@@ -84,28 +84,33 @@ def my_layers(request: Request, actor: SignedIn) -> JSONResponse:
     access = access_of(request)
     people = access.actors()
     out = []
-    for entry in store_of(request).list_layers():
-        owns = bool(actor.user) and entry.owner == actor.user
-        if not (actor.admin or owns or actor.role_in(entry.group) == "steward"):
-            continue
+    for entry in managed(actor, store_of(request).list_layers()):
         live = sum(1 for link in access.list_links(entry.id) if not link.revoked)
-        public = effective_visibility(entry) == "public"
+        about = _about(entry)
         out.append(
-            {
-                "id": entry.id,
-                "title": entry.title,
-                "owner": entry.owner or None,
-                "group": entry.group or None,
-                "visibility": entry.visibility,
-                "effective_visibility": effective_visibility(entry),
-                "licence": entry.licence,
+            about
+            | {
                 "may": [a for a in ACTIONS if decide(actor, a, entry).allowed],
-                "viewers": None if public else _viewers(people, entry),
-                "public": public,
+                "viewers": None if about["public"] else _viewers(people, entry),
                 "live_links": live,
             }
         )
     return JSONResponse({"layers": out}, headers=PRIVATE)
+
+
+def _about(entry: LayerEntry) -> dict[str, Any]:
+    """What both "my layers" and "who can see it" say of a layer first."""
+    shown = effective_visibility(entry)
+    return {
+        "id": entry.id,
+        "title": entry.title,
+        "owner": entry.owner or None,
+        "group": entry.group or None,
+        "visibility": entry.visibility,
+        "effective_visibility": shown,
+        "licence": entry.licence,
+        "public": shown == "public",
+    }
 
 
 @router.get(
@@ -123,15 +128,7 @@ def layer_access(request: Request, entry: ManageCollection) -> JSONResponse:
     if entry.group:
         for member in access.members_of(entry.group):
             roles.setdefault(member["role"], []).append(member["user"])
-    doc = {
-        "id": entry.id,
-        "title": entry.title,
-        "owner": entry.owner or None,
-        "group": entry.group or None,
-        "visibility": entry.visibility,
-        "effective_visibility": effective_visibility(entry),
-        "licence": entry.licence,
-        "public": effective_visibility(entry) == "public",
+    doc = _about(entry) | {
         "who": who_can_see(access, entry),
         "group_roles": roles,
         "links": links,

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from landexplorer.access.licences import derived_change_refusal
-from landexplorer.access.policy import can_create_in, decide
+from landexplorer.access.policy import can_create_in, can_move_into, decide
 from landexplorer.api.auth import access_of, actor_of
 from landexplorer.api.deps import (
     ChangeCollection,
@@ -365,11 +365,7 @@ def update_layer(
         group = changes["group"]
         if access_of(request).get_group(group) is None:
             raise InputError(f"There is no group called '{group}'.")
-        if not (
-            actor.admin
-            or actor.role_in(group) == "steward"
-            or (actor.user == entry.owner and actor.role_in(group))
-        ):
+        if not can_move_into(actor, entry, group):
             raise ApiError(
                 403, "forbidden", f"Only members of '{group}' may move their layers into it."
             )
