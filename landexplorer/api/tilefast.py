@@ -21,7 +21,8 @@ Accept-Encoding``), from the compressed copy the cache keeps (compressed once, n
 request), byte for byte what the HTTP layer's compression gives the router's answer.
 
 It keeps nothing of its own between requests: the layer's entry (its version, who may
-see it) is read from the catalogue on every request, so with several server processes a
+see it) is read from the catalogue once on every request (the instance in front hands it
+to the one inside in the request's state), so with several server processes a
 change made through any of them is followed at once (docs/deploy.md).
 """
 
@@ -46,6 +47,9 @@ _SKIP_HEADERS_PUBLIC = (*_SKIP_HEADERS, b"authorization", b"origin")
 #: Query parameters the router ignores too: the web page's version stamp (``v``, so that a
 #: new version is a new address) and a share link (read by ``Identify``).
 _IGNORED = ("v", "link")
+#: Where the instance in front leaves, for the one inside, the layer entry it read and
+#: whether the tile was missing from the cache (one catalogue read per request, not two).
+_SEEN = "cached_tiles_seen"
 
 
 class CachedTiles:
@@ -90,11 +94,19 @@ class CachedTiles:
             for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"))
             if k not in _IGNORED
         ]
+        state = scope.setdefault("state", {})
+        seen = None if self.public_only else state.pop(_SEEN, None)
         try:
-            entry = service.store.get(layer_id)
+            if seen is not None and seen[0] == layer_id:
+                entry, missed = seen[1], seen[2]  # read by the instance in front
+                if missed:
+                    return None  # not in the cache a moment ago either
+            else:
+                entry = service.store.get(layer_id)
             public = entry.is_public
             if not public:
                 if self.public_only:
+                    state[_SEEN] = (layer_id, entry, False)
                     return None  # asked again inside Identify, who knows the actor
                 actor = scope.get("state", {}).get("actor")
                 if not isinstance(actor, Actor) or not decide(actor, "view", entry).allowed:
@@ -118,6 +130,8 @@ class CachedTiles:
             return None  # the router gives the proper error
         data = service.cache.get(key)
         if data is None:
+            if self.public_only:
+                state[_SEEN] = (layer_id, entry, True)
             return None
         from landexplorer.api.routers.tiles import cache_control, etag_of
 
