@@ -249,18 +249,19 @@ def _leave_a_crashed_write(
     room to remove, which a full disk does not have (that used to stop every command)."""
     big = tmp_path / "big.csv"
     big_csv(real_data, big, copies=6)
-    # On a quick machine the ingest may finish within the wait: then its layer is removed
-    # and it is stopped sooner, so that the crash this test needs really happens.
-    for wait in (0.3, 0.05, 0.0):
+    # On a quick machine the ingest may finish within the wait (or commit just before the
+    # kill lands): then its layer is removed and it is stopped sooner, so that the crash
+    # this test needs really happens.
+    for wait in (0.3, 0.05, 0.0, 0.0, 0.0):
         proc = subprocess.Popen(cli_cmd("ingest", big, "--id", "big"), env=env)
         deadline = time.monotonic() + 60
         watch = WriteWatch(settings)
         while time.monotonic() < deadline and not watch():
             time.sleep(0.01)
         time.sleep(wait)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
+        proc.kill()
+        proc.wait(30)
+        if "big" not in [e["id"] for e in layers_json(env)]:
             return
         cli(env, "layers", "delete", "big", "--yes")
     raise AssertionError("the ingest always finished before it could be stopped mid-write")
