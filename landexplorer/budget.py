@@ -50,11 +50,16 @@ def expired() -> bool:
     return deadline is not None and time.monotonic() >= deadline
 
 
+def spent() -> TimeBudgetExceeded:
+    """The error of a spent budget, for work stopped by its engine at the deadline."""
+    return TimeBudgetExceeded(
+        "This request took longer than the server allows and was stopped. Ask for less "
+        "at once (a smaller area, fewer layers, a bounding box), or run it with the "
+        "landexplorer command line, which has no time limit."
+    )
+
+
 def check() -> None:
     """Stop the work (``TimeBudgetExceeded``) when its budget is spent."""
     if expired():
-        raise TimeBudgetExceeded(
-            "This request took longer than the server allows and was stopped. Ask for less "
-            "at once (a smaller area, fewer layers, a bounding box), or run it with the "
-            "landexplorer command line, which has no time limit."
-        )
+        raise spent()

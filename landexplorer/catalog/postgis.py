@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
+import re
 import shutil
 import threading
 import time
@@ -118,6 +120,18 @@ def _psycopg() -> Any:
     return psycopg
 
 
+def _reason(exc: Exception) -> str:
+    """What PostgreSQL (or libpq) said when a connection failed, without the host, port or
+    URL: "FATAL: password authentication failed for user ...", "FATAL: could not write init
+    file" (its disk is full), "Connection refused. Is the server running ...?"."""
+    text = redact(str(exc))
+    text = re.sub(r"connection failed:\s*", "", text)
+    text = re.sub(r"connection to server (at|on) .*? failed:\s*", "", text)
+    lines = [re.sub(r"\s+", " ", line).strip() for line in text.splitlines()]
+    said = ". ".join(line.rstrip(".") for line in lines if line)
+    return said or type(exc).__name__
+
+
 def _not_found(layer_id: str) -> LayerNotFound:
     return LayerNotFound(f"There is no layer called '{layer_id}' in the catalogue.")
 
@@ -167,7 +181,8 @@ class PostGISStore(Store):
         except psycopg.OperationalError as exc:
             raise LandExplorerError(
                 "The catalogue database cannot be reached. Check that PostgreSQL is "
-                "running and LANDEXPLORER_DATABASE_URL is right.",
+                "running and LANDEXPLORER_DATABASE_URL is right. "
+                f"PostgreSQL said: {_reason(exc)}",
                 detail=redact(str(exc)),
             ) from exc
 
@@ -260,12 +275,15 @@ class PostGISStore(Store):
                 with conn.transaction():
                     cur.execute(
                         "SELECT set_config('statement_timeout', %s, true)",
-                        [f"{max(1, int(left * 1000))}ms"],
+                        [f"{max(1, math.ceil(left * 1000))}ms"],
                     )
                     cur.execute(sql, list(params))
                     return list(cur.fetchall())
-            except psycopg.errors.QueryCanceled:
+            except psycopg.errors.QueryCanceled as exc:
                 budget.check()
+                if "statement timeout" in str(exc):
+                    # ours, set just above: the budget is spent within PostgreSQL's clock
+                    raise budget.spent() from exc
                 raise
 
     # ----- schema ----------------------------------------------------------------------------

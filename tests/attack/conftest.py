@@ -164,9 +164,24 @@ class Target:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.is_running() and self.proc.status() != "zombie"
 
+    @property
+    def log_path(self) -> Path:
+        return self.settings.data_dir.parent / f"serve-{self.port}.log"
+
     def log_tail(self, chars: int = 3000) -> str:
-        log = self.settings.data_dir.parent / f"serve-{self.port}.log"
+        log = self.log_path
         return log.read_text(errors="replace")[-chars:] if log.exists() else "(no log)"
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def log_since(self, offset: int) -> str:
+        """What the server logged after ``offset`` bytes (a case's own warnings and errors)."""
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as fh:
+            fh.seek(offset)
+            return fh.read().decode(errors="replace")
 
     @property
     def peak_mb(self) -> float:
@@ -259,9 +274,14 @@ def guard(target: Target, request: pytest.FixtureRequest) -> Iterator[None]:
         target.start()
     assert target.sampler is not None
     target.sampler.reset()
+    logged = target.log_size()
     yield
     time.sleep(0.1)  # one more sample after the last answer
     peak = target.sampler.window_mb
+    said = target.log_since(logged)
+    if "Traceback" in said:
+        # shown with the case's report if it fails (a 500's cause is only in the server log)
+        print(f"the server logged during this case:\n{said[-6000:]}")
     if not target.alive():
         target.crashes.append(request.node.name)
         if target.sampler.killed_at_mb:

@@ -158,8 +158,13 @@ def _reachable_dir(tmp_path: Path) -> Path:
 def _catalogue_on(
     disk: Path, store_backend: str, request: pytest.FixtureRequest
 ) -> Iterator[str | None]:
-    """For PostGIS, a database whose tables live on ``disk`` (a tablespace there); None
-    for the GeoPackage, which lives on ``disk`` anyway."""
+    """For PostGIS, a database whose layer tables go to ``disk`` (its default tablespace
+    is there); None for the GeoPackage, which lives on ``disk`` anyway.
+
+    PostgreSQL's own system catalogues stay on the cluster's disk: with them on a full disk,
+    PostgreSQL itself refuses new connections whenever its relation-cache file has to be
+    written again (FATAL "could not write init file", after autovacuum touched a catalogue),
+    and no server in front of it can read anything then."""
     if store_backend != "postgis":
         yield None
         return
@@ -170,7 +175,8 @@ def _catalogue_on(
         shutil.chown(space, "postgres")
     name = f"full_{int(time.time() * 1000) % 10**9}"
     cluster.sql("postgres", f"CREATE TABLESPACE {name} LOCATION '{space}'")
-    cluster.sql("postgres", f"CREATE DATABASE {name} TEMPLATE le_template TABLESPACE {name}")
+    cluster.sql("postgres", f"CREATE DATABASE {name} TEMPLATE le_template")
+    cluster.sql("postgres", f"ALTER DATABASE {name} SET default_tablespace = {name}")
     try:
         yield cluster.url(name)
     finally:

@@ -11,9 +11,10 @@ import pyarrow as pa
 import pytest
 import shapely
 
+from landexplorer import budget
 from landexplorer.catalog import LayerEntry, Query
 from landexplorer.catalog.postgis import MIGRATIONS, PostGISStore
-from landexplorer.errors import LandExplorerError
+from landexplorer.errors import LandExplorerError, TimeBudgetExceeded
 from landexplorer.layers.ingest import IngestOptions, ingest
 
 TREES = ("highways_trees", "trafford_highways_trees.csv")
@@ -121,4 +122,18 @@ def test_unreachable_database_is_a_plain_error(tmp_path: Path) -> None:
     with pytest.raises(LandExplorerError) as info:
         PostGISStore("postgresql://nobody:secret@127.0.0.1:1/none", tmp_path)
     assert "cannot be reached" in info.value.public
+    # what PostgreSQL (here libpq: nothing listens on port 1) said, without the URL
+    assert "PostgreSQL said: " in info.value.public and "refused" in info.value.public
+    assert "secret" not in info.value.public and "127.0.0.1" not in info.value.public
     assert "secret" not in (info.value.detail or "")
+
+
+def test_a_query_stopped_by_the_time_budget_is_the_budget_error(pg_store: PostGISStore) -> None:
+    """PostgreSQL stops a query at the end of the request's budget (statement_timeout); that
+    is the budget's plain error every time, never the driver's QueryCanceled (a 500), even
+    when the timeout, counted in whole milliseconds, lands just before the deadline."""
+    for k in range(12):
+        # budgets with a fraction of a millisecond: where rounding down fired early
+        with budget.limit(0.0302 + 0.0007 * k), pytest.raises(TimeBudgetExceeded):
+            pg_store._fetch("SELECT pg_sleep(5)")
+    assert pg_store._fetch("SELECT 1") == [(1,)]  # the connection went back to the pool usable
