@@ -116,6 +116,22 @@ class Settings(BaseSettings):
         "or 'Name|{z}/{x}/{y} tile URL|attribution'.",
     )
 
+    live_max_streams: int = Field(
+        default=200, ge=1, le=100_000,
+        description="Live change feeds (/changes/live) one worker process keeps open at once.",
+    )  # fmt: skip
+    live_max_per_client: int = Field(
+        default=10, ge=1, le=10_000,
+        description="Live change feeds one client address may hold open on one worker.",
+    )  # fmt: skip
+    live_max_s: int = Field(
+        default=3600,
+        ge=1,
+        le=86_400,
+        description="Longest one live change feed stays open, seconds (the browser then "
+        "reconnects and resumes where it was).",
+    )
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:

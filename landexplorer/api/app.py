@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         history,
         items,
         landing,
+        live,
         maps,
         sharing,
         tiles,
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         items.router,
         edit.router,  # feature edits (OGC API - Features Part 4) and their history
         history.router,
+        live.router,  # the change list, live (Server-Sent Events)
         exports.router,
         uploads.router,
         analysis.router,

@@ -25,6 +25,7 @@ from starlette.responses import Response
 from landexplorer.api.auth import access_of, actor_of
 from landexplorer.api.deps import ChangeCollection, settings_of, store_of
 from landexplorer.api.errors import ApiError, error_body
+from landexplorer.api.feeds import edited
 from landexplorer.api.metadata import GEOJSON, JSON
 from landexplorer.api.refusals import refusals
 from landexplorer.api.routers.landing import base_url
@@ -220,6 +221,7 @@ async def run_edit(request: Request, entry: LayerEntry, edit: Edit) -> EditResul
         result: EditResult = await run_in_threadpool(store.edit_feature, entry.id, edit)
     except FeatureChanged as exc:
         return changed_response(entry, exc)
+    edited(request.app)  # live feeds of this process read the history now
     await run_in_threadpool(
         access_of(request).audit,
         actor,
