@@ -335,6 +335,8 @@ def _applies(world: World, method: str, path: str, layer_id: str) -> bool:
 
 
 def _query(path: str) -> dict[str, str]:
+    if path.endswith("/changes/live"):
+        return {"timeout": "0"}  # the live feed ends at once (after its first event)
     return dict(PLACE) if path.endswith("/value") else {}
 
 
