@@ -203,6 +203,16 @@ def test_access_is_the_rule_of_changes_and_is_asked_again(server, tokens) -> Non
     assert "no longer" in gone["data"]["description"]
     assert feed.next("closed")
     viewer.close()
+    # a Last-Event-ID that is no change id: refused in words
+    bad = httpx.get(f"{url}/collections/{POINTS}/changes/live",
+                    headers={**tokens["ora"], "Last-Event-ID": "yesterday"})  # fmt: skip
+    assert bad.status_code == 400 and "Last-Event-ID" in bad.json()["description"]
+    # the owner follows it; the layer is deleted: gone
+    owner = Feed(f"{url}/collections/{POINTS}/changes/live", tokens["ora"])
+    owner.next("ready")
+    assert httpx.delete(f"{url}/collections/{POINTS}", headers=tokens["ora"]).status_code == 204
+    assert "no longer" in owner.next("gone")["data"]["description"]
+    assert owner.next("closed")
 
 
 def test_the_cap_gives_503_and_a_closed_feed_frees_its_place(settings, tokens) -> None:

@@ -49,6 +49,7 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from landexplorer import budget
 from landexplorer.access.model import Actor
@@ -185,8 +186,32 @@ async def live_changes(
         "Cache-Control": "no-cache" if entry.is_public else "private, no-cache",
         "X-Accel-Buffering": "no",
     }
-    body = _stream(feeds, followed, actor, entry, store, start, lifetime, client)
-    return StreamingResponse(body, media_type=EVENT_STREAM, headers=headers)
+    body = _stream(feeds, followed, actor, entry, store, start, lifetime)
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            feeds.unfollow(entry.id)
+            feeds.leave(client)
+
+    return _FeedResponse(body, release, media_type=EVENT_STREAM, headers=headers)
+
+
+class _FeedResponse(StreamingResponse):
+    """A stream that gives its place back however it ends: finished, the client gone, or
+    never started (the client left before the first byte, so the body never ran)."""
+
+    def __init__(self, body: AsyncIterator[bytes], release: Any, **kwargs: Any) -> None:
+        super().__init__(body, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
 async def _stream(
@@ -197,52 +222,48 @@ async def _stream(
     store: Store,
     start: int,
     lifetime: float,
-    client: str,
 ) -> AsyncIterator[bytes]:
     layer_id, created = first.id, first.created
-    try:
-        yield f"retry: {RETRY_MS}\n".encode() + _event("ready", {"after": start}, start)
-        last = start
-        ends = time.monotonic() + lifetime
-        beat = time.monotonic() + HEARTBEAT_S
-        while not feeds.closing.is_set():
-            wake = followed.event  # before reading: a change during the read sets it
-            entry = followed.entry
-            if entry is None or entry.created != created or not _sees(actor, entry):
-                yield _event(
-                    "gone",
-                    {"description": f"'{layer_id}' is no longer there, or no longer "
-                     "shared with you. Nothing more will come on this stream."},
-                )  # fmt: skip
-                return
-            changes = await run_in_threadpool(_read, store, layer_id, last, PAGE, born(entry))
-            names = decide(actor, "change", entry).allowed
-            for change in changes:
-                yield _event("change", change.to_doc(names), change.id)
-                last = change.id
-            followed.last_id = max(followed.last_id, last)
-            if len(changes) == PAGE:
-                continue  # catching up: the next page at once
-            now = time.monotonic()
-            if now >= ends:
-                return
-            if now >= beat:
-                yield b": keep-alive\n\n"
-                beat = now + HEARTBEAT_S
-                continue  # and the policy is asked again
-            closing = asyncio.ensure_future(feeds.closing.wait())
-            woken = asyncio.ensure_future(wake.wait())
-            try:
-                await asyncio.wait(
-                    {closing, woken}, timeout=min(beat, ends) - now,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )  # fmt: skip
-            finally:
-                closing.cancel()
-                woken.cancel()
-    finally:
-        feeds.unfollow(layer_id)
-        feeds.leave(client)
+    yield f"retry: {RETRY_MS}\n".encode() + _event("ready", {"after": start}, start)
+    last = start
+    ends = time.monotonic() + lifetime
+    beat = time.monotonic() + HEARTBEAT_S
+    while not feeds.closing.is_set():
+        wake = followed.event  # before reading: a change during the read sets it
+        entry = followed.entry
+        if entry is None or entry.created != created or not _sees(actor, entry):
+            yield _event(
+                "gone",
+                {"description": f"'{layer_id}' is no longer there, or no longer "
+                 "shared with you. Nothing more will come on this stream."},
+            )  # fmt: skip
+            return
+        changes = await run_in_threadpool(_read, store, layer_id, last, PAGE, born(entry))
+        names = decide(actor, "change", entry).allowed
+        for change in changes:
+            yield _event("change", change.to_doc(names), change.id)
+            last = change.id
+        if changes:  # only ids read from the history (a resume point may be anything)
+            followed.last_id = max(followed.last_id, changes[-1].id)
+        if len(changes) == PAGE:
+            continue  # catching up: the next page at once
+        now = time.monotonic()
+        if now >= ends:
+            return
+        if now >= beat:
+            yield b": keep-alive\n\n"
+            beat = now + HEARTBEAT_S
+            continue  # and the policy is asked again
+        closing = asyncio.ensure_future(feeds.closing.wait())
+        woken = asyncio.ensure_future(wake.wait())
+        try:
+            await asyncio.wait(
+                {closing, woken}, timeout=min(beat, ends) - now,
+                return_when=asyncio.FIRST_COMPLETED,
+            )  # fmt: skip
+        finally:
+            closing.cancel()
+            woken.cancel()
 
 
 def _sees(actor: Actor, entry: LayerEntry) -> bool:
