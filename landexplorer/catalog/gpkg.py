@@ -28,7 +28,6 @@ import logging
 import os
 import shutil
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -552,6 +551,8 @@ class GeoPackageStore(Store):
     ) -> LayerEntry | None:
         """Write a version's table, staged and claimed (the caller commits and releases
         it); returns the version it will replace. On failure nothing is left."""
+        import pyogrio
+
         old = self._next_version(entry, replace)
         entry.version = (old.version + 1) if old else 1
         entry.data_type = "vector"
@@ -574,23 +575,25 @@ class GeoPackageStore(Store):
                 failure.append(exc)
                 raise
 
+        reader = pa.RecordBatchReader.from_batches(schema, guarded())
+        pyogrio.set_gdal_config_options(_GDAL_WRITE_CONFIG)
         try:
-            _write_in_child(
-                {
-                    "path": str(self.path),
-                    "table": table,
-                    "geometry": GEOMETRY,
-                    "geometry_type": entry.geometry_type or "Unknown",
-                    "layer_options": {
+            with self._gate.write(self.busy_timeout, what="(GDAL write)"):
+                pyogrio.write_arrow(
+                    reader,
+                    self.path,
+                    layer=table,
+                    driver="GPKG",
+                    geometry_name=GEOMETRY,
+                    geometry_type=entry.geometry_type or "Unknown",
+                    crs="EPSG:4326",
+                    layer_options={
                         "GEOMETRY_NAME": GEOM_COLUMN,
                         "FID": FID,
                         "SPATIAL_INDEX": "YES",
                     },
-                    "config": _GDAL_WRITE_CONFIG,
-                },
-                schema,
-                guarded(),
-            )
+                    append=False,
+                )
             if failure:
                 raise failure[0]
             entry.columns = [
@@ -601,9 +604,7 @@ class GeoPackageStore(Store):
         except BaseException as exc:
             self._try_discard(table)
             self._release(table)
-            if failure:  # the batches failed (bad data, Ctrl-C): that, as it was
-                if exc is failure[0]:
-                    raise
+            if failure and exc is not failure[0]:
                 raise failure[0] from None
             if isinstance(exc, LandExplorerError) or not isinstance(exc, Exception):
                 raise  # our own errors, and interruptions (Ctrl-C), pass through unchanged
@@ -1020,57 +1021,3 @@ class _GpkgEdit:
     def record(self, row: dict[str, Any]) -> int:
         cur = self.conn.execute(history.insert_sql("?"), history.insert_values(row))
         return int(cur.lastrowid or 0)
-
-
-_WRITER = Path(__file__).with_name("gpkgwriter.py")
-
-
-class _WriterFailed(Exception):
-    """The child that wrote a table failed; its words (GDAL's or SQLite's) are kept."""
-
-
-def _write_in_child(
-    spec: dict[str, Any], schema: pa.Schema, batches: Iterator[pa.RecordBatch]
-) -> None:
-    """Write a staged table through ``gpkgwriter`` in a child process (see there why),
-    streaming the batches to it; on any failure here the child is stopped first."""
-    import subprocess
-    import tempfile
-
-    with tempfile.TemporaryFile() as err:
-        child = subprocess.Popen(
-            [sys.executable, "-P", str(_WRITER), json.dumps(spec)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=err,
-        )
-        assert child.stdin is not None and child.stdout is not None
-        try:
-            try:
-                with pa.ipc.new_stream(child.stdin, schema) as sink:
-                    for batch in batches:
-                        sink.write_batch(batch)
-                child.stdin.write(b"DONE")
-                child.stdin.close()
-            except (BrokenPipeError, OSError) as exc:
-                if child.poll() is None and not isinstance(exc, BrokenPipeError):
-                    raise
-                # the child stopped early: its own report says why (below)
-            report = child.stdout.read()
-            child.wait()
-        except BaseException:
-            child.kill()
-            child.wait()
-            raise
-        finally:
-            with contextlib.suppress(OSError):
-                child.stdin.close()
-            child.stdout.close()
-        if child.returncode != 0:
-            err.seek(0)
-            try:
-                said = json.loads(report.decode("utf-8", "replace").strip().splitlines()[-1])
-            except (ValueError, IndexError):
-                said = {}
-            text = said.get("error") or err.read(4000).decode("utf-8", "replace").strip()
-            raise _WriterFailed(text or f"the writer process exited with {child.returncode}")
