@@ -51,7 +51,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BENCH_SHARED", "/work/shared/bench"))
 sys.path.insert(0, str(SHARED))
 sys.path.insert(0, str(ROOT))
-from common import DATA, PG_PORT, QUICK, WORK, Noise, Server, log  # noqa: E402
+from common import DATA, QUICK, WORK, Noise, Server, log  # noqa: E402
+from pgdb import fresh_database  # noqa: E402
 from servers import wait_ready  # noqa: E402
 from wrkrun import spread  # noqa: E402
 from wrkrun import wrk as run_wrk  # noqa: E402
@@ -79,30 +80,8 @@ KINDS = {
 
 
 def database(stack: ExitStack) -> str:
-    """A fresh PostGIS database: in the harness's cluster when it runs, else our own."""
-    import psycopg
-
-    try:
-        admin = f"postgresql://postgres@127.0.0.1:{PG_PORT}/postgres"
-        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {DBNAME}")
-        url = f"postgresql://postgres@127.0.0.1:{PG_PORT}/{DBNAME}"
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-        log(f"PostGIS: database {DBNAME} in the harness's cluster (port {PG_PORT})")
-        return url
-    except psycopg.OperationalError:
-        from tests.pg import PgCluster, find_pg_bin
-
-        bin_dir = find_pg_bin()
-        if bin_dir is None:
-            raise RuntimeError("no PostgreSQL here: run the harness's pg_cluster.sh") from None
-        cluster = PgCluster(bin_dir)
-        cluster.start()
-        stack.callback(cluster.stop)
-        log(f"PostGIS: a throw-away cluster on port {cluster.port}")
-        return cluster.new_database("instances")
+    """A fresh PostGIS database for this benchmark (bench/pgdb.py)."""
+    return fresh_database(stack, DBNAME)
 
 
 def build(url: str) -> float:
