@@ -2,8 +2,9 @@
 
 * A **user** is an account (name, password hash, admin flag, disabled flag).
 * A **group** (a community group, a council team) has members, each in one role:
-  ``viewer`` (sees the group's layers), ``contributor`` (also uploads layers into the
-  group and changes its own), ``steward`` (manages the group's layers, members and
+  ``viewer`` (sees the group's layers), ``contributor`` (also edits the features of the
+  group's layers that are not private, uploads layers into the group and changes its
+  own), ``steward`` (manages the group's layers, members and
   access requests). A site **admin** may do everything.
 * A **layer** has an owner (a user name), an owning group and one visibility:
   ``private`` (owner, the group's stewards, admins), ``group`` (also every member),
@@ -20,8 +21,10 @@ from dataclasses import dataclass, field
 ROLES: tuple[str, ...] = ("viewer", "contributor", "steward")
 #: Layer visibilities, narrowest first.
 VISIBILITIES: tuple[str, ...] = ("private", "group", "link", "public")
-#: What a caller may ask to do with a layer.
-ACTIONS: tuple[str, ...] = ("view", "download", "change", "manage")
+#: What a caller may ask to do with a layer. ``edit``: add, change and delete single
+#: features (OGC API Features Part 4, the web page's editor); ``change``: the layer as a
+#: whole (a new version from a file, its details).
+ACTIONS: tuple[str, ...] = ("view", "download", "edit", "change", "manage")
 #: Token scopes: ``read`` tokens never change anything.
 SCOPES: tuple[str, ...] = ("read", "write")
 

@@ -55,10 +55,14 @@ def effective_visibility(layer: Governed) -> str:
 
 
 def decide(actor: Actor, action: str, layer: Governed) -> Decision:
-    """May ``actor`` ``action`` (view, download, change, manage) ``layer``?"""
+    """May ``actor`` ``action`` (view, download, edit, change, manage) ``layer``?
+
+    Editing features is a contributor's work on the group's layers (a tree felled, a
+    survey noted): contributors of the owning group edit its features, while replacing
+    the layer from a file, its details and who sees it stay with the owner and stewards."""
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
-    writing = action in ("change", "manage")
+    writing = action in ("edit", "change", "manage")
     if writing and not actor.may_write:
         if actor.signed_in:
             return Decision(False, "a read-only token cannot change anything")
@@ -71,8 +75,14 @@ def decide(actor: Actor, action: str, layer: Governed) -> Decision:
     if rank >= 3:
         return Decision(True, f"steward of group '{layer.group}'")
     if writing:
+        if rank == 2 and action == "edit" and effective_visibility(layer) != "private":
+            return Decision(True, f"contributor of group '{layer.group}'")
         if rank == 2 and action == "change":
             return Decision(False, "contributors change only the layers they own")
+        if action == "edit":
+            return Decision(
+                False, "only the owner, the group's contributors and stewards, and admins edit it"
+            )
         return Decision(False, "only the owner, the group's stewards and admins change it")
     visibility = effective_visibility(layer)
     if visibility == "public":

@@ -84,6 +84,7 @@ def _lookup(request: Request, collection_id: str) -> LayerEntry:
 
 _WORDS = {
     "download": "download",
+    "edit": "edit",
     "change": "change",
     "manage": "manage who sees",
 }
@@ -166,6 +167,11 @@ async def get_download_collection(request: Request, collection_id: CollectionId)
     return allowed(request, "download", _lookup(request, collection_id))
 
 
+async def get_edit_collection(request: Request, collection_id: CollectionId) -> LayerEntry:
+    """Rule: edit the path's layer's features (add, change, delete, revert one feature)."""
+    return allowed(request, "edit", _lookup(request, collection_id))
+
+
 async def get_change_collection(request: Request, collection_id: CollectionId) -> LayerEntry:
     """Rule: change the path's layer (a new version, its details)."""
     return allowed(request, "change", _lookup(request, collection_id))
@@ -206,6 +212,7 @@ RULES: dict[Any, str] = {
     admin_only: "admin",
     get_collection: "layer:view",
     get_download_collection: "layer:download",
+    get_edit_collection: "layer:edit",
     get_change_collection: "layer:change",
     get_manage_collection: "layer:manage",
 }
@@ -229,6 +236,7 @@ Collection = Annotated[LayerEntry, Depends(get_collection)]
 VectorCollection = Annotated[LayerEntry, Depends(get_vector_collection)]
 DownloadCollection = Annotated[LayerEntry, Depends(get_download_collection)]
 VectorDownloadCollection = Annotated[LayerEntry, Depends(get_vector_download_collection)]
+EditCollection = Annotated[LayerEntry, Depends(get_edit_collection)]
 ChangeCollection = Annotated[LayerEntry, Depends(get_change_collection)]
 ManageCollection = Annotated[LayerEntry, Depends(get_manage_collection)]
 StoreDep = Annotated[Store, Depends(get_store)]

@@ -15,9 +15,15 @@ The watcher reads the followed entries (one read per layer, in a worker thread):
   counter moved by triggers on the catalogue table, so an edit made by another server
   process on the same database arrives within milliseconds); the epoch is memory only,
   looked at every ``EPOCH_LOOK_S``;
+* on GeoPackage, when the catalogue file's modification time or size moved (one
+  ``stat`` per ``EPOCH_LOOK_S``, no lock taken, so a long upload never makes the watcher
+  wait): another worker process committed something, an edit perhaps. That epoch follows
+  only the people and sharing tables, and an edit by the other worker must still arrive
+  within a second. A write still in progress moves the file too; the read then finds the
+  entry as it was, and the commit moves the file again;
 * and at least every ``POLL_S`` whatever happened (``POLL_TRUSTED_S`` while a PostGIS
-  epoch is confirmed), for what no signal reports: another worker process editing a
-  GeoPackage (its epoch follows the people and sharing tables only), or a lost signal.
+  epoch is confirmed), for what no signal reports: a change of the file within the
+  clock's resolution of the one before it, or a lost signal.
 
 A feed waits on its layer's ``Followed.event``, taken *before* it reads the history: a
 change that lands during the read sets that event, so no wake is ever lost.
@@ -32,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -55,6 +62,9 @@ POLL_S = 1.0
 POLL_TRUSTED_S = 5.0
 #: The time budget of one read made for the feeds (outside any request's budget).
 READ_BUDGET_S = 10.0
+#: The shortest time between two reads woken by the GeoPackage file moving, seconds
+#: (a large upload by another worker moves the file all the time it is written).
+FILE_READ_GAP_S = 0.2
 
 
 @dataclass
@@ -145,6 +155,7 @@ class Feeds:
         source = self.store.changes()
         seen = source.epoch() if source is not None else None
         read_at = time.monotonic()
+        mark = _file_mark(self.store)
         while self.layers and not self.closing.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), EPOCH_LOOK_S)
@@ -159,6 +170,10 @@ class Feeds:
                 trusted = source.fresh()
                 moved = trusted and now_epoch != seen
                 seen = now_epoch
+            now_mark = _file_mark(self.store)
+            if now_mark != mark and time.monotonic() - read_at >= FILE_READ_GAP_S:
+                mark = now_mark
+                moved = True
             every = POLL_TRUSTED_S if trusted and self.store.backend == "postgis" else POLL_S
             if not (kicked or moved or time.monotonic() - read_at >= every):
                 continue
@@ -205,6 +220,19 @@ class Feeds:
                 signal.signal(sig, handler)
             except (ValueError, OSError):  # not allowed here: feeds end with their clients
                 return
+
+
+def _file_mark(store: Store) -> tuple[int, int] | None:
+    """The GeoPackage catalogue file's modification time and size (None on PostGIS, or
+    when the file cannot be looked at): it moves whenever any process commits to it."""
+    path = getattr(store, "path", None) if store.backend == "gpkg" else None
+    if path is None:
+        return None
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_mtime_ns, found.st_size
 
 
 def feeds_of(app: Any) -> Feeds:

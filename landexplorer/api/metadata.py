@@ -71,6 +71,16 @@ def collection_doc(entry: LayerEntry, root: str) -> dict[str, Any]:
                 "title": "Schema of the features",
             },
         ]
+        # the layer's changes as they are accepted (docs/api.md "Following changes live"):
+        # the web page follows this link, so a server without the feed is never asked
+        links.append(
+            {
+                "rel": "related",
+                "type": "text/event-stream",
+                "href": f"{base}/changes/live",
+                "title": "Live feed of changes (Server-Sent Events)",
+            }
+        )
         for fmt, media in EXPORT_MEDIA.items():
             links.append(
                 {

@@ -178,7 +178,7 @@ def test_my_layers_and_who_can_see_one(world: World) -> None:
     assert [layer["id"] for layer in mine] == ["allotments"]
     (allotments,) = mine
     assert allotments["visibility"] == "group" and allotments["group"] == GROUP
-    assert allotments["may"] == ["view", "download", "change", "manage"]
+    assert allotments["may"] == ["view", "download", "edit", "change", "manage"]
     assert allotments["viewers"] == 4  # rowan (owner), olive and pip (members), ada (admin)
     assert world.get("/me/layers", "olive").json() == {"layers": []}
     assert {layer["id"] for layer in world.get("/me/layers", "ada").json()["layers"]} == {

@@ -54,6 +54,8 @@ SEES = {
     "public": set(ACTORS),
 }
 CHANGES = {"steward", "owner", "admin"}  # contributors change only their own layers
+#: contributors edit the features of the group's layers that the group sees
+EDITS = {v: CHANGES | ({"contributor"} if v != "private" else set()) for v in SEES}
 MANAGES = {"steward", "owner", "admin"}
 
 
@@ -64,6 +66,7 @@ def test_every_actor_at_every_visibility(who: str, visibility: str) -> None:
     actor = ACTORS[who]
     assert can(actor, "view", layer) == (who in SEES[visibility])
     assert can(actor, "download", layer) == (who in SEES[visibility])
+    assert can(actor, "edit", layer) == (who in EDITS[visibility])
     assert can(actor, "change", layer) == (who in CHANGES)
     assert can(actor, "manage", layer) == (who in MANAGES)
 

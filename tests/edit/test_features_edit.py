@@ -282,12 +282,12 @@ def test_ids_that_are_not_there(world: World) -> None:
 
 
 def test_who_may_edit(world: World) -> None:
-    """The owner and the group's steward (and admins) may; a contributor who does not
-    own the layer, a viewer and a read-only token may not; an outsider does not even see
-    the group layer (404); signed out is 401. A refusal stores nothing."""
+    """The owner, the group's contributors and stewards (and admins) may; a viewer and a
+    read-only token may not; an outsider does not even see the group layer (404); signed
+    out is 401. A refusal stores nothing. On a private layer, contributors who are not
+    its owner see nothing to edit (404)."""
     before = stored(world)
     for who, status in (
-        ("cora", 403),
         ("vic", 403),
         ("ora-read", 403),
         ("otto", 404),
@@ -302,6 +302,17 @@ def test_who_may_edit(world: World) -> None:
         r = world.send("DELETE", f"{ITEMS}/3", who, headers={"If-Match": tag})
         assert r.status_code == status, (who, r.text)
     assert stored(world) == before
+    r = world.send("POST", ITEMS, "vic", json=feature())
+    assert (
+        "only the owner, the group's contributors and stewards, and admins edit it"
+        in (r.json()["description"])
+    )
+    # a contributor of the group edits the group's layer (cora does not own it)
+    r = world.send("POST", ITEMS, "cora", json=feature("by cora"))
+    assert r.status_code == 201, r.text
+    r = world.send("DELETE", r.headers["location"].split("testserver")[-1], "cora",
+                   headers={"If-Match": r.headers["etag"]})  # fmt: skip
+    assert r.status_code == 204, r.text
     # a private layer: a viewer of its group does not even see it
     store = world.client.app.state.store  # type: ignore[attr-defined]
     store.update_metadata(LAYER, visibility="private")

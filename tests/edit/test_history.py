@@ -101,8 +101,8 @@ def test_revert_puts_a_feature_back_and_is_a_change(world: World) -> None:
     assert back["geometry"] == original["geometry"]
     ops = [c["operation"] for c in world.get(f"{ITEMS}/6/history").json()["changes"]]
     assert ops == ["update", "update", "revert", "delete", "revert"]
-    # who may not change the layer may not revert it
-    r = world.send("POST", f"{ITEMS}/6/revert", "cora", json={"change": first_id},
+    # who may not edit the layer (a viewer of its group) may not revert it
+    r = world.send("POST", f"{ITEMS}/6/revert", "vic", json={"change": first_id},
                    headers={"If-Match": read(world, 6).headers["etag"]})  # fmt: skip
     assert r.status_code == 403
 

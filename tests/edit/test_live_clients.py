@@ -55,9 +55,9 @@ def test_owslib_edits_and_gdal_reads_them(store_backend, settings, real_data, tm
         api.collection_item(POINTS, "1")
         api.headers["If-Match"] = api.response_headers["ETag"]
         assert api.collection_item_delete(POINTS, "1") is True
-        # a contributor who does not own the layer is refused
-        other = _features(url, tokens["cora"])
-        with pytest.raises(RuntimeError, match="not change it"):
+        # a viewer of the group is refused
+        other = _features(url, tokens["vic"])
+        with pytest.raises(RuntimeError, match="not edit it"):
             other.collection_item_create(POINTS, new)
 
         # GDAL reads the edited layer (pyogrio's GDAL, OAPIF driver)

@@ -3,8 +3,8 @@
 ``POST /collections/{id}/items`` adds a feature (201, ``Location``); ``PUT``, ``PATCH``
 (a JSON merge patch of ``properties`` and/or ``geometry``) and ``DELETE`` on
 ``/collections/{id}/items/{featureId}`` change one; ``POST .../{featureId}/revert``
-puts it back as it was after an earlier change. Who may: the policy's ``change``
-(``ChangeCollection``). Each is one transaction in the store (``catalog.editing``),
+puts it back as it was after an earlier change. Who may: the policy's ``edit``
+(``EditCollection``). Each is one transaction in the store (``catalog.editing``),
 recorded in the layer's history and in the audit log.
 
 Nobody overwrites a change they never saw: a change of an existing feature needs the
@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from landexplorer.api.auth import access_of, actor_of
-from landexplorer.api.deps import ChangeCollection, settings_of, store_of
+from landexplorer.api.deps import EditCollection, settings_of, store_of
 from landexplorer.api.errors import ApiError, error_body
 from landexplorer.api.feeds import edited
 from landexplorer.api.metadata import GEOJSON, JSON
@@ -255,7 +255,7 @@ def _answer(
     responses={201: {**_FEATURE_ANSWER, "headers": _ETAG_HEADER}, **refusals(400, 403, 404)},
     openapi_extra=_body(_FEATURE_SCHEMA, GEOJSON, JSON),
 )
-async def create_feature(request: Request, entry: ChangeCollection) -> Response:
+async def create_feature(request: Request, entry: EditCollection) -> Response:
     """Add one feature (a GeoJSON Feature) to a layer you may change. The answer is the
     stored feature, its address in ``Location`` and its ``ETag``."""
     _vector(entry)
@@ -279,7 +279,7 @@ async def create_feature(request: Request, entry: ChangeCollection) -> Response:
     openapi_extra=_body(_FEATURE_SCHEMA, GEOJSON, JSON),
 )
 async def replace_feature(
-    request: Request, entry: ChangeCollection, raw: FeatureId, if_match: IfMatch = None
+    request: Request, entry: EditCollection, raw: FeatureId, if_match: IfMatch = None
 ) -> Response:
     """Replace a feature whole: its geometry and every property (a column left out
     becomes empty). Needs ``If-Match``."""
@@ -306,7 +306,7 @@ async def replace_feature(
     openapi_extra=_body(_PATCH_SCHEMA, _MERGE_PATCH, JSON),
 )
 async def update_feature(
-    request: Request, entry: ChangeCollection, raw: FeatureId, if_match: IfMatch = None
+    request: Request, entry: EditCollection, raw: FeatureId, if_match: IfMatch = None
 ) -> Response:
     """A JSON merge patch (RFC 7396): the properties given are changed (null empties
     one), the others kept; a geometry given replaces the old one. Needs ``If-Match``."""
@@ -348,7 +348,7 @@ async def update_feature(
     responses={204: {"description": "Deleted."}, **_REFUSED},
 )
 async def delete_feature(
-    request: Request, entry: ChangeCollection, raw: FeatureId, if_match: IfMatch = None
+    request: Request, entry: EditCollection, raw: FeatureId, if_match: IfMatch = None
 ) -> Response:
     """Delete a feature (its history stays, and a revert can bring it back). Needs
     ``If-Match``."""
@@ -381,7 +381,7 @@ async def delete_feature(
     ),
 )
 async def revert_feature(
-    request: Request, entry: ChangeCollection, raw: FeatureId, if_match: IfMatch = None
+    request: Request, entry: EditCollection, raw: FeatureId, if_match: IfMatch = None
 ) -> Response:
     """Put the feature back as it was right after one of its earlier changes (``change``,
     an id from its history); itself a recorded change. Needs ``If-Match`` unless the

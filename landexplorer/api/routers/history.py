@@ -54,7 +54,7 @@ def born(entry: LayerEntry) -> str | None:
 
 
 def _shows_names(request: Request, entry: LayerEntry) -> bool:
-    return decide(actor_of(request), "change", entry).allowed
+    return decide(actor_of(request), "edit", entry).allowed
 
 
 def _json(doc: dict[str, Any], entry: LayerEntry) -> Response:

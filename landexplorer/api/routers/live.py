@@ -239,7 +239,7 @@ async def _stream(
             )  # fmt: skip
             return
         changes = await run_in_threadpool(_read, store, layer_id, last, PAGE, born(entry))
-        names = decide(actor, "change", entry).allowed
+        names = decide(actor, "edit", entry).allowed
         for change in changes:
             yield _event("change", change.to_doc(names), change.id)
             last = change.id

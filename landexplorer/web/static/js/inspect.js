@@ -49,6 +49,7 @@ function popupHtml(hits) {
 export function wireInspect(map, layers, draw, status) {
   let asked = 0;
   map.on("click", async (e) => {
+    if (map.editor && map.editor.takesClicks) return; // the click adds a vertex or picks a feature
     const pm = map.pm;
     if (pm && (pm.globalDrawModeEnabled() || pm.globalEditModeEnabled() || pm.globalRemovalModeEnabled())) return;
     const visible = layers.drawOrder(); // the layer drawn on top first

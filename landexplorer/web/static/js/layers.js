@@ -122,6 +122,16 @@ function attributionOf(state) {
   return `${escapeHtml(state.title)}: ${escapeHtml(state.attribution || "no attribution given")}${escapeHtml(licence)}`;
 }
 
+// The address of a collection's live feed of changes (its link of type text/event-stream).
+function liveFeedOf(c) {
+  const link = (c.links || []).find((l) => l && l.type === "text/event-stream" && typeof l.href === "string");
+  if (!link) return "";
+  try {
+    const url = new URL(link.href, location.href);
+    return url.origin === location.origin ? url.pathname + url.search : "";
+  } catch (_) { return ""; }
+}
+
 export class LayerManager {
   constructor(map, { onChange, styles }) {
     this.map = map;
@@ -154,7 +164,10 @@ export class LayerManager {
     }
     for (const c of body.collections) {
       const old = this.states.get(c.id);
-      if (old && old.version === c.layerVersion && old.licence === (c.license || "")) continue;
+      if (old && old.version === c.layerVersion && old.licence === (c.license || "")) {
+        old.mayChange = Boolean(c.mayChange); // signing in or out changes who may edit
+        continue;
+      }
       const state = this.addCollection(c, own.has(c.id));
       if (old && old.visible) { state.opacity = old.opacity; this.setVisible(c.id, true); }
     }
@@ -182,6 +195,10 @@ export class LayerManager {
       seen: new Map(),
       layer: null,
       version: c.layerVersion,
+      // the server's word (from its access policy) that this visitor may edit the features
+      mayChange: Boolean(c.mayChange),
+      // the layer's live feed of changes, when the server has one (Server-Sent Events)
+      feed: liveFeedOf(c),
       style: (this.styles[c.id] && typeof this.styles[c.id] === "object") ? this.styles[c.id] : {},
       order: 0, // when it was last put on the map: of equal z-index, the later is on top
     };
@@ -189,6 +206,25 @@ export class LayerManager {
     const old = this.states.get(c.id);
     if (old && old.layer) this.map.removeLayer(old.layer);
     this.states.set(c.id, state);
+    return state;
+  }
+
+  // Read one layer's description again and, when its version moved (a feature was edited
+  // here or by someone else), draw it anew: the tile addresses carry the version, so no
+  // tile of the old version is taken from the browser's cache.
+  async reload(id) {
+    const old = this.states.get(id);
+    if (!old) return null;
+    const c = await getJSON(`/collections/${encodeURIComponent(id)}`);
+    if (c.layerVersion === old.version) {
+      old.mayChange = Boolean(c.mayChange);
+      return old;
+    }
+    const state = this.addCollection(c, old.group === "own");
+    state.opacity = old.opacity;
+    if (old.visible) this.setVisible(id, true);
+    const count = document.querySelector(`.layer[data-layer="${CSS.escape(id)}"] .count`);
+    if (count && state.dataType !== "raster") count.textContent = (state.featureCount ?? "").toLocaleString();
     return state;
   }
 

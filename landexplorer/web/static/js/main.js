@@ -8,6 +8,7 @@ import { wireBasemaps } from "./basemaps.js";
 import { LayerManager, rememberOwnLayer } from "./layers.js";
 import { loadSavedMap, readHash, wireSave, writeHash } from "./share.js";
 import { wireUpload } from "./upload.js";
+import { wireEditor } from "./edit.js";
 
 const status = document.getElementById("status");
 
@@ -73,13 +74,16 @@ async function start() {
     status.textContent = plain(error);
     return;
   }
-  const layers = new LayerManager(map, { styles: config.styles, onChange: () => save() });
+  let editor = null;
+  const layers = new LayerManager(map, { styles: config.styles, onChange: () => { save(); if (editor) editor.layersChanged(); } });
   const draw = new DrawTools(map, { layers, onChange: () => save() });
   let restoring = true;
   const save = () => { if (!restoring) writeHash(map, layers, draw); };
   map.on("moveend", save);
 
   wireInspect(map, layers, draw, status);
+  editor = wireEditor(map, layers, status);
+  map.editor = editor;
 
   try {
     await layers.load(collections, { render: false });
