@@ -68,13 +68,7 @@ COMMAND = "BENCH_ONLY=writeread bash bench/run.sh"
 LAYER = bench_edit.LAYER
 STORES = ("gpkg", "postgis")
 bench_edit.CAT = WORK / "landexplorer_writeread"
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    xs = sorted(values)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
+pct = bench_edit.pct
 
 
 class Mix:
