@@ -84,8 +84,9 @@ def same_or_next(
 def assert_clean(settings: Settings) -> None:
     """Integrity ok; no staged table; no feature table that is not a catalogued version;
     no journal or temporary file; every upload job in a final state; no upload folder.
-    The access store (people, tokens, the audit log) is whole too: ``access.sqlite`` runs in
-    WAL mode, so its -wal and -shm files are its own while a server has it open."""
+    The access store (people, tokens, the audit log) is whole too. ``access.sqlite`` and the
+    catalogue run in WAL mode, so their -wal and -shm files are theirs while a server has
+    them open; GDAL's private file of a layer being written (``.writing-*``) is a leftover."""
     data = settings.data_dir
     access_files: tuple[str, ...] = ()
     if settings.database_url:
@@ -97,8 +98,12 @@ def assert_clean(settings: Settings) -> None:
                 assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
                 assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             access_files = ("access.sqlite-wal", "access.sqlite-shm")
+        # the catalogue is in WAL mode too (its -wal and -shm while a server has it open)
+        name = settings.catalog_path.name
+        access_files = (*access_files, f"{name}-wal", f"{name}-shm")
         with contextlib.closing(sqlite3.connect(settings.catalog_path)) as conn:
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             assert conn.execute("SELECT * FROM landexplorer_staging").fetchall() == []
             storages = {r[0] for r in conn.execute("SELECT storage FROM landexplorer_layers")}
             tables = {

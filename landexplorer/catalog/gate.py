@@ -7,7 +7,10 @@ of the file drops every lock the process holds on it. So while GDAL writes a lay
 the catalogue file, a read through ``sqlite3`` in another thread can see half-written
 pages ("malformed database schema"), and a ``sqlite3`` write can collide with GDAL's.
 
-The gate restores the rule inside the process: any number of readers, or one writer.
+The GeoPackage store no longer lets GDAL open its catalogue (``catalog.gpkgadopt``) and
+runs it in WAL mode, so its readers take no gate; its writers still take the write side,
+one at a time per file. The gate keeps the rule inside the process: any number of
+readers, or one writer.
 Each thread may re-enter what it already holds. Waiting writers go first (no starvation).
 A wait longer than the timeout ends in ``StoreBusy`` ("busy, try again"), not an error.
 

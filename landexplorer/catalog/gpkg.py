@@ -5,7 +5,8 @@ Layout inside the file:
 * ``landexplorer_layers`` - the catalogue, one row per layer (registered in
   ``gpkg_contents`` as an attributes table, so QGIS shows it too);
 * ``<id>_v<version>`` - one feature table per layer version, written by GDAL with an
-  R-tree spatial index, geometry column ``geom`` in EPSG:4326;
+  R-tree spatial index into a private GeoPackage beside the catalogue and moved in by one
+  transaction (``gpkgadopt``), geometry column ``geom`` in EPSG:4326;
 * ``landexplorer_staging`` - tables being written or retired. A table listed here is
   not (or no longer) part of the catalogue; whatever is left in it after a crash or a
   Ctrl-C is removed the next time the store is opened. A table being written names its
@@ -17,7 +18,10 @@ open is best effort: on a full disk the catalogue still opens, lists and serves,
 write fails with ``DiskFull`` (nothing lost) until space is freed.
 
 A new version becomes visible in the single transaction that repoints the catalogue
-row, so readers see either the old version or the new one, never half of one.
+row, so readers see either the old version or the new one, never half of one. The file
+is in WAL mode and only Python's SQLite opens it in this process, so readers take no
+lock of this store and never wait for a writer; writers of this process wait for each
+other at the file's gate (``catalog.gate``) and for other processes in SQLite.
 """
 
 from __future__ import annotations
@@ -44,7 +48,6 @@ from landexplorer.catalog.arrowtypes import COLUMN_TO_ARROW, column_type
 from landexplorer.catalog.base import (
     FID,
     GEOMETRY,
-    BBox,
     Query,
     Store,
     VersionChanged,
@@ -54,6 +57,13 @@ from landexplorer.catalog.changes import Changes, SqliteChanges, release, shared
 from landexplorer.catalog.diskspace import disk_full, free_mb, is_disk_full
 from landexplorer.catalog.editing import Edit, EditResult, FeatureState, apply_edit, states_of
 from landexplorer.catalog.gate import gate_for
+from landexplorer.catalog.gpkgadopt import (
+    PRIVATE_PREFIX,
+    adopt,
+    attached,
+    private_path,
+    remove_private,
+)
 from landexplorer.catalog.history import Change
 from landexplorer.catalog.model import Column, LayerEntry, check_layer_id, merge_replaced
 from landexplorer.catalog.owners import is_alive, this_process
@@ -151,9 +161,7 @@ class GeoPackageStore(Store):
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=True
-            )
+            conn = self._open()
             # Within a request's time budget, SQLite stops a query when it is spent (the
             # handler runs every few thousand VM steps; 0 means go on).
             conn.set_progress_handler(_budget_spent, 20_000)
@@ -163,10 +171,42 @@ class GeoPackageStore(Store):
             self._local.cache = (None, {})
         return conn
 
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=True
+        )
+        self._local.read_only = False
+        try:
+            conn.execute("PRAGMA schema_version").fetchone()  # opens the WAL index
+        except sqlite3.OperationalError:
+            conn.close()
+            free = free_mb(self.path)
+            if not self.path.exists() or free is None or free >= 1:
+                raise
+            # A full disk: SQLite cannot make the WAL index it needs even to read. The last
+            # connection to close checkpointed the WAL into the file, so read the file as it
+            # is; every write says the disk is full (``_write``).
+            conn = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro&immutable=1",
+                uri=True,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=True,
+            )
+            self._local.read_only = True
+        return conn
+
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that turns SQLite's 'database is locked' into a clear StoreBusy."""
         conn = self._conn()
+        if getattr(self._local, "read_only", False):
+            free = free_mb(self.path)
+            if free is None or free < 1:
+                raise disk_full(self.path)
+            conn.close()  # room again: open for writing
+            self._local.conn = None
+            conn = self._conn()
         with self._gate.write(self.busy_timeout):
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -190,11 +230,6 @@ class GeoPackageStore(Store):
             finally:
                 self._local.cache = (None, {})
 
-    def reading(self) -> contextlib.AbstractContextManager[None]:
-        """Hold this while reading the file with GDAL (pyogrio) in this process: GDAL's own
-        SQLite does not see this store's locks, so the gate keeps writers out meanwhile."""
-        return self._gate.read(self.busy_timeout)
-
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
@@ -217,40 +252,53 @@ class GeoPackageStore(Store):
         try:
             with self._init_lock:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                if self._complete():
-                    return  # nothing to write: a catalogue on a full disk still opens
-                self._create()
+                if not self._complete():
+                    self._create()
+                self._use_wal()
         except (sqlite3.Error, OSError) as exc:
             if is_disk_full(exc):
                 raise disk_full(self.path, exc) from exc
             raise
+
+    def _use_wal(self) -> None:
+        """Put the file in WAL mode (kept in the file), so that a reader sees the last
+        commit while a writer writes, and nobody waits for a long upload. Best effort: on
+        a full disk or while another process holds the file the switch waits for the next
+        open (in the old mode readers wait for a commit, as SQLite makes them)."""
+        conn = self._conn()
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            return
+        try:
+            with self._gate.write(self.busy_timeout):
+                conn.execute("PRAGMA journal_mode = WAL")
+        except (sqlite3.OperationalError, StoreBusy) as exc:
+            log.info("the catalogue stays in its journal mode for now: %s", exc)
 
     def _complete(self) -> bool:
         """Whether the file already has everything ``_create`` would make (read only)."""
         if not self.path.exists() or self.path.stat().st_size == 0:
             return False
         conn = self._conn()
-        with self._gate.read(self.busy_timeout):
-            if conn.execute("PRAGMA application_id").fetchone()[0] != 1196444487:
-                return False
-            if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
-                return False
-            names = {"gpkg_spatial_ref_sys", "gpkg_contents", "gpkg_geometry_columns"}
-            names |= {CATALOG_TABLE, STAGING_TABLE}
-            marks = ", ".join("?" * len(names))
-            found = conn.execute(
-                f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ({marks})",
-                sorted(names),
-            ).fetchone()[0]
-            if found != len(names):
-                return False
-            srs = conn.execute(
-                "SELECT count(*) FROM gpkg_spatial_ref_sys WHERE srs_id IN (-1, 0, 4326)"
-            ).fetchone()[0]
-            listed = conn.execute(
-                "SELECT count(*) FROM gpkg_contents WHERE table_name = ?", (CATALOG_TABLE,)
-            ).fetchone()[0]
-            return bool(srs == 3 and listed == 1)
+        if conn.execute("PRAGMA application_id").fetchone()[0] != 1196444487:
+            return False
+        if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+            return False
+        names = {"gpkg_spatial_ref_sys", "gpkg_contents", "gpkg_geometry_columns"}
+        names |= {CATALOG_TABLE, STAGING_TABLE}
+        marks = ", ".join("?" * len(names))
+        found = conn.execute(
+            f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ({marks})",
+            sorted(names),
+        ).fetchone()[0]
+        if found != len(names):
+            return False
+        srs = conn.execute(
+            "SELECT count(*) FROM gpkg_spatial_ref_sys WHERE srs_id IN (-1, 0, 4326)"
+        ).fetchone()[0]
+        listed = conn.execute(
+            "SELECT count(*) FROM gpkg_contents WHERE table_name = ?", (CATALOG_TABLE,)
+        ).fetchone()[0]
+        return bool(srs == 3 and listed == 1)
 
     def _create(self) -> None:
         """Make the GeoPackage tables and the catalogue (each only if it is missing)."""
@@ -283,17 +331,16 @@ class GeoPackageStore(Store):
     # ----- catalogue ----------------------------------------------------------------------
     def _entries(self) -> dict[str, LayerEntry]:
         conn = self._conn()
-        with self._gate.read(self.busy_timeout):
-            try:
-                version = conn.execute("PRAGMA data_version").fetchone()[0]
-                cached_version, cached = self._local.cache
-                if cached_version == version:
-                    return cached  # type: ignore[no-any-return]
-                rows = conn.execute(f"SELECT entry FROM {CATALOG_TABLE} ORDER BY id").fetchall()
-            except sqlite3.OperationalError as exc:
-                if _busy(exc):
-                    raise StoreBusy("The catalogue is busy. Please try again in a moment.") from exc
-                raise
+        try:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            cached_version, cached = self._local.cache
+            if cached_version == version:
+                return cached  # type: ignore[no-any-return]
+            rows = conn.execute(f"SELECT entry FROM {CATALOG_TABLE} ORDER BY id").fetchall()
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                raise StoreBusy("The catalogue is busy. Please try again in a moment.") from exc
+            raise
         entries = {}
         for (text,) in rows:
             entry = LayerEntry.from_dict(json.loads(text))
@@ -437,6 +484,10 @@ class GeoPackageStore(Store):
             log.info("clean-up skipped: %s", exc.public)
             return 0
         removed = 0
+        live = {name for name, what in rows if self._written_elsewhere(what, name)}
+        for private in self.path.parent.glob(f"{PRIVATE_PREFIX}*.gpkg"):
+            if private.name[len(PRIVATE_PREFIX) : -len(".gpkg")] not in live:
+                remove_private(private)  # GDAL's file of a write that stopped half-way
         for name, what in rows:
             try:
                 if name in in_use:
@@ -577,25 +628,25 @@ class GeoPackageStore(Store):
 
         reader = pa.RecordBatchReader.from_batches(schema, guarded())
         pyogrio.set_gdal_config_options(_GDAL_WRITE_CONFIG)
+        private = private_path(self.path, table)
         try:
-            with self._gate.write(self.busy_timeout, what="(GDAL write)"):
-                pyogrio.write_arrow(
-                    reader,
-                    self.path,
-                    layer=table,
-                    driver="GPKG",
-                    geometry_name=GEOMETRY,
-                    geometry_type=entry.geometry_type or "Unknown",
-                    crs="EPSG:4326",
-                    layer_options={
-                        "GEOMETRY_NAME": GEOM_COLUMN,
-                        "FID": FID,
-                        "SPATIAL_INDEX": "YES",
-                    },
-                    append=False,
-                )
+            remove_private(private)  # an orphan of an attempt cut short
+            # GDAL writes into a GeoPackage of its own (no gate, no lock of the catalogue:
+            # readers and other writers go on), which is then moved in (``gpkgadopt``)
+            pyogrio.write_arrow(
+                reader,
+                private,
+                layer=table,
+                driver="GPKG",
+                geometry_name=GEOMETRY,
+                geometry_type=entry.geometry_type or "Unknown",
+                crs="EPSG:4326",
+                layer_options={"GEOMETRY_NAME": GEOM_COLUMN, "FID": FID, "SPATIAL_INDEX": "YES"},
+                append=False,
+            )
             if failure:
                 raise failure[0]
+            self._adopt(private, table)
             entry.columns = [
                 Column(f.name, column_type(f.type)) for f in schema if f.name != GEOMETRY
             ]
@@ -614,6 +665,16 @@ class GeoPackageStore(Store):
                 "The layer could not be saved into the catalogue; nothing was changed.",
                 detail=repr(exc),
             ) from exc
+        finally:
+            remove_private(private)
+
+    def _adopt(self, private: Path, table: str) -> None:
+        """Move the table GDAL wrote into ``private`` into the catalogue, in one write
+        transaction (readers of the catalogue go on meanwhile: WAL)."""
+        conn = self._conn()
+        gate = self._gate.write(self.busy_timeout, what="(moving a written layer in)")
+        with gate, attached(conn, private) as src, self._write() as wconn:
+            adopt(wconn, src, table, GEOM_COLUMN)
 
     def _set_contents_metadata(self, entry: LayerEntry) -> None:
         with self._write() as conn:
@@ -725,8 +786,9 @@ class GeoPackageStore(Store):
         deadline = time.monotonic() + self.busy_timeout
         while True:
             try:
-                with self._gate.read(self.busy_timeout):
-                    return self._conn().execute(sql, params).fetchall()
+                # No gate: only this process's one SQLite (Python's) opens the file, and in
+                # WAL mode a reader sees the last commit while a writer goes on
+                return self._conn().execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
                 if "no such table" in str(exc):
                     raise _Stale() from exc
@@ -753,31 +815,6 @@ class GeoPackageStore(Store):
     def table_name(self, layer_id: str) -> str:
         """The feature table of a layer's current version (for GDAL-level readers)."""
         return self._vector(layer_id).storage
-
-    def read_whole(
-        self, layer_id: str, bbox: BBox | None = None, columns: Sequence[str] | None = None
-    ) -> pa.Table:
-        """Read the feature table with GDAL's Arrow reader (much faster than row by row)."""
-        import pyogrio
-
-        # GDAL's SQLite does not see the store's locks: hold the store's read gate meanwhile,
-        # so no writer in this process changes (or retires) the table under GDAL's feet
-        with self.reading():
-            _, table = pyogrio.read_arrow(
-                str(self.path),
-                layer=self.table_name(layer_id),
-                columns=list(columns) if columns is not None else None,
-                bbox=bbox,
-                return_fids=True,
-            )
-        geom_name = table.schema.names[-1]
-        table = table.rename_columns([*table.schema.names[:-1], GEOMETRY])
-        if geom_name != GEOMETRY:
-            # pyogrio tags the column as GeoArrow WKB; plain binary is what the rest expects
-            table = table.set_column(
-                table.num_columns - 1, GEOMETRY, table.column(GEOMETRY).cast(pa.binary())
-            )
-        return table
 
     # ----- editing features (catalog.editing) and their history (catalog.history) ------------
     def _history_table(self, conn: sqlite3.Connection) -> None:
@@ -864,7 +901,12 @@ class _Stale(Exception):
 # GDAL builds a new layer's R-tree in memory with a fast bulk load, up to this much memory;
 # past it, it goes on inserting row by row. 48 MB covers a layer of about 1.2 million
 # features; beyond that an ingest takes longer but its memory stays flat.
-_GDAL_WRITE_CONFIG = {"OGR_GPKG_MAX_RAM_USAGE_RTREE": str(48 * 1024 * 1024)}
+# The private GeoPackage GDAL writes is copied into the catalogue by a durable commit, so
+# GDAL need not wait for the disk on its own file.
+_GDAL_WRITE_CONFIG = {
+    "OGR_GPKG_MAX_RAM_USAGE_RTREE": str(48 * 1024 * 1024),
+    "OGR_SQLITE_SYNCHRONOUS": "OFF",
+}
 
 
 def _sql_intersects(blob: bytes | None, x0: float, y0: float, x1: float, y1: float) -> int:
