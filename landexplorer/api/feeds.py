@@ -222,17 +222,24 @@ class Feeds:
                 return
 
 
-def _file_mark(store: Store) -> tuple[int, int] | None:
-    """The GeoPackage catalogue file's modification time and size (None on PostGIS, or
-    when the file cannot be looked at): it moves whenever any process commits to it."""
+def _file_mark(store: Store) -> tuple[int, ...] | None:
+    """The modification times and sizes of the GeoPackage catalogue and its WAL (None on
+    PostGIS, or when the file cannot be looked at): a commit of any process appends to
+    the WAL (and a checkpoint moves the file)."""
     path = getattr(store, "path", None) if store.backend == "gpkg" else None
     if path is None:
         return None
-    try:
-        found = os.stat(path)
-    except OSError:
-        return None
-    return found.st_mtime_ns, found.st_size
+    mark: list[int] = []
+    for each in (str(path), f"{path}-wal"):
+        try:
+            found = os.stat(each)
+        except OSError:
+            if each == str(path):
+                return None
+            mark.extend((0, 0))  # no WAL (yet, or after the last connection closed)
+            continue
+        mark.extend((found.st_mtime_ns, found.st_size))
+    return tuple(mark)
 
 
 def feeds_of(app: Any) -> Feeds:
