@@ -26,7 +26,9 @@ _ALL_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 #: page set ``Cookie``.) Any other header on a read changes nothing private.
 _CREDENTIALS = "authorization"
 #: Response headers pages may read: caching, the CRS of features, licence links, new ids.
-EXPOSE = "ETag, Content-Crs, Link, Location, Retry-After, Content-Disposition"
+EXPOSE = (
+    "ETag, Content-Crs, Link, Location, Retry-After, Content-Disposition, Landexplorer-Change-Id"
+)
 _MAX_AGE = "600"
 
 

@@ -198,13 +198,18 @@ def copy_history(source: Store, target: Any, layer_ids: Iterable[str]) -> tuple[
         read += len(changes)
         if not changes:
             continue
-        have = {
-            (c.feature_id, c.operation, c.at) for c in target.history(layer_id, limit=100_000_000)
-        }
-        todo = [c for c in changes if (c.feature_id, c.operation, c.at) not in have]
-        if not todo:
-            continue
         with target.transaction() as conn:
+            # behind any editor or second migration of this layer, so what is already there
+            # is read after they commit and nothing is added twice
+            lock = getattr(target, "_layer_lock", None)
+            if lock is not None:
+                lock(conn, layer_id)
+            rows = conn.execute(
+                f"SELECT feature_id, operation, at FROM {HISTORY_TABLE} WHERE layer_id = %s",
+                (layer_id,),
+            ).fetchall()
+            have = {(None if f is None else int(f), str(o), str(a)) for f, o, a in rows}
+            todo = [c for c in changes if (c.feature_id, c.operation, c.at) not in have]
             for change in todo:
                 conn.execute(insert_sql("%s"), insert_values(_row_of(change)))
         added += len(todo)

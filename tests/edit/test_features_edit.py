@@ -439,3 +439,26 @@ def test_an_edit_checked_against_a_replaced_version_is_refused(world: World, rea
     with pytest.raises(StoreBusy, match="replaced with a new version"):
         store.edit_feature(LAYER, edit)
     assert stored(world) == before
+
+
+def test_each_accepted_edit_names_its_change(world: World) -> None:
+    """``Landexplorer-Change-Id`` on a create, a patch and a delete is the id of that
+    edit's row in the layer's change list (and of its event in the live feed)."""
+    made = world.send("POST", ITEMS, "ora", json=feature("Named"))
+    assert made.status_code == 201, made.text
+    fid = int(made.headers["location"].rsplit("/", 1)[1])
+    patched = world.send(
+        "PATCH", f"{ITEMS}/{fid}", "ora", json={"properties": {"name": "Named again"}},
+        headers={"If-Match": made.headers["etag"]},
+    )  # fmt: skip
+    assert patched.status_code == 200, patched.text
+    gone = world.send(
+        "DELETE", f"{ITEMS}/{fid}", "ora", headers={"If-Match": patched.headers["etag"]}
+    )
+    assert gone.status_code == 204, gone.text
+    ids = [int(r.headers["landexplorer-change-id"]) for r in (made, patched, gone)]
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    history = world.get(f"{ITEMS}/{fid}/history", "ora")
+    assert history.status_code == 200, history.text
+    rows = {c["id"]: c["operation"] for c in history.json()["changes"]}
+    assert [rows.get(i) for i in ids] == ["create", "update", "delete"], rows

@@ -70,7 +70,13 @@ def _body(schema: dict[str, Any], *media: str) -> dict[str, Any]:
 
 
 _FEATURE_ANSWER = {"content": {GEOJSON: {"schema": {"$ref": "#/components/schemas/Feature"}}}}
-_ETAG_HEADER = {"ETag": {"description": "The feature's version.", "schema": {"type": "string"}}}
+_ETAG_HEADER = {
+    "ETag": {"description": "The feature's version.", "schema": {"type": "string"}},
+    "Landexplorer-Change-Id": {
+        "description": "The change this edit made: its id in the layer's /changes and live feed.",
+        "schema": {"type": "string"},
+    },
+}
 #: What an edit can answer besides its success (statuses the document's rules add too).
 _REFUSED = refusals(400, 403, 404, 412, 428)
 _REFUSED[412]["description"] = (
@@ -165,8 +171,19 @@ def require_if_match(entry: LayerEntry, fid: int, if_match: str | None) -> str:
 
 
 # ----- answering -----------------------------------------------------------------------------
+#: The header an accepted edit's answer names its change in: the same number as the
+#: ``id:`` of its event in the layer's live feed, and its row in ``/changes``.
+CHANGE_HEADER = "Landexplorer-Change-Id"
+
+
 def feature_response(
-    request: Request, entry: LayerEntry, fid: int, state: FeatureState, etag: str, status: int
+    request: Request,
+    entry: LayerEntry,
+    fid: int,
+    state: FeatureState,
+    etag: str,
+    status: int,
+    change_id: int | None = None,
 ) -> Response:
     root = base_url(request)
     doc = state.geojson(fid)
@@ -180,6 +197,8 @@ def feature_response(
         },
     ]
     headers = {"ETag": etag, "Cache-Control": "no-store"}
+    if change_id:
+        headers[CHANGE_HEADER] = str(change_id)
     if status == 201:
         headers["Location"] = f"{root}/collections/{entry.id}/items/{fid}"
     return Response(orjson.dumps(doc), status_code=status, media_type=GEOJSON, headers=headers)
@@ -241,8 +260,11 @@ def _answer(
     if isinstance(result, Response):
         return result
     if result.state is None or result.etag is None:
-        return Response(status_code=204, headers={"Cache-Control": "no-store"})
-    return feature_response(request, result.entry, result.fid, result.state, result.etag, status)
+        headers = {"Cache-Control": "no-store", CHANGE_HEADER: str(result.change_id)}
+        return Response(status_code=204, headers=headers)
+    return feature_response(
+        request, result.entry, result.fid, result.state, result.etag, status, result.change_id
+    )
 
 
 # ----- the routes ----------------------------------------------------------------------------
