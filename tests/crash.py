@@ -257,3 +257,31 @@ def fill(disk: Path, leave: int = 0) -> Path:
                         fh.write(block)
                         fh.flush()
     return filler
+
+
+# ---- GDAL on the catalogue, from another process ---------------------------------------------
+_GDAL_READ = r"""
+import json, sys
+import pyogrio
+path, layer, bbox = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+out = {"layers": {n: t for n, t in pyogrio.list_layers(path)}}
+if layer:
+    out["features"] = pyogrio.read_info(path, layer=layer, force_feature_count=True)["features"]
+    if bbox:
+        out["in_bbox"] = pyogrio.read_arrow(path, layer=layer, bbox=tuple(bbox))[1].num_rows
+print(json.dumps(out))
+"""
+
+
+def gdal_read(path: Path, layer: str = "", bbox: tuple[float, ...] | None = None) -> Any:
+    """What GDAL (pyogrio) reads of a GeoPackage catalogue, in a process of its own: in WAL
+    mode two copies of SQLite in one process must not open the same file (a second copy
+    opening the WAL index believes itself its first user and resets it)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _GDAL_READ, str(path), layer, json.dumps(bbox)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(done.stdout)

@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import pyogrio
 import pytest
 
 from landexplorer.catalog import Store
@@ -20,6 +19,7 @@ from landexplorer.catalog.gpkg import GeoPackageStore
 from landexplorer.layers import normalize
 from landexplorer.layers.ingest import IngestOptions, ingest
 from landexplorer.settings import Settings
+from tests.crash import gdal_read
 
 TREES = ("highways_trees", "trafford_highways_trees.csv")
 
@@ -142,7 +142,7 @@ def test_catalogue_is_a_valid_geopackage(store: Store, real_data: Path) -> None:
         store, real_data / "allotments" / "trafford_allotments.geojson", IngestOptions(id="sites")
     )
     ingest(store, real_data.joinpath(*TREES), IngestOptions(id="trees"))
-    layers = dict(pyogrio.list_layers(store.path))
+    layers = gdal_read(store.path)["layers"]
     assert layers["sites_v1"] == "MultiPolygon" and layers["trees_v1"] == "Point"
     with sqlite3.connect(store.path) as conn:
         assert conn.execute("PRAGMA application_id").fetchone()[0] == 0x47504B47
