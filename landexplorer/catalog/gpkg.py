@@ -656,6 +656,9 @@ class GeoPackageStore(Store):
                 geometry_type=entry.geometry_type or "Unknown",
                 crs="EPSG:4326",
                 layer_options={"GEOMETRY_NAME": GEOM_COLUMN, "FID": FID, "SPATIAL_INDEX": "YES"},
+                # the catalogue's own version (GDAL writes a 1.4 file's date-times without
+                # zero milliseconds, and the stores give them as a 1.3 file keeps them)
+                dataset_options={"VERSION": "1.3"},
                 append=False,
             )
             if failure:
