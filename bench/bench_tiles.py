@@ -1,17 +1,28 @@
 #!/usr/bin/env python
-"""Tiles: landexplorer's vector (MVT) and raster (PNG) tiles against tipg and rio-tiler.
+"""Tiles: landexplorer's vector (MVT) and raster (PNG) tiles against tipg, PMTiles and rio-tiler.
 
-Vector, over HTTP with wrk (the harness's urls.lua), for the harness's fixed tile lists
-(z8: the 6 tiles touching the 100k-polygon layer, z12: 50, z14: 100), c=1 and c=8,
-properties id + prob_4band, in interleaved rounds:
-  - landexplorer: `landexplorer serve --workers 2` (uvicorn + uvloop/httptools) on a
-    catalogue holding polys_100k.gpkg. Before EVERY landexplorer wrk run the layer is
-    ingested again as a new version (`landexplorer ingest --replace`), so the run
-    starts with no cached tile of that version: the first request of each tile after
-    ingest is inside the timed run.
-  - tipg 1.6 on the harness's PostGIS (ST_AsMVT per request, no cache), started by the
-    shared harness (servers.tipg_server, max features per tile 200000 as in w3).
-A cold pass (each tile requested once right after an ingest, c=1) is reported per zoom.
+Vector (MVT, the 100k-polygon layer 'flood', properties id + prob_4band), over HTTP:
+  - Tile lists: for z8, z10, z12 and z14, a fixed-seed random sample of N distinct tiles
+    drawn from the whole extent of the layer (landexplorer.tiles.grid.tiles_covering of the
+    layer's bbox, from GET /collections/flood), N = min(tiles in the extent, 200), 40 with
+    BENCH_QUICK=1. Empty tiles are kept (204 answers count).
+  - cold: each tile once after a fresh start, empty tile cache. For every (zoom, c in 1 and
+    8) cell and round, landexplorer is stopped, its tile cache (<data_dir>/tilecache) is
+    deleted and it is started again with its DEFAULT worker count (`landexplorer serve`
+    without --workers: what users get); tipg 1.6 (PostGIS ST_AsMVT per request, no cache,
+    the shared harness's tipg_server, max features per tile 200000 as in w3) is restarted
+    before each of its cells as well. Each tile of the list is requested once.
+  - warm: same tiles again, cache filled: right after landexplorer's cold cell the same list
+    is requested again, and the harness's PMTiles FastAPI server (servers.pmtiles_server,
+    the tippecanoe archive of w3 in $BENCH_DATA/work/tiles/flood.pmtiles) gets the same
+    list with the same client and c. If the archive is missing the results say so.
+  - Client: one asyncio httpx.AsyncClient per cell, max_connections=c, Accept-Encoding: gzip,
+    c workers taking the next tile of the list; per-request latency, wall time of the whole
+    list (tiles/s), status codes (anything but 200/204 fails the run) and bytes on the wire
+    per tile (httpx's num_bytes_downloaded: the body as sent, before any decoding).
+  - ROUNDS rounds (3, 1 quick), the order of the cells rotating each round; medians with the
+    min-max spread over the rounds, ratios landexplorer/tipg (cold) and
+    landexplorer/PMTiles (warm) per zoom and c, all from this run.
 
 Raster: 256 px PNG tiles of the real OS Terrain 50 DEM (British National Grid GeoTIFF),
 the harness's S_z12 and S_z14 lists; landexplorer drawing every tile (cache bypassed)
@@ -19,13 +30,16 @@ against rio-tiler reading the BNG GeoTIFF (dataset kept open, its faster mode in
 in-process, interleaved rounds. The one-off warp to web mercator is reported apart.
 
 Run: bash bench/run.sh with BENCH_ONLY=tiles (needs the harness's PostGIS, pg_cluster.sh),
-or .venv/bin/python bench/bench_tiles.py after it. Writes bench/results/tiles.json.
+or .venv/bin/python bench/bench_tiles.py after it. Writes bench/results/tiles.json; a quick
+run (BENCH_QUICK=1) writes $BENCH_DATA/work/tiles-smoke.json instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -38,34 +52,47 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BENCH_SHARED", "/work/shared/bench"))
 sys.path.insert(0, str(SHARED))
 from common import DATA, PG_URL, QUICK, VENV, WORK, Noise, Server, log, rotate  # noqa: E402
-from servers import TIPG_PORT, WORKERS, RssSampler, tipg_server, wait_ready, wrk  # noqa: E402
+from servers import (  # noqa: E402
+    TIPG_PORT,
+    RssSampler,
+    pmtiles_server,
+    tipg_server,
+    wait_ready,
+)
+
+from landexplorer.tiles.grid import tiles_covering  # noqa: E402
 
 PY = sys.executable
 LE_PORT = int(os.environ.get("BENCH_LE_PORT", "18060"))
+PMTILES_PORT = int(os.environ.get("BENCH_TILES_PMTILES_PORT", "18062"))
 ROUNDS = 1 if QUICK else int(os.environ.get("BENCH_TILES_ROUNDS", "3"))
-DURATION = 3 if QUICK else int(os.environ.get("BENCH_TILES_DURATION", "6"))
+ZOOMS = (8, 10, 12, 14)
+CONCURRENCY = (1, 8)
+N_TILES = 40 if QUICK else 200
+SEED = 20261204
 GPKG = DATA / "L" / "polys_100k.gpkg"
+PMTILES = Path(os.environ.get("BENCH_TILES_PMTILES", str(WORK / "tiles" / "flood.pmtiles")))
 DEM = Path(os.environ.get("BENCH_REAL", str(SHARED.parent / "data" / "real")))
 DEM = DEM / "dem_os_terrain50" / "trafford_os_terrain50_dtm_50m_bng.tif"
 CAT = WORK / "landexplorer_tiles"
-OUT = ROOT / "bench" / "results" / "tiles.json"
+DATA_DIR = CAT / "data"
+TILECACHE = DATA_DIR / "tilecache"  # TileService(store, settings.data_dir / "tilecache")
+OUT = WORK / "tiles-smoke.json" if QUICK else ROOT / "bench" / "results" / "tiles.json"
 PROPS = "id,prob_4band"
-COMMAND = "BENCH_ONLY=tiles bash bench/run.sh"
-#: tipg over HTTP with wrk in the peers' run (../shared/bench/results/peers-2026-11-28.md):
-#: (zoom, connections, goal, tiles/s); z8 there was timed one request at a time only.
-QUIET_TIPG = [("14", 1, 3, 348.4), ("14", 8, 5, 642.6), ("12", 1, 3, 194.0), ("12", 8, 5, 328.6),
-              ("8", 1, 3, 6.9)]  # fmt: skip
+COMMAND = ("BENCH_QUICK=1 " if QUICK else "") + "BENCH_ONLY=tiles bash bench/run.sh"
+COLD = "cold: each tile once after a fresh start, empty tile cache"
+WARM = "warm: same tiles again, cache filled"
 # the harness's PostGIS (pg_cluster.sh) serves tipg: bench/run.sh starts and loads it
 _PG = PG_URL
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    cmd = [PY, "-m", "landexplorer.cli", "--data-dir", str(CAT / "data"), *args]
+    cmd = [PY, "-m", "landexplorer.cli", "--data-dir", str(DATA_DIR), *args]
     return subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
 
 
 def ingest_flood() -> float:
-    """(Re-)ingest the 100k polygons as layer 'flood'; returns the wall time in seconds."""
+    """Ingest the 100k polygons as layer 'flood'; returns the wall time in seconds."""
     t = time.perf_counter()
     cli(
         "ingest",
@@ -82,38 +109,23 @@ def ingest_flood() -> float:
 
 
 def le_server() -> Server:
+    """`landexplorer serve` with its default worker count (no --workers)."""
     d = CAT / "serve"
     d.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, LANDEXPLORER_DATA_DIR=str(CAT / "data"))
+    env = dict(os.environ, LANDEXPLORER_DATA_DIR=str(DATA_DIR))
     cmd = [
         PY,
         "-m",
         "landexplorer.cli",
         "--data-dir",
-        str(CAT / "data"),
+        str(DATA_DIR),
         "serve",
         "--port",
         str(LE_PORT),
-        "--workers",
-        str(WORKERS),
         "--log-level",
         "warning",
     ]
     return Server("landexplorer", cmd, env, LE_PORT, d / "server.log")
-
-
-def cold_pass(base: str, paths: list[str]) -> list[float]:
-    """Each tile once, in order, right after an ingest: the latency of first requests."""
-    import httpx
-
-    out = []
-    with httpx.Client(base_url=base, timeout=300) as c:
-        for p in paths:
-            t = time.perf_counter()
-            r = c.get(p)
-            out.append(time.perf_counter() - t)
-            assert r.status_code in (200, 204), (p, r.status_code, r.text[:200])
-    return out
 
 
 def pctl(values: list[float], q: float) -> float:
@@ -226,169 +238,305 @@ def raster_bench(rounds: int) -> tuple[list[dict], list[dict], str]:
 
 
 # ----- vector -------------------------------------------------------------------------------
+def layer_bbox() -> tuple[float, float, float, float]:
+    """The layer's lon/lat bbox as landexplorer publishes it (extent.spatial.bbox[0])."""
+    import httpx
+
+    r = httpx.get(f"http://127.0.0.1:{LE_PORT}/collections/flood", timeout=60)
+    r.raise_for_status()
+    b = r.json()["extent"]["spatial"]["bbox"][0]
+    return (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+
+
+def pick_tiles(bbox: tuple[float, float, float, float], z: int, n: int) -> list[tuple[int, int]]:
+    """n distinct (x, y) tiles at zoom z, fixed-seed random over the whole extent."""
+    xmin, ymin, xmax, ymax = tiles_covering(bbox, z)
+    w, h = xmax - xmin + 1, ymax - ymin + 1
+    rng = random.Random(SEED + z)
+    picks = rng.sample(range(w * h), min(n, w * h))
+    return [(xmin + i % w, ymin + i // w) for i in picks]
+
+
+async def _fetch(base: str, paths: list[str], c: int) -> dict:
+    import httpx
+
+    lat = [0.0] * len(paths)
+    nbytes = [0] * len(paths)
+    codes: dict[int, int] = {}
+    bad: list[tuple[str, int]] = []
+    nxt = iter(range(len(paths)))
+    limits = httpx.Limits(max_connections=c, max_keepalive_connections=c)
+    async with httpx.AsyncClient(
+        base_url=base, limits=limits, headers={"Accept-Encoding": "gzip"}, timeout=300
+    ) as client:
+
+        async def worker() -> None:
+            for i in nxt:
+                t = time.perf_counter()
+                async with client.stream("GET", paths[i]) as r:
+                    async for _ in r.aiter_raw():  # as sent: not decoded
+                        pass
+                lat[i] = time.perf_counter() - t
+                nbytes[i] = r.num_bytes_downloaded
+                codes[r.status_code] = codes.get(r.status_code, 0) + 1
+                if r.status_code not in (200, 204):
+                    bad.append((paths[i], r.status_code))
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(c)))
+        wall = time.perf_counter() - t0
+    if bad:
+        raise RuntimeError(f"{base}: {len(bad)} answers not 200/204, e.g. {bad[:3]}")
+    return {
+        "lat": lat,
+        "bytes": nbytes,
+        "codes": codes,
+        "wall_s": wall,
+        "rps": len(paths) / wall,
+    }
+
+
+def fetch_list(base: str, paths: list[str], c: int) -> dict:
+    """Every path once with c concurrent requests on one AsyncClient (max_connections=c)."""
+    return asyncio.run(_fetch(base, paths, c))
+
+
+def cache_size(folder: Path) -> tuple[int, int]:
+    files = [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+    return len(files), sum(p.stat().st_size for p in files)
+
+
 def main() -> None:
+    from landexplorer.cli.serve_cmd import default_workers
+
     noise = Noise()
-    q = json.loads((DATA / "L" / "queries.json").read_text())
-    tiles = {z: [(d["z"], d["x"], d["y"]) for d in q["tiles"][z]] for z in ("8", "12", "14")}
-    if QUICK:
-        tiles = {"8": tiles["8"][:2], "12": tiles["12"][:10], "14": tiles["14"][:20]}
     shutil.rmtree(CAT, ignore_errors=True)
-    ingest_s = [ingest_flood()]
+    ingest_s = ingest_flood()
+    le_workers = default_workers()
     le, tipg = le_server(), tipg_server(max_features_per_tile=200000)
-    runs: dict[tuple[str, str, int], list[dict]] = {}
-    cold: dict[str, list[float]] = {}
-    rss = {}
+    le_base = f"http://127.0.0.1:{LE_PORT}"
+    tipg_base = f"http://127.0.0.1:{TIPG_PORT}"
+    pm_base = f"http://127.0.0.1:{PMTILES_PORT}"
+    pm = pmtiles_server("fastapi", PMTILES_PORT, PMTILES) if PMTILES.exists() else None
+    if pm is None:
+        log(f"no PMTiles archive at {PMTILES}: the warm rows have no PMTiles peer")
+    runs: dict[tuple[str, str, int, int], list[dict]] = {}
+    peak: dict[str, float] = {}
+    started: list[Server] = []
+
+    def start(server: Server, base: str, ready: str) -> RssSampler:
+        server.start()
+        started.append(server)
+        assert wait_ready(base, ready), f"{server.name} not ready"
+        s = RssSampler(server)
+        s.start()
+        return s
+
+    def stop(server: Server, sampler: RssSampler | None, tool: str) -> None:
+        if sampler is not None:
+            peak[tool] = max(peak.get(tool, 0.0), sampler.stop())
+        server.stop()
+        if server in started:
+            started.remove(server)
+
     try:
-        le.start()
-        tipg.start()
-        assert wait_ready(f"http://127.0.0.1:{LE_PORT}", "/collections/flood")
-        assert wait_ready(f"http://127.0.0.1:{TIPG_PORT}", "/collections/public.flood")
-        samplers = {"landexplorer": RssSampler(le), "tipg": RssSampler(tipg)}
-        for s in samplers.values():
-            s.start()
+        # the layer's extent as landexplorer publishes it, then the tile lists
+        start(le, le_base, "/collections/flood").stop()
+        bbox = layer_bbox()
+        stop(le, None, "landexplorer")
+        tiles = {z: pick_tiles(bbox, z, N_TILES) for z in ZOOMS}
+        for z in ZOOMS:
+            log(f"z{z}: {len(tiles[z])} tiles from the extent {bbox}")
+        q = f"?properties={PROPS}"
         paths = {
             "landexplorer": {
-                z: [
-                    f"/collections/flood/tiles/WebMercatorQuad/{a}/{b}/{c}?properties={PROPS}"
-                    for (a, b, c) in ts
-                ]
+                z: [f"/collections/flood/tiles/WebMercatorQuad/{z}/{x}/{y}{q}" for x, y in ts]
                 for z, ts in tiles.items()
             },
             "tipg": {
                 z: [
-                    f"/collections/public.flood/tiles/WebMercatorQuad/{a}/{b}/{c}?properties={PROPS}"
-                    for (a, b, c) in ts
+                    f"/collections/public.flood/tiles/WebMercatorQuad/{z}/{x}/{y}{q}" for x, y in ts
                 ]
                 for z, ts in tiles.items()
             },
+            "pmtiles": {z: [f"/tiles/{z}/{x}/{y}.pbf" for x, y in ts] for z, ts in tiles.items()},
         }
-        ports = {"landexplorer": LE_PORT, "tipg": TIPG_PORT}
-        # cold pass: each tile once right after an ingest
-        for z in ("14", "12", "8"):
-            ingest_s.append(ingest_flood())
-            cold[z] = cold_pass(f"http://127.0.0.1:{LE_PORT}", paths["landexplorer"][z])
-            med = statistics.median(cold[z]) * 1e3
-            log(f"cold z{z}: median {med:.1f} ms, total {sum(cold[z]):.2f}s")
-        cells = [(tool, conc) for tool in ("landexplorer", "tipg") for conc in (1, 8)]
+        pm_sampler = None
+        if pm is not None:
+            pm.start()
+            started.append(pm)
+            # its directories are parsed on first use: read every list once, untimed
+            for z in ZOOMS:
+                fetch_list(pm_base, paths["pmtiles"][z], 8)
+            pm_sampler = RssSampler(pm)
+            pm_sampler.start()
+        cells = [(tool, c) for tool in ("landexplorer", "tipg") for c in CONCURRENCY]
         for r in range(ROUNDS):
-            for z in ("14", "12", "8"):
-                for tool, conc in rotate(cells, r):
+            for z in ZOOMS:
+                for tool, c in rotate(cells, r):
                     if tool == "landexplorer":
-                        ingest_s.append(ingest_flood())  # new version: nothing cached for it
-                    res = wrk(
-                        f"http://127.0.0.1:{ports[tool]}",
-                        paths[tool][z],
-                        conc,
-                        DURATION,
-                        timeout_s=120,
-                    )
-                    runs.setdefault((tool, z, conc), []).append(res)
-                    log(
-                        f"r{r} z{z} {tool} c{conc}: {res['rps']:.1f} tiles/s "
-                        f"p50 {res['lat_p50_us'] / 1e3:.2f} ms errors {res['errors']}"
-                    )
-        rss = {k: s.stop() for k, s in samplers.items()}
+                        shutil.rmtree(TILECACHE, ignore_errors=True)  # server is stopped
+                        s = start(le, le_base, "/collections/flood")
+                        cold = fetch_list(le_base, paths["landexplorer"][z], c)
+                        n_files, n_bytes = cache_size(TILECACHE)
+                        warm = fetch_list(le_base, paths["landexplorer"][z], c)
+                        stop(le, s, "landexplorer")
+                        runs.setdefault(("landexplorer", COLD, z, c), []).append(cold)
+                        runs.setdefault(("landexplorer", WARM, z, c), []).append(warm)
+                        msg = (
+                            f"r{r} z{z} c{c} landexplorer cold {cold['rps']:.1f} tiles/s, "
+                            f"warm {warm['rps']:.1f} tiles/s (cache {n_files} files, "
+                            f"{n_bytes / 2**20:.1f} MiB after the cold pass)"
+                        )
+                        if pm is not None:
+                            pmr = fetch_list(pm_base, paths["pmtiles"][z], c)
+                            runs.setdefault(("pmtiles", WARM, z, c), []).append(pmr)
+                            msg += f", pmtiles {pmr['rps']:.1f} tiles/s"
+                        log(msg + f" codes {cold['codes']}")
+                    else:
+                        s = start(tipg, tipg_base, "/collections/public.flood")
+                        cold = fetch_list(tipg_base, paths["tipg"][z], c)
+                        stop(tipg, s, "tipg")
+                        runs.setdefault(("tipg", COLD, z, c), []).append(cold)
+                        log(
+                            f"r{r} z{z} c{c} tipg cold {cold['rps']:.1f} tiles/s "
+                            f"codes {cold['codes']}"
+                        )
+        if pm is not None and pm_sampler is not None:
+            stop(pm, pm_sampler, "pmtiles")
     finally:
-        le.stop()
-        tipg.stop()
+        for server in list(started):
+            server.stop()
 
-    rows, ratios = [], []
     labels = {
-        "landexplorer": "landexplorer (GeoPackage, cached dynamic MVT)",
-        "tipg": "tipg 1.6 (PostGIS ST_AsMVT)",
+        "landexplorer": f"landexplorer (GeoPackage, dynamic MVT + tile cache, {le_workers} "
+        "workers: the default)",
+        "tipg": "tipg 1.6 (PostGIS ST_AsMVT, no cache)",
+        "pmtiles": "PMTiles archive behind FastAPI (harness, tippecanoe, precomputed)",
     }
-    rate: dict[tuple[str, str, int], float] = {}
-    for (tool, z, conc), rs in sorted(
-        runs.items(), key=lambda kv: (-int(kv[0][1]), kv[0][2], kv[0][0])
-    ):
-        rps = [x["rps"] for x in rs]
-        rate[(tool, z, conc)] = statistics.median(rps)
-        errors = sum(x["errors"] for x in rs)
-        kib = sum(x["bytes"] for x in rs) / max(1, sum(x["requests"] for x in rs)) / 1024
+    rows, ratios = [], []
+    rate: dict[tuple[str, str, int, int], float] = {}
+    kib: dict[tuple[str, str, int, int], float] = {}
+    order = {"landexplorer": 0, "tipg": 1, "pmtiles": 2}
+    for key in sorted(runs, key=lambda k: (k[1] != COLD, k[2], k[3], order[k[0]])):
+        tool, mode, z, c = key
+        rs = runs[key]
+        lat = [x for res in rs for x in res["lat"]]
+        nb = [b for res in rs for b in res["bytes"]]
+        rps = [res["rps"] for res in rs]
+        codes: dict[int, int] = {}
+        for res in rs:
+            for code, n in res["codes"].items():
+                codes[code] = codes.get(code, 0) + n
+        rate[key] = statistics.median(rps)
+        kib[key] = statistics.median(nb) / 1024
         rows.append(
             {
                 "tool": labels[tool],
-                "median_s": statistics.median(x["lat_p50_us"] for x in rs) / 1e6,
-                "p95_s": statistics.median(x["lat_p95_us"] for x in rs) / 1e6,
-                "peak_rss_mb": round(rss.get(tool) or 0, 1) or None,
-                "rate": f"{rate[(tool, z, conc)]:,.1f} tiles/s",
-                "notes": f"z{z} ({len(tiles[z])} tiles), c={conc}, wrk {len(rs)}x{DURATION}s, "
-                f"{WORKERS} workers; {kib:.1f} KiB/resp; errors {errors}; tiles/s spread "
-                f"{min(rps):,.1f}-{max(rps):,.1f}"
-                + (
-                    "; every run starts right after a fresh ingest (cold cache)"
-                    if tool == "landexplorer"
-                    else ""
-                ),
+                "mode": mode,
+                "size": f"z{z}, c={c}",
+                "median_s": statistics.median(lat),
+                "p95_s": pctl(lat, 95),
+                "peak_rss_mb": round(peak.get(tool) or 0, 1) or None,
+                "rate": f"{rate[key]:,.1f} tiles/s",
+                "tiles_per_s": rps,
+                "bytes_per_tile_median": statistics.median(nb),
+                "notes": f"{len(tiles[z])} tiles x {len(rs)} rounds; tiles/s median "
+                f"{rate[key]:,.1f} (spread {min(rps):,.1f}-{max(rps):,.1f}); wall per list "
+                f"{statistics.median(res['wall_s'] for res in rs):.2f} s; "
+                f"{kib[key]:.1f} KiB/tile on the wire (median, gzip asked); answers "
+                + ", ".join(f"{n}x{code}" for code, n in sorted(codes.items())),
             }
         )
-    for z, xs in cold.items():
-        rows.append(
-            {
-                "tool": "landexplorer, first request of each tile after ingest",
-                "median_s": statistics.median(xs),
-                "p95_s": pctl(xs, 95),
-                "peak_rss_mb": None,
-                "rate": f"{len(xs) / sum(xs):,.1f} tiles/s",
-                "notes": f"z{z}: {len(xs)} tiles once each, c=1, httpx; whole list {sum(xs):.2f}s",
-            }
-        )
-    for z in ("14", "12", "8"):
-        for conc, goal in ((1, 3), (8, 5)):
-            if ("tipg", z, conc) in rate and ("landexplorer", z, conc) in rate:
+    for z in ZOOMS:
+        for c, goal in ((1, ">= 3"), (8, ">= 5")):
+            le_k, tipg_k = ("landexplorer", COLD, z, c), ("tipg", COLD, z, c)
+            if le_k in rate and tipg_k in rate:
                 ratios.append(
                     {
-                        "what": f"landexplorer / tipg tiles/s, z{z}, c={conc}",
-                        "value": round(
-                            rate[("landexplorer", z, conc)] / rate[("tipg", z, conc)], 2
-                        ),
-                        "goal": f">= {goal}",
+                        "what": f"landexplorer / tipg tiles/s, {COLD}, z{z}, c={c}",
+                        "value": round(rate[le_k] / rate[tipg_k], 2),
+                        "goal": goal,
                     }
                 )
-    # the same landexplorer figures against tipg's on a quiet machine (the peers' own run,
-    # results/peers-*.json): tipg slows down under the load of a shared machine too
-    for z, conc, goal, quiet in QUIET_TIPG:
-        if ("landexplorer", z, conc) in rate:
+    if pm is None:
+        ratios.append(
+            {
+                "what": f"landexplorer / PMTiles tiles/s, {WARM}, every zoom and c",
+                "value": f"not measured: no PMTiles archive at {PMTILES} "
+                "(the harness's w3_tiles builds it)",
+                "goal": None,
+            }
+        )
+    for z in ZOOMS:
+        for c in CONCURRENCY:
+            le_k, pm_k = ("landexplorer", WARM, z, c), ("pmtiles", WARM, z, c)
+            if le_k in rate and pm_k in rate:
+                ratios.append(
+                    {
+                        "what": f"landexplorer / PMTiles tiles/s, {WARM}, z{z}, c={c}",
+                        "value": round(rate[le_k] / rate[pm_k], 2),
+                        "goal": None,
+                    }
+                )
+    for z in ZOOMS:
+        # the same tiles whatever c: the c=1 cells' bytes stand for the zoom
+        le_k, tipg_k = ("landexplorer", COLD, z, 1), ("tipg", COLD, z, 1)
+        if le_k in kib and tipg_k in kib:
             ratios.append(
                 {
-                    "what": f"landexplorer (this run) / tipg in the peers' quiet run ({quiet:.0f} "
-                    f"tiles/s), z{z}, c={conc}",
-                    "value": round(rate[("landexplorer", z, conc)] / quiet, 2),
-                    "goal": f">= {goal}",
+                    "what": f"bytes per tile on the wire (median), landexplorer / tipg, z{z} "
+                    f"({kib[le_k]:.1f} / {kib[tipg_k]:.1f} KiB)",
+                    "value": round(kib[le_k] / kib[tipg_k], 2) if kib[tipg_k] else None,
+                    "goal": None,
                 }
             )
-    ingest_med = statistics.median(ingest_s)
     rows.append(
         {
-            "tool": "landexplorer ingest (100k polygons, the ingest before each run)",
-            "median_s": ingest_med,
-            "p95_s": pctl(ingest_s, 95),
+            "tool": "landexplorer ingest (100k polygons, once before the tile runs)",
+            "median_s": ingest_s,
+            "p95_s": None,
             "peak_rss_mb": None,
             "rate": None,
-            "notes": f"{len(ingest_s)} ingests; no tile archive is built: "
-            "tiles are drawn on first request and cached",
+            "notes": "1 ingest; no tile archive is built: tiles are drawn on first request "
+            "and cached",
         }
     )
     r_rows, r_ratios, warp_note = raster_bench(ROUNDS)
     rows += r_rows
     ratios += r_ratios
     noise_info = noise.finish()
+    pm_note = (
+        f"PMTiles peer: the harness's FastAPI app on {PMTILES} (directories read once before "
+        "the timed runs)"
+        if pm is not None
+        else f"PMTiles peer not measured: no archive at {PMTILES}"
+    )
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(
         json.dumps(
             {
                 "workload": "tiles",
-                "title": "Vector tiles (MVT, 100k polygons) and raster PNG tiles (DEM)",
+                "title": "Vector tiles (MVT, 100k polygons): cold and warm; raster PNG tiles (DEM)",
                 "command": COMMAND,
                 "when": datetime.now(UTC).replace(microsecond=0).isoformat(),
                 "rows": rows,
                 "ratios": ratios,
+                "tile_lists": {
+                    f"z{z}": {"seed": SEED + z, "tiles": [list(t) for t in tiles[z]]} for z in ZOOMS
+                },
+                "layer_bbox": list(bbox),
                 "notes": (
-                    f"{ROUNDS} interleaved rounds; 2 CPU cores shared by the servers, PostgreSQL "
-                    "and wrk. landexplorer's tile cache is keyed by layer version: each wrk run "
-                    "starts right after the layer was ingested again, so every tile's first "
-                    f"(uncached) request is inside the run. {warp_note}. "
-                    f"Noise: {json.dumps(noise_info)}"
+                    f"{ROUNDS} round(s), the order of the (tool, c) cells rotating each round; "
+                    "2 CPU cores shared by the servers, PostgreSQL and the client. Tile lists: "
+                    f"up to {N_TILES} distinct tiles per zoom, fixed-seed random over the "
+                    f"layer's whole extent {tuple(round(v, 3) for v in bbox)}. {COLD}: "
+                    "landexplorer stopped, its tile cache deleted, started again with its "
+                    f"default worker count ({le_workers} here); tipg restarted before each of "
+                    f"its cells. {WARM}: the same list right after landexplorer's cold pass. "
+                    "Client: one httpx.AsyncClient per list, max_connections=c, "
+                    "Accept-Encoding: gzip; bytes are as sent on the wire. "
+                    f"{pm_note}. {warp_note}. Noise: {json.dumps(noise_info)}"
                 ),
             },
             indent=1,

@@ -125,9 +125,12 @@ def render_workload(res: dict[str, Any]) -> list[str]:
     rows = res.get("rows") or []
     if rows:
         with_size = any("size" in r for r in rows)
+        # tiles.json: "mode" says cold (fresh start, empty cache) or warm (cache filled)
+        with_mode = any("mode" in r for r in rows)
         with_p99 = any("p99_s" in r for r in rows)
         head = (
             ["tool"]
+            + (["mode"] if with_mode else [])
             + (["size"] if with_size else [])
             + ["median", "p95"]
             + (["p99"] if with_p99 else [])
@@ -138,6 +141,8 @@ def render_workload(res: dict[str, Any]) -> list[str]:
         for r in rows:
             rss = r.get("peak_rss_mb")
             values = [cell(r.get("tool"))]
+            if with_mode:
+                values.append(cell(r.get("mode", "")))
             if with_size:
                 values.append(cell(r.get("size", "")))
             values += [
