@@ -760,8 +760,8 @@ class _Sql:
     def fetch(self, sql: str, params: Iterable[Any] = (), *, binary: bool = False) -> list[Any]:
         return self._store._fetch(sql, params, binary=binary)
 
-    def read(self, layer_id: str, run: Callable[[LayerEntry], _T]) -> _T:
-        return self._store._retrying(layer_id, run)  # type: ignore[no-any-return]
+    def read(self, layer: str | LayerEntry, run: Callable[[LayerEntry], _T]) -> _T:
+        return self._store._retrying(layer, run)  # type: ignore[no-any-return]
 
     def entry(self, layer_id: str) -> LayerEntry:
         return self._store.get(layer_id)

@@ -9,14 +9,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from landexplorer.catalog import FID, LayerEntry, SqlRunner
+from landexplorer.catalog import FID, LayerEntry, SqlRunner, VersionChanged
 from landexplorer.catalog.sql import GEOM_COLUMN, quote_ident
 from landexplorer.errors import InputError
 
 
 def vector_tile_sql(
     sql: SqlRunner,
-    layer_id: str,
+    layer: str | LayerEntry,
     z: int,
     x: int,
     y: int,
@@ -26,7 +26,12 @@ def vector_tile_sql(
     properties: Sequence[str] | None = None,
 ) -> bytes:
     """The tile cut by PostGIS (``ST_AsMVTGeom`` + ``ST_AsMVT``): features touching the
-    tile, clipped to it plus ``buffer``, feature ids from ``fid``, layer named by id."""
+    tile, clipped to it plus ``buffer``, feature ids from ``fid``, layer named by id.
+
+    Given the layer's entry (as the tile service has it already), its version is read
+    without asking the catalogue again, one round trip per tile; if a replace retired that
+    version meanwhile, the current one is read."""
+    layer_id = layer.id if isinstance(layer, LayerEntry) else layer
 
     def run(entry: LayerEntry) -> bytes:
         types = {c.name: c.type for c in entry.columns}
@@ -50,6 +55,11 @@ def vector_tile_sql(
         rows = sql.fetch(text, params, binary=True)
         return bytes(rows[0][0] or b"")
 
+    if isinstance(layer, LayerEntry) and layer.storage:
+        try:
+            return sql.read(layer, run)
+        except VersionChanged:
+            pass
     return sql.read(layer_id, run)
 
 

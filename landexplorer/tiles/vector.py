@@ -79,7 +79,7 @@ def render_vector_tile(
     sql = store.sql()
     if sql is not None:
         return vector_tile_sql(
-            sql, entry.id, z, x, y, extent=extent, buffer=buffer, properties=options.properties
+            sql, entry, z, x, y, extent=extent, buffer=buffer, properties=options.properties
         )
     # features touching the tile itself (as PostGIS' ST_AsMVT queries do); the buffer only
     # keeps their outlines running past the edge so renderers draw no seams

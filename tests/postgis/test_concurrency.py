@@ -145,8 +145,8 @@ def test_geopackage_held_lock_gives_store_busy(tmp_path: Path, real_data: Path) 
             store.update_metadata("shared", title="New title")
         assert time.monotonic() - started < 10
         assert "try again" in info.value.public
-        with pytest.raises(StoreBusy):
-            store.read_arrow("shared", Query(bbox=BOX))
+        # readers are not held up by a writer: the catalogue is in WAL mode
+        assert store.count("shared", Query(bbox=BOX)) == contents[6000][2]
     finally:
         other.execute("ROLLBACK")
         other.close()

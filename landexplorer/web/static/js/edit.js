@@ -176,7 +176,7 @@ export class Editor {
     this.form.addEventListener("submit", (e) => { e.preventDefault(); this.run(() => this.save()); });
     document.getElementById("edit-delete").addEventListener("click", () => this.run(() => this.remove()));
     document.getElementById("edit-stop").addEventListener("click", () => { this.close(); this.say("Editing stopped; nothing more was saved."); });
-    document.getElementById("edit-keep-theirs").addEventListener("click", () => this.keepTheirs());
+    document.getElementById("edit-keep-theirs").addEventListener("click", () => this.keepTheirs().catch((error) => this.say(plain(error))));
     document.getElementById("edit-put-mine").addEventListener("click", () => this.run(() => this.putMine()));
     map.on("click", (e) => this.onMapClick(e));
   }
@@ -572,12 +572,13 @@ export class Editor {
     this.conflict = null;
   }
 
-  keepTheirs() {
+  async keepTheirs() {
     const c = this.conflict;
     if (!c) return;
     const s = this.layers.states.get(c.layer);
     if (c.theirs) {
-      this.show(s, { fid: this.open.fid, etag: c.etag, feature: c.theirs });
+      // the form shows their version before the words say so
+      await this.show(s, { fid: this.open.fid, etag: c.etag, feature: c.theirs });
       this.say(`Kept their version of feature ${this.open.fid}; your change was not saved.`);
     } else {
       this.close();
