@@ -26,8 +26,10 @@ Vector (MVT, the 100k-polygon layer 'flood', properties id + prob_4band), over H
 
 Raster: 256 px PNG tiles of the real OS Terrain 50 DEM (British National Grid GeoTIFF),
 the harness's S_z12 and S_z14 lists; landexplorer drawing every tile (cache bypassed)
-against rio-tiler reading the BNG GeoTIFF (dataset kept open, its faster mode in w5),
-in-process, interleaved rounds. The one-off warp to web mercator is reported apart.
+cold, against rio-tiler reading and warping a window of the BNG GeoTIFF per tile, in-process
+after imports, interleaved rounds. Both start from the stored GeoTIFF: landexplorer with an
+empty tile cache in a fresh TileService (its first tile warps the whole DEM to web mercator,
+which later tiles reuse), rio-tiler with opening the file. Ratio on the time for each list.
 
 Run: bash bench/run.sh with BENCH_ONLY=tiles (needs the harness's PostGIS, pg_cluster.sh),
 or .venv/bin/python bench/bench_tiles.py after it. Writes bench/results/tiles.json; a quick
@@ -137,6 +139,10 @@ def pctl(values: list[float], q: float) -> float:
 
 
 # ----- raster -------------------------------------------------------------------------------
+# Both sides go from the stored GeoTIFF to PNGs, timed after imports: rio-tiler opens the
+# BNG GeoTIFF and reads and warps a window per tile; landexplorer starts with an empty tile
+# cache in a fresh TileService, so its first tile warps the whole raster to web mercator
+# (kept for later tiles) and every tile is drawn, never a cache hit.
 RIO_TILER = r"""
 import json, sys, time
 from rio_tiler.io import Reader
@@ -144,15 +150,19 @@ from rio_tiler.colormap import cmap
 tiles = json.loads(sys.argv[2])
 cm = cmap.get("viridis")
 out = []
+t = time.perf_counter()
 with Reader(sys.argv[1]) as src:
+    opened = time.perf_counter() - t
     for z, x, y in tiles:
         t = time.perf_counter()
         img = src.tile(x, y, z, tilesize=256)
         img.rescale(in_range=((6.5, 86.0),))
         png = img.render(img_format="PNG", colormap=cm)
         out.append(time.perf_counter() - t)
+out[0] += opened  # the first tile pays for opening the file, as landexplorer's pays the warp
 print(json.dumps(out))
 """
+RESCALE = (6.5, 86.0)
 
 
 def rio_tiler_round(tiles: list[list[int]]) -> list[float]:
@@ -170,70 +180,79 @@ def raster_bench(rounds: int) -> tuple[list[dict], list[dict], str]:
     from landexplorer.layers.ingest import IngestOptions, ingest
     from landexplorer.settings import Settings
     from landexplorer.tiles import TileService
-    from landexplorer.tiles.raster import render_png
-    from landexplorer.tiles.service import layer_generation
 
     q = json.loads((DATA / "L" / "queries.json").read_text())["raster_tiles"]
     lists = {"z12": q["S_z12"], "z14": q["S_z14"]}
     d = CAT / "raster"
     shutil.rmtree(d, ignore_errors=True)
     store = open_store(Settings(data_dir=d))
-    ingest(store, DEM, IngestOptions(id="elevation", licence="OGL-UK-3.0", attribution="OS"))
-    service = TileService(store, d / "tilecache")
-    entry = service.layer("elevation")
-    raster_path = store.raster_path(entry)
     t = time.perf_counter()
-    service.rasters.get(entry.id, layer_generation(entry), raster_path)
-    warp_s = time.perf_counter() - t
+    ingest(store, DEM, IngestOptions(id="elevation", licence="OGL-UK-3.0", attribution="OS"))
+    ingest_s = time.perf_counter() - t
+    warps: list[float] = []
 
     def le_round(tiles: list[list[int]]) -> list[float]:
+        cache = d / "tilecache"
+        shutil.rmtree(cache, ignore_errors=True)  # no warped copy, no tile drawn before
+        service = TileService(store, cache)
         out = []
         for z, x, y in tiles:
             t0 = time.perf_counter()
-            _, ramp, (low, high) = service.raster_request(entry, z, x, y, "viridis")
-            source = service.rasters.get(entry.id, layer_generation(entry), raster_path)
-            render_png(source, z, x, y, low, high, ramp)  # drawn every time: no cache hit
+            service.raster_tile("elevation", z, x, y, "viridis", RESCALE)
             out.append(time.perf_counter() - t0)
+        warps.append(out[0])
         return out
 
     lat: dict[tuple[str, str], list[float]] = {}
+    lists_s: dict[tuple[str, str], list[float]] = {}
     tools = {
-        "landexplorer (in-memory web-mercator copy, paletted PNG)": le_round,
-        "rio-tiler 9 (BNG GeoTIFF, dataset kept open)": rio_tiler_round,
+        "landexplorer (GET path, empty tile cache: first tile warps the DEM, all drawn)": le_round,
+        "rio-tiler 9 (BNG GeoTIFF opened, a window read and warped per tile)": rio_tiler_round,
     }
     for r in range(rounds):
         for name in rotate(list(tools), r):
             for zoom, tiles in lists.items():
-                lat.setdefault((name, zoom), []).extend(tools[name](tiles))
+                xs = tools[name](tiles)
+                lat.setdefault((name, zoom), []).extend(xs)
+                lists_s.setdefault((name, zoom), []).append(sum(xs))
     rows, ratios = [], []
     for (name, zoom), xs in lat.items():
-        med = statistics.median(xs)
+        per_list = lists_s[(name, zoom)]
+        n = len(lists[zoom])
+        rates = sorted(n / s for s in per_list)
         rows.append(
             {
-                "tool": name,
-                "median_s": med,
+                "tool": f"{name}, {zoom}",
+                "median_s": statistics.median(xs),
                 "p95_s": pctl(xs, 95),
                 "peak_rss_mb": None,
-                "rate": f"{len(xs) / sum(xs):,.0f} tiles/s",
-                "notes": f"raster PNG {zoom}, {len(lists[zoom])} tiles x {rounds} rounds, "
-                "in-process, viridis, rescale 6.5-86 m",
+                "rate": f"{statistics.median(rates):,.0f} tiles/s "
+                f"(rounds {rates[0]:,.0f}-{rates[-1]:,.0f})",
+                "notes": f"raster PNG {zoom}, {n} tiles x {rounds} rounds, in-process after "
+                "imports, viridis, rescale 6.5-86 m; tiles/s = tiles / time for the whole "
+                "list from the stored GeoTIFF",
             }
         )
     for zoom in lists:
-        le = statistics.median(lat[(next(iter(tools)), zoom)])
-        rio = statistics.median(lat[(list(tools)[1], zoom)])
+        le = statistics.median(lists_s[(next(iter(tools)), zoom)])
+        rio = statistics.median(lists_s[(list(tools)[1], zoom)])
         ratios.append(
             {
-                "what": f"rio-tiler / landexplorer time per raster PNG tile, {zoom}",
+                "what": f"landexplorer / rio-tiler raster PNG tiles/s, cold, warp counted, "
+                f"{zoom} ({len(lists[zoom])} tiles)",
                 "value": round(rio / le, 2),
-                "goal": ">= 4",
+                "goal": ">= 2",
             }
         )
     store.close()
+    warps.sort()
     return (
         rows,
         ratios,
-        f"one-off warp of the DEM to web mercator on first use: {warp_s * 1e3:.0f} ms",
+        f"raster: ingest of the DEM (COG written) {ingest_s:.2f} s; landexplorer's first tile "
+        f"(warp of the whole DEM to web mercator, kept on disk and in memory) median "
+        f"{statistics.median(warps) * 1e3:.0f} ms (rounds {warps[0] * 1e3:.0f}-"
+        f"{warps[-1] * 1e3:.0f} ms)",
     )
 
 
@@ -317,6 +336,19 @@ def main() -> None:
     le_base = f"http://127.0.0.1:{LE_PORT}"
     tipg_base = f"http://127.0.0.1:{TIPG_PORT}"
     pm_base = f"http://127.0.0.1:{PMTILES_PORT}"
+    pm_build = ""
+    if not PMTILES.exists() and PMTILES == WORK / "tiles" / "flood.pmtiles":
+        # the harness's own build (GeoPackage -> FlatGeobuf -> tippecanoe -Z8 -z14
+        # --drop-densest-as-needed), timed by it; its time is reported, never counted
+        from w3_tiles import build_pmtiles
+
+        recs, _ = build_pmtiles()
+        pm_build = (
+            f"; archive built for this run by the harness's build_pmtiles: export "
+            f"{statistics.median(r['export_s'] for r in recs):.1f} s + tippecanoe "
+            f"{statistics.median(r['tippecanoe_s'] for r in recs):.1f} s, "
+            f"{recs[-1]['pmtiles_mb']:.1f} MB"
+        )
     pm = pmtiles_server("fastapi", PMTILES_PORT, PMTILES) if PMTILES.exists() else None
     if pm is None:
         log(f"no PMTiles archive at {PMTILES}: the warm rows have no PMTiles peer")
@@ -449,7 +481,7 @@ def main() -> None:
             }
         )
     for z in ZOOMS:
-        for c, goal in ((1, ">= 3"), (8, ">= 5")):
+        for c, goal in ((1, ">= 2"), (8, ">= 2")):  # issue 11: twice tipg, cold
             le_k, tipg_k = ("landexplorer", COLD, z, c), ("tipg", COLD, z, c)
             if le_k in rate and tipg_k in rate:
                 ratios.append(
@@ -476,7 +508,7 @@ def main() -> None:
                     {
                         "what": f"landexplorer / PMTiles tiles/s, {WARM}, z{z}, c={c}",
                         "value": round(rate[le_k] / rate[pm_k], 2),
-                        "goal": None,
+                        "goal": ">= 1",
                     }
                 )
     for z in ZOOMS:
@@ -508,7 +540,7 @@ def main() -> None:
     noise_info = noise.finish()
     pm_note = (
         f"PMTiles peer: the harness's FastAPI app on {PMTILES} (directories read once before "
-        "the timed runs)"
+        f"the timed runs){pm_build}"
         if pm is not None
         else f"PMTiles peer not measured: no archive at {PMTILES}"
     )
