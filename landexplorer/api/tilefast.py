@@ -17,8 +17,9 @@ policy is asked before the cache is, so a cached tile is never handed to someone
 not see its layer, whoever drew it first.
 
 A vector tile goes out gzip-compressed to a client that accepts it (``Vary:
-Accept-Encoding``), from the compressed copy the cache keeps (compressed once, not per
-request), byte for byte what the HTTP layer's compression gives the router's answer.
+Accept-Encoding``), from the compressed copy the cache keeps (compressed once, when the
+tile is drawn for such a client or first asked for compressed; never per request), the
+same bytes as the router sends.
 
 It keeps nothing of its own between requests: the layer's entry (its version, who may
 see it) is read from the catalogue once on every request (the instance in front hands it

@@ -52,7 +52,7 @@ def vary(headers: dict) -> list[str]:
 
 def test_vector_tiles_are_compressed_as_the_client_accepts(client: TestClient) -> None:
     path = f"/tiles/flood/{TILE}.mvt"
-    # drawn by the router, compressed by the HTTP layer
+    # drawn by the router, compressed once beside the drawing
     drawn_head, drawn = wire(client, path, GZIP)
     # from the cache, before routing, the compressed copy kept beside it
     cached_head, cached = wire(client, path, GZIP)
@@ -91,6 +91,23 @@ def test_a_cached_tile_is_compressed_once(client: TestClient, settings: Settings
     for _ in range(3):
         assert wire(client, path, GZIP)[1] == first
     assert packed.stat().st_mtime_ns == made  # kept, not compressed again per request
+
+
+def test_a_tile_first_drawn_for_gzip_keeps_its_compressed_copy(
+    client: TestClient, settings: Settings
+) -> None:
+    """The drawing compresses once and keeps it: the next request of the tile, in this
+    worker or another (which finds the file), sends the kept bytes without compressing."""
+    path = f"/collections/flood/tiles/WebMercatorQuad/{TILE}"
+    _, first = wire(client, path, GZIP)
+    folder = settings.data_dir / "tilecache" / "flood"
+    (packed,) = folder.rglob("*.mvt.gz")
+    assert packed.read_bytes() == first
+    (drawn,) = folder.rglob("*.mvt")
+    assert gzip.decompress(first) == drawn.read_bytes()
+    made = packed.stat().st_mtime_ns
+    assert wire(client, f"/tiles/flood/{TILE}.mvt", GZIP)[1] == first
+    assert packed.stat().st_mtime_ns == made
 
 
 def test_png_tiles_are_never_compressed_again(client: TestClient) -> None:

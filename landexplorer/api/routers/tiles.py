@@ -2,7 +2,10 @@
 
 Vector layers give Mapbox Vector Tiles, raster layers PNG. A cached tile is answered on
 the event loop without a thread hop; a tile drawn for the first time is drawn in the
-thread pool. Work happens in ``landexplorer.tiles``.
+thread pool. A vector tile for a client that accepts gzip is compressed once, in the same
+thread as its drawing, and the compressed copy is kept in the tile cache beside it: the
+next request of that tile, in any worker, sends the kept bytes (``CachedTiles``) instead
+of compressing again. Work happens in ``landexplorer.tiles``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from landexplorer.api.deps import Collection, private_unless_public
 from landexplorer.api.errors import ApiError
 from landexplorer.api.responses import JSONResponse
 from landexplorer.api.routers.landing import base_url
+from landexplorer.api.tilefast import accepts_gzip
 from landexplorer.catalog import LayerEntry
 from landexplorer.tiles import TileService
 from landexplorer.tiles.cache import TileKey
@@ -81,11 +85,29 @@ def cache_control(public: bool) -> str:
     return CACHE_CONTROL if public else PRIVATE_CACHE_CONTROL
 
 
-def _tile_response(data: bytes, media: str, etag: str, public: bool = True) -> Response:
+def _tile_response(
+    data: bytes, media: str, etag: str, public: bool = True, packed: bytes | None = None
+) -> Response:
     headers = {"ETag": etag, "Cache-Control": cache_control(public)}
     if not data:
         return Response(status_code=204, headers=headers)
+    if packed is not None:  # the cache's gzip copy (the HTTP layer passes it on as it is)
+        headers.update({"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+        return Response(packed, media_type=media, headers=headers)
     return Response(data, media_type=media, headers=headers)
+
+
+def _draw_vector(
+    service: TileService,
+    entry: LayerEntry,
+    key: TileKey,
+    props: tuple[str, ...] | None,
+    gzip: bool,
+) -> tuple[bytes, bytes | None]:
+    """Draw a vector tile and, for a client that accepts gzip, its kept compressed copy
+    (both in the thread pool: neither holds up the event loop)."""
+    data = service.render_vector(entry, key, props)
+    return data, (service.cache.compressed(key, data) if gzip and data else None)
 
 
 async def _tile(
@@ -117,12 +139,17 @@ async def _tile(
         unchanged.headers["Cache-Control"] = cache_control(entry.is_public)
         return unchanged
     data = service.cached(key)
-    if data is None:
-        if entry.data_type == "vector":
-            data = await run_in_threadpool(service.render_vector, entry, key, props)
-        else:
-            data = await run_in_threadpool(service.render_raster, entry, key, ramp, value_range)
-    return _tile_response(data, media, etag, entry.is_public)
+    packed: bytes | None = None
+    if entry.data_type == "vector":
+        gzip = accepts_gzip(request.scope)
+        if data is None:
+            data, packed = await run_in_threadpool(_draw_vector, service, entry, key, props, gzip)
+        elif gzip and data:
+            packed = await run_in_threadpool(service.cache.compressed, key, data)
+    elif data is None:
+        data = await run_in_threadpool(service.render_raster, entry, key, ramp, value_range)
+    assert data is not None
+    return _tile_response(data, media, etag, entry.is_public, packed)
 
 
 @router.api_route(
