@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -11,12 +11,15 @@ from landexplorer.access.model import OPERATOR
 from landexplorer.access.store import AccessStore
 from landexplorer.cli.app import app, err, state
 from landexplorer.cli.users_cmd import LINK_MINUTES, sign_in_url  # also registers `users`
+from landexplorer.cli.workers import Workers, listening_sockets, spreads_connections
 from landexplorer.errors import InputError
 
 #: The most worker processes chosen by default: each holds its own tile memory (128 MB) and,
 #: on PostGIS, up to 11 database connections (its pool and its change watcher), so that
 #: two or three instances stay within PostgreSQL's default of 100 connections.
 MAX_DEFAULT_WORKERS = 4
+#: The ASGI application each worker builds from the environment.
+APP = "landexplorer.api.asgi:app_from_env"
 
 
 def default_workers() -> int:
@@ -104,6 +107,10 @@ def serve(
     access.close()
     state.store().close()
     state._store = None
+    # Several workers each accept on their own socket (cli/workers.py): made here, before
+    # anything is served, so that a port in use is a clear error.
+    spread = workers > 1 and spreads_connections()
+    sockets = listening_sockets(host, port, workers) if spread else []
     where = "the PostGIS catalogue" if settings.database_url else str(settings.catalog_path)
     err.print(
         f"Serving {where} at [bold]http://{shown}:{port}/[/] with {workers} worker"
@@ -111,9 +118,7 @@ def serve(
         markup=True,
         highlight=False,
     )
-    uvicorn.run(
-        "landexplorer.api.asgi:app_from_env",
-        factory=True,
+    options: dict[str, Any] = dict(
         host=host,
         port=port,
         workers=workers,
@@ -136,3 +141,7 @@ def serve(
         # the clients themselves.
         timeout_keep_alive=20,
     )
+    if spread:
+        Workers(uvicorn.Config(APP, factory=True, **options), sockets).run()
+    else:
+        uvicorn.run(APP, factory=True, **options)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import psutil
 from typer.testing import CliRunner
 
 from landexplorer.cli import app
@@ -68,3 +71,127 @@ def test_serve_without_workers_starts_the_default(tmp_path: Path) -> None:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def _serve(tmp_path: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    cmd = [sys.executable, "-m", "landexplorer.cli", "--data-dir", str(data), "serve",
+           "--port", str(port), "--workers", str(workers), "--log-level", "warning"]  # fmt: skip
+    with (tmp_path / "serve.log").open("ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/conformance", timeout=2).is_success:
+                break
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+        assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+        time.sleep(0.2)
+    while _workers_of(proc.pid) < workers and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return proc
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+
+
+def _connections_per_worker(pid: int, port: int) -> dict[int, int]:
+    """Established connections each worker process of ``pid`` holds on ``port``."""
+    out: dict[int, int] = {}
+    for child in psutil.Process(pid).children():
+        if b"spawn_main" not in Path(f"/proc/{child.pid}/cmdline").read_bytes():
+            continue
+        out[child.pid] = sum(
+            1
+            for c in child.net_connections(kind="tcp")
+            if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port
+        )
+    return out
+
+
+def _listening_sockets(pid: int, port: int) -> dict[int, set[str]]:
+    """The listening sockets (by inode) each worker process of ``pid`` holds on ``port``."""
+    out: dict[int, set[str]] = {}
+    for child in psutil.Process(pid).children():
+        if b"spawn_main" not in Path(f"/proc/{child.pid}/cmdline").read_bytes():
+            continue
+        out[child.pid] = {
+            os.readlink(f"/proc/{child.pid}/fd/{c.fd}")
+            for c in child.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.fd >= 0
+        }
+    return out
+
+
+def test_a_browsers_connections_land_on_every_worker(tmp_path: Path) -> None:
+    """Each worker accepts on its own socket (SO_REUSEPORT): 16 connections opened at once
+    are not all taken by one worker (the chance that they all hash to one of two sockets
+    is 1 in 32,768)."""
+    port = free_port()
+    proc = _serve(tmp_path, port, 2)
+    clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}") for _ in range(16)]
+    try:
+        # one socket each, not one shared by both
+        (one, two) = _listening_sockets(proc.pid, port).values()
+        assert len(one) == len(two) == 1 and one != two
+        for client in clients:  # one kept-alive connection each
+            assert client.get("/conformance").is_success
+        per_worker = _connections_per_worker(proc.pid, port)
+        assert len(per_worker) == 2, per_worker
+        assert sum(per_worker.values()) == 16, per_worker
+        assert all(n > 0 for n in per_worker.values()), per_worker
+    finally:
+        for client in clients:
+            client.close()
+        _stop(proc)
+    assert _workers_of(proc.pid) == 0
+
+
+def test_a_worker_that_dies_is_started_again(tmp_path: Path) -> None:
+    port = free_port()
+    proc = _serve(tmp_path, port, 2)
+    try:
+        before = {c.pid for c in psutil.Process(proc.pid).children()}
+        victim = next(iter(_connections_per_worker(proc.pid, port)))
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            workers = set(_connections_per_worker(proc.pid, port))
+            if len(workers) == 2 and victim not in workers:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError((tmp_path / "serve.log").read_text())
+        assert workers - before  # a new process took the dead one's socket
+        # every connection is answered, whichever socket it lands on
+        for _ in range(20):
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+                assert client.get("/conformance", timeout=30).is_success
+        assert "starting another" in (tmp_path / "serve.log").read_text()
+    finally:
+        _stop(proc)
+
+
+def test_a_port_in_use_is_refused_in_words(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        data = tmp_path / "data"
+        data.mkdir()
+        cmd = [sys.executable, "-m", "landexplorer.cli", "--data-dir", str(data), "serve",
+               "--port", str(port), "--workers", "2"]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    said = " ".join((done.stdout + done.stderr).split())
+    assert f"Cannot listen on 127.0.0.1 port {port}" in said
+    assert "choose another port with --port" in said
