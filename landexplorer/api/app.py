@@ -24,6 +24,7 @@ from landexplorer.api.limits import RequestLimits
 from landexplorer.api.openapi import install as install_openapi
 from landexplorer.api.ratelimit import RateLimit
 from landexplorer.api.tilefast import CachedTiles
+from landexplorer.api.warmup import warm_up
 from landexplorer.catalog import open_store
 from landexplorer.settings import Settings
 from landexplorer.tiles.cache import GZIP_LEVEL, GZIP_MIN_BYTES
@@ -32,8 +33,9 @@ from landexplorer.tiles.service import TileService
 TITLE = "Land Explorer"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the HTTP application for one catalogue."""
+def create_app(settings: Settings | None = None, *, warm: bool = False) -> FastAPI:
+    """Build the HTTP application for one catalogue (``warm``: prepare the routes and the
+    tile code when it starts, as a server process does; see ``api/warmup.py``)."""
     settings = settings or Settings()
     store = open_store(settings)
     # people, groups, tokens, links and the audit log, kept beside the catalogue
@@ -44,6 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Every blocking piece of work (queries, analysis, rendering) runs in this one
         # bounded pool of threads, never on the event loop.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.work_threads
+        if warm:
+            await warm_up(app)
         yield
         app.state.jobs.close()
         access.close()

@@ -19,4 +19,5 @@ def app_from_env() -> FastAPI:
     # (8 per core) lets memory that NumPy, GDAL and Arrow free sit in many arenas and the
     # resident size creep towards the memory ceiling.
     limit_allocator_arenas()
-    return create_app(Settings())
+    # a server process warms up before its first request (api/warmup.py)
+    return create_app(Settings(), warm=True)
