@@ -9,7 +9,8 @@ first drawn.
 
 A tile sent to a client that accepts gzip is sent compressed: the compressed copy is made
 once per tile (``compressed``), kept beside the tile in both tiers (``<y>.mvt.gz``), and
-removed with it. Small tiles are sent as they are (compression would save nothing worth
+removed with it. A tile first drawn for such a client has only its compressed copy written
+to disk (one file created per drawing); a process that needs its plain bytes unpacks it. Small tiles are sent as they are (compression would save nothing worth
 the client's time); PNG is compressed already and never compressed again.
 """
 
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _STRIPES = 64
+#: Byte slots of the ``.claims`` file: tiles sharing a slot wait for each other's drawing.
+_CLAIM_SLOTS = 4096
 #: Tiles smaller than this are sent uncompressed (the HTTP layer uses the same threshold).
 GZIP_MIN_BYTES = 500
 #: zlib's level for tiles and the HTTP layer alike (6: most of level 9's saving, far faster).
@@ -71,6 +74,21 @@ class TileKey:
     ext: str
 
 
+def _packed_key(key: TileKey) -> TileKey:
+    """Where the gzip copy of a tile is kept (``<y>.mvt.gz``)."""
+    return dataclasses.replace(key, ext=key.ext + ".gz")
+
+
+def _worth_packing(key: TileKey, data: bytes) -> bool:
+    return key.ext in COMPRESSIBLE and len(data) >= GZIP_MIN_BYTES
+
+
+def _claim_slot(key: TileKey) -> int:
+    """The claim slot of a tile, the same in every process (``hash()`` of a string is not)."""
+    name = f"{key.layer_id}/{key.generation}/{key.variant}/{key.z}/{key.x}/{key.y}.{key.ext}"
+    return zlib.crc32(name.encode()) % _CLAIM_SLOTS
+
+
 class TileCache:
     """Memory LRU (``max_bytes``) in front of a folder of tile files (``root``, optional)."""
 
@@ -82,6 +100,7 @@ class TileCache:
         self._lock = threading.Lock()
         self._generations: dict[str, str] = {}
         self._claims = [threading.Lock() for _ in range(_STRIPES)]
+        self._claims_handle: int | None = None
         self.hits = self.misses = 0
 
     def _path(self, key: TileKey) -> Path:
@@ -105,10 +124,14 @@ class TileCache:
             self.hits += 1
             return data
         if self.root is not None:
-            try:
-                data = self._path(key).read_bytes()
-            except OSError:
-                data = None
+            data = self._read(key)
+            if data is None and key.ext in COMPRESSIBLE:
+                # drawn for a client that takes gzip: only the compressed copy is on disk
+                packed = self._read(_packed_key(key))
+                if packed is not None:
+                    with contextlib.suppress(zlib.error):
+                        data = zlib.decompress(packed, 16 + zlib.MAX_WBITS)
+                        self._remember(_packed_key(key), packed)
             if data is not None:
                 self._remember(key, data)
                 self.hits += 1
@@ -116,42 +139,69 @@ class TileCache:
         self.misses += 1
         return None
 
+    def _read(self, key: TileKey) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except OSError:
+            return None
+
     @contextlib.contextmanager
     def claim(self, key: TileKey) -> Iterator[None]:
         """Hold the right to draw ``key``: one drawer per tile across threads (a lock) and
-        across worker processes (``flock`` on a file beside the tile), so concurrent first
-        requests of a big tile wait for one drawing instead of each drawing it again."""
-        with self._claims[hash(key) % _STRIPES]:
-            if self.root is None:
+        across worker processes (a byte-range lock in one ``.claims`` file of the cache
+        folder, at a slot from the tile's address), so concurrent first requests of a big
+        tile wait for one drawing instead of each drawing it again. One file for every
+        tile: a lock file per tile would be one more file created per drawing."""
+        slot = _claim_slot(key)
+        with self._claims[slot % _STRIPES]:
+            handle = self._claims_file()
+            if handle is None:
                 yield
                 return
-            lock_path = self._path(key).with_suffix(".lock")
+            fcntl.lockf(handle, fcntl.LOCK_EX, 1, slot)
             try:
-                lock_path.parent.mkdir(parents=True, exist_ok=True)
-                handle = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
-            except OSError:
-                yield
-                return
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX)
                 yield
             finally:
-                os.close(handle)  # closing releases the flock
+                fcntl.lockf(handle, fcntl.LOCK_UN, 1, slot)
+
+    def _claims_file(self) -> int | None:
+        """The open ``.claims`` file (kept open: closing any handle of it would drop this
+        process's locks on it), or None without a folder."""
+        if self.root is None:
+            return None
+        with self._lock:
+            if self._claims_handle is None:
+                try:
+                    self.root.mkdir(parents=True, exist_ok=True)
+                    self._claims_handle = os.open(
+                        self.root / ".claims", os.O_CREAT | os.O_RDWR, 0o644
+                    )
+                except OSError:
+                    return None
+            return self._claims_handle
 
     def compressed(self, key: TileKey, data: bytes) -> bytes | None:
         """The gzip copy of the tile ``data`` cached under ``key`` (made once, then kept in
         memory and on disk), or None when the tile is not worth compressing."""
-        if key.ext not in COMPRESSIBLE or len(data) < GZIP_MIN_BYTES:
+        if not _worth_packing(key, data):
             return None
-        packed_key = dataclasses.replace(key, ext=key.ext + ".gz")
-        packed = self.get(packed_key)
+        packed_key = _packed_key(key)
+        packed = self._mem.get(packed_key)
+        if packed is None and self.root is not None:
+            packed = self._read(packed_key)
+            if packed is not None:
+                self._remember(packed_key, packed)
         if packed is None:
             packed = gzip_bytes(data)
             self.put(packed_key, packed)
         return packed
 
-    def get_or_make(self, key: TileKey, make: Callable[[], bytes]) -> bytes:
-        """The cached tile, or ``make()`` run once (whoever else asks meanwhile waits)."""
+    def get_or_make(self, key: TileKey, make: Callable[[], bytes], *, pack: bool = False) -> bytes:
+        """The cached tile, or ``make()`` run once (whoever else asks meanwhile waits).
+
+        ``pack`` (the asker takes gzip): a tile worth compressing is compressed now and only
+        its compressed copy is written to disk (one file per tile drawn, not two); the
+        plain bytes stay in memory, and another process that needs them unpacks the file."""
         data = self.get(key)
         if data is not None:
             return data
@@ -159,7 +209,12 @@ class TileCache:
             data = self.get(key)  # drawn by another thread or worker while we waited
             if data is None:
                 data = make()
-                self.put(key, data)
+                if pack and _worth_packing(key, data):
+                    self._retire_older(key.layer_id, key.generation)
+                    self._remember(key, data)
+                    self.put(_packed_key(key), gzip_bytes(data))
+                else:
+                    self.put(key, data)
         return data
 
     def put(self, key: TileKey, data: bytes) -> None:

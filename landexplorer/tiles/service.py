@@ -97,14 +97,21 @@ class TileService:
         return self.cache.get(key)
 
     def render_vector(
-        self, entry: LayerEntry, key: TileKey, props: tuple[str, ...] | None
+        self,
+        entry: LayerEntry,
+        key: TileKey,
+        props: tuple[str, ...] | None,
+        *,
+        pack: bool = False,
     ) -> bytes:
-        """The tile for ``key``: drawn once (concurrent askers wait for it) and kept."""
+        """The tile for ``key``: drawn once (concurrent askers wait for it) and kept
+        (``pack``: for a client that takes gzip, kept compressed; ``TileCache.get_or_make``)."""
         return self.cache.get_or_make(
             key,
             lambda: render_vector_tile(
                 self.store, entry, key.z, key.x, key.y, TileOptions(properties=props)
             ),
+            pack=pack,
         )
 
     def vector_tile(

@@ -17,6 +17,7 @@ from landexplorer.api import create_app
 from landexplorer.catalog import Store
 from landexplorer.layers.ingest import IngestOptions, ingest
 from landexplorer.settings import Settings
+from landexplorer.tiles.cache import TileCache
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -96,18 +97,23 @@ def test_a_cached_tile_is_compressed_once(client: TestClient, settings: Settings
 def test_a_tile_first_drawn_for_gzip_keeps_its_compressed_copy(
     client: TestClient, settings: Settings
 ) -> None:
-    """The drawing compresses once and keeps it: the next request of the tile, in this
-    worker or another (which finds the file), sends the kept bytes without compressing."""
+    """The drawing compresses once and writes only the compressed copy: the next request
+    of the tile, in this worker or another (which finds the file), sends the kept bytes
+    without compressing, and a client that takes no gzip gets them unpacked."""
     path = f"/collections/flood/tiles/WebMercatorQuad/{TILE}"
     _, first = wire(client, path, GZIP)
     folder = settings.data_dir / "tilecache" / "flood"
     (packed,) = folder.rglob("*.mvt.gz")
     assert packed.read_bytes() == first
-    (drawn,) = folder.rglob("*.mvt")
-    assert gzip.decompress(first) == drawn.read_bytes()
+    assert not list(folder.rglob("*.mvt"))  # one file per tile drawn
     made = packed.stat().st_mtime_ns
     assert wire(client, f"/tiles/flood/{TILE}.mvt", GZIP)[1] == first
-    assert packed.stat().st_mtime_ns == made
+    # another worker process: a fresh tile cache over the same folder
+    other = TileCache(settings.data_dir / "tilecache")
+    (key,) = [k for k in client.app.state.tiles.cache._mem if k.ext == "mvt"]  # type: ignore[attr-defined]
+    assert other.get(key) == gzip.decompress(first)
+    assert other.compressed(key, gzip.decompress(first)) == first
+    assert packed.stat().st_mtime_ns == made  # never compressed again
 
 
 def test_png_tiles_are_never_compressed_again(client: TestClient) -> None:

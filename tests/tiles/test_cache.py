@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
 from pathlib import Path
@@ -54,3 +55,33 @@ def test_a_tile_is_drawn_once_for_concurrent_askers(tmp_path: Path) -> None:
         t.join()
     assert results == [b"tile"] * 6
     assert len(calls) == 1
+
+
+def _draw_in_another_process(root: str, log: str, start_at: float) -> bytes:
+    """Ask for the same tile as the test, from a process of its own, at ``start_at``."""
+    cache = TileCache(Path(root))
+
+    def draw() -> bytes:
+        with open(log, "a") as fh:
+            fh.write("drawn\n")
+        time.sleep(0.5)
+        return b"tile"
+
+    time.sleep(max(0.0, start_at - time.time()))
+    return cache.get_or_make(_key("v1-a"), draw)
+
+
+def test_a_tile_is_drawn_once_across_processes(tmp_path: Path) -> None:
+    """Worker processes that ask for the same new tile at once wait for one drawing (the
+    slot of the tile in the cache folder's claims file), and no lock file is left per tile."""
+    log = tmp_path / "draws.log"
+    start_at = time.time() + 1.5  # after the processes have started
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(3) as pool:
+        results = pool.starmap(
+            _draw_in_another_process, [(str(tmp_path / "cache"), str(log), start_at)] * 3
+        )
+    assert results == [b"tile"] * 3
+    assert log.read_text().splitlines() == ["drawn"]
+    files = sorted(p.name for p in (tmp_path / "cache").rglob("*") if p.is_file())
+    assert files == [".claims", "2.mvt"]

@@ -106,7 +106,7 @@ def _draw_vector(
 ) -> tuple[bytes, bytes | None]:
     """Draw a vector tile and, for a client that accepts gzip, its kept compressed copy
     (both in the thread pool: neither holds up the event loop)."""
-    data = service.render_vector(entry, key, props)
+    data = service.render_vector(entry, key, props, pack=gzip)
     return data, (service.cache.compressed(key, data) if gzip and data else None)
 
 
