@@ -76,6 +76,12 @@ class Query:
     limit: int | None = None
     offset: int = 0
     fids: Sequence[int] | None = None
+    #: Hints for drawing tiles; a store may ignore them and return more rows. ``loose_bbox``:
+    #: features whose bounds touch ``bbox`` (the exact test is left to the caller).
+    #: ``min_size``: leave out features whose bounds are narrower than ``min_size[0]`` and
+    #: lower than ``min_size[1]`` degrees (points too: only for layers that hold none).
+    loose_bbox: bool = False
+    min_size: tuple[float, float] | None = None
 
 
 class SqlRunner(Protocol):

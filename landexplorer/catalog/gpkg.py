@@ -737,13 +737,20 @@ class GeoPackageStore(Store):
             x0, y0, x1, y1 = check_bbox(query.bbox)
             rtree = quote_ident(f"rtree_{entry.storage}_{GEOM_COLUMN}")
             source += f" JOIN {rtree} AS r ON t.{FID} = r.id"
+            spatial_params: list[Any] = [x0, x1, y0, y1]
             clauses.insert(0, "r.maxx >= ? AND r.minx <= ? AND r.maxy >= ? AND r.miny <= ?")
-            clauses.insert(
-                1,
-                "((r.minx >= ? AND r.maxx <= ? AND r.miny >= ? AND r.maxy <= ?) "
-                f"OR le_intersects(t.{GEOM_COLUMN}, ?, ?, ?, ?))",
-            )
-            params = [x0, x1, y0, y1, x0, x1, y0, y1, x0, y0, x1, y1, *params]
+            if not query.loose_bbox:
+                clauses.insert(
+                    1,
+                    "((r.minx >= ? AND r.maxx <= ? AND r.miny >= ? AND r.maxy <= ?) "
+                    f"OR le_intersects(t.{GEOM_COLUMN}, ?, ?, ?, ?))",
+                )
+                spatial_params += [x0, x1, y0, y1, x0, y0, x1, y1]
+            if query.min_size is not None:
+                # the R-tree's bounds are rounded outwards: never narrower than the feature
+                clauses.insert(1, "(r.maxx - r.minx >= ? OR r.maxy - r.miny >= ?)")
+                spatial_params[4:4] = [float(query.min_size[0]), float(query.min_size[1])]
+            params = [*spatial_params, *params]
         if query.fids is not None:
             fids = [int(f) for f in query.fids]
             clauses.append(f"t.{FID} IN ({', '.join('?' * len(fids))})" if fids else "0 = 1")

@@ -10,8 +10,9 @@ first drawn.
 A tile sent to a client that accepts gzip is sent compressed: the compressed copy is made
 once per tile (``compressed``), kept beside the tile in both tiers (``<y>.mvt.gz``), and
 removed with it. A tile first drawn for such a client has only its compressed copy written
-to disk (one file created per drawing); a process that needs its plain bytes unpacks it. Small tiles are sent as they are (compression would save nothing worth
-the client's time); PNG is compressed already and never compressed again.
+to disk (one file created per drawing); a process that needs its plain bytes unpacks it.
+Small tiles are sent as they are (compression would save nothing worth the client's
+time); PNG is compressed already and never compressed again.
 """
 
 from __future__ import annotations

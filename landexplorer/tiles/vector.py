@@ -8,10 +8,12 @@ units, clipped to the tile plus a buffer, simplified with a tolerance fixed in t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import shapely
 
 from landexplorer.catalog.base import FID, GEOMETRY, Query, Store
@@ -68,6 +70,35 @@ def _simplify(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
+def _min_size(entry: LayerEntry, z: int, y: int) -> tuple[float, float] | None:
+    """Bounds (degrees of longitude, latitude) under which a feature is ``TINY_UNITS`` wide
+    and high in tile z/?/y, whatever its place in the tile, or None for a layer that may hold
+    points (never left out). A degree of latitude spans the most tile units at the tile's
+    pole-ward edge, so the latitude bound is taken there (a tile beyond it, to be safe)."""
+    kind = (entry.geometry_type or "").lower()
+    if not ("polygon" in kind or "linestring" in kind) or "point" in kind or "collection" in kind:
+        return None
+    units_per_degree = 4096 * 2**z / 360.0  # of longitude, the same everywhere
+    edge = max(abs(grid.tile_bounds_lonlat(z, 0, row)[i]) for row in (y - 1, y + 1)
+               if 0 <= row < 2**z for i in (1, 3))  # fmt: skip
+    stretch = 1.0 / math.cos(math.radians(min(edge, 89.9)))
+    return TINY_UNITS / units_per_degree, TINY_UNITS / (units_per_degree * stretch)
+
+
+def _touching(geoms: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray:
+    """Which geometries touch the box (all at once; those inside its bounds need no test)."""
+    b = shapely.bounds(geoms)
+    west, south, east, north = bbox
+    inside = (b[:, 0] >= west) & (b[:, 1] >= south) & (b[:, 2] <= east) & (b[:, 3] <= north)
+    if inside.all():
+        return inside
+    box = shapely.box(*bbox)
+    shapely.prepare(box)
+    out = inside.copy()
+    out[~inside] = shapely.intersects(box, geoms[~inside])
+    return out
+
+
 def render_vector_tile(
     store: Store, entry: LayerEntry, z: int, x: int, y: int, options: TileOptions | None = None
 ) -> bytes:
@@ -85,11 +116,20 @@ def render_vector_tile(
     # keeps their outlines running past the edge so renderers draw no seams
     bbox = grid.tile_bounds_lonlat(z, x, y)
     columns = list(options.properties) if options.properties is not None else None
-    table = store.read_arrow(entry.id, Query(bbox=bbox, columns=columns))
+    # candidates by their bounds only, without outlines too small to draw (when the layer
+    # holds no points); the exact test is done below, on all candidates at once
+    query = Query(bbox=bbox, columns=columns, loose_bbox=True, min_size=_min_size(entry, z, y))
+    table = store.read_arrow(entry, query)
     if table.num_rows == 0:
         return b""
-    wkb = table.column(GEOMETRY).to_numpy(zero_copy_only=False)
-    geoms = _to_tile_units(shapely.from_wkb(wkb), z, x, y, extent)
+    lonlat = shapely.from_wkb(table.column(GEOMETRY).to_numpy(zero_copy_only=False))
+    touching = _touching(lonlat, bbox)
+    if not touching.all():
+        table = table.filter(pa.array(touching))
+        lonlat = lonlat[touching]
+        if table.num_rows == 0:
+            return b""
+    geoms = _to_tile_units(lonlat, z, x, y, extent)
     lo, hi = -float(buffer), float(extent + buffer)
     # only geometries crossing the buffered edge need clipping (clipping is the costly part)
     b = shapely.bounds(geoms)
