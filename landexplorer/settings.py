@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     demo_cache: Path | None = Field(
         default=None, description="Where downloaded demo files are kept (default data_dir/cache)."
     )
+    tile_cache_dir: Path | None = Field(
+        default=None,
+        description="Where drawn tiles are kept as files (default data_dir/tilecache). "
+        "Instances sharing a data folder may share it or keep one each (docs/deploy.md).",
+    )
     batch_size: int = Field(default=65_536, ge=1_000, le=1_000_000)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65_535)
@@ -137,6 +142,11 @@ class Settings(BaseSettings):
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
 
+    @field_validator("tile_cache_dir", mode="after")
+    @classmethod
+    def _expand_cache(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser()
+
     @property
     def catalog_path(self) -> Path:
         """The GeoPackage that holds the catalogue and every vector layer."""
@@ -146,6 +156,11 @@ class Settings(BaseSettings):
     def raster_dir(self) -> Path:
         """Where raster layers are stored as Cloud-Optimised GeoTIFFs."""
         return self.data_dir / "rasters"
+
+    @property
+    def tile_cache_path(self) -> Path:
+        """The tile cache's folder: ``tile_cache_dir``, else ``data_dir/tilecache``."""
+        return self.tile_cache_dir or (self.data_dir / "tilecache")
 
     @property
     def cache_dir(self) -> Path:

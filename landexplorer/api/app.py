@@ -69,9 +69,10 @@ def create_app(settings: Settings | None = None, *, warm: bool = False) -> FastA
     app.state.auth = Authenticator(access, changes=store.changes())
     # upload jobs and upload folders that a stopped server left are finished first
     app.state.jobs = Jobs.start(settings.data_dir / "jobs", store)
-    # the tile service and its cache folder beside the catalogue (cached tiles are answered
-    # before routing by CachedTiles, which reads the same service)
-    app.state.tiles = TileService(store, settings.data_dir / "tilecache")
+    # the tile service and its cache folder (beside the catalogue unless tile_cache_dir says
+    # otherwise; cached tiles are answered before routing by CachedTiles, which reads the
+    # same service)
+    app.state.tiles = TileService(store, settings.tile_cache_path)
     # saved maps a client may create per minute (counted in this process)
     app.state.maps_rate = RateLimit(settings.maps_per_minute, 60.0)
     register_error_handlers(app)

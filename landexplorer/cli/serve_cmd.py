@@ -84,6 +84,8 @@ def serve(
     workers = workers or default_workers()
     # Worker processes build their app from the environment: hand them our data folder.
     os.environ["LANDEXPLORER_DATA_DIR"] = str(settings.data_dir.resolve())
+    if settings.tile_cache_dir is not None:
+        os.environ["LANDEXPLORER_TILE_CACHE_DIR"] = str(settings.tile_cache_dir.resolve())
     shown = f"[{host}]" if ":" in host else host
     served = settings.model_copy(update={"host": host, "port": port})
     access = AccessStore.beside(state.store())

@@ -183,3 +183,30 @@ def test_cached_fast_path_answers_like_the_router(client: TestClient) -> None:
     # errors still come from the router, with the one error body
     _error(client.get(f"/tiles/flood/{TILE}.mvt?properties=nope"), 400)
     _error(client.get("/tiles/flood/1/5/0.mvt"), 404)
+
+
+def test_the_tile_cache_lives_where_the_settings_say(
+    store: Store,
+    settings: Settings,
+    real_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``tile_cache_dir`` (``LANDEXPLORER_TILE_CACHE_DIR``): instances sharing a data folder
+    may each keep their tiles apart; each draws its own copy, the same bytes."""
+    ingest(store, real_data / "flood_risk_rofrs/trafford_rofrs_2018.geojson",
+           IngestOptions(id="area", licence="OGL-UK-3.0", attribution="test"))  # fmt: skip
+    answers = []
+    for name in ("one", "two"):
+        apart = settings.model_copy(update={"tile_cache_dir": tmp_path / name / "tiles"})
+        with TestClient(create_app(apart)) as c:
+            answer = c.get(f"/tiles/area/{TILE}.mvt")
+            assert answer.status_code == 200
+            answers.append(answer.content)
+        assert list((tmp_path / name / "tiles" / "area").rglob("*.mvt*"))
+    assert answers[0] == answers[1]
+    assert not (settings.data_dir / "tilecache").exists()
+    # the default, and the environment (as landexplorer serve's workers read it)
+    assert Settings(data_dir=tmp_path / "d").tile_cache_path == tmp_path / "d" / "tilecache"
+    monkeypatch.setenv("LANDEXPLORER_TILE_CACHE_DIR", str(tmp_path / "elsewhere"))
+    assert Settings(data_dir=tmp_path / "d").tile_cache_path == tmp_path / "elsewhere"
