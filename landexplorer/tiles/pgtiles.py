@@ -41,15 +41,17 @@ def vector_tile_sql(
                 raise InputError(f"Layer '{layer_id}' has no column called '{name}'.")
         cols = [f"{sql.column(entry, n)[0]} AS {quote_ident(n)}" for n in names]
         merc, lonlat = tile_bounds(z, x, y)
-        # both envelopes are bound constants, so PostgreSQL works them out once
+        # Both envelopes are bound constants, so PostgreSQL works them out once. OFFSET 0
+        # keeps the inner query whole: flattened into the outer one, the filter on its
+        # geometry would run ST_AsMVTGeom a second time for every feature (1.5x the time).
         text = (
             "SELECT ST_AsMVT(q, %s, %s, 'geom', 'fid') FROM ("
             f"SELECT t.{FID}, {''.join(c + ', ' for c in cols)}"
             f"ST_AsMVTGeom(ST_Transform(t.{GEOM_COLUMN}, 3857), "
             "ST_MakeEnvelope(%s, %s, %s, %s, 3857), %s, %s, true) AS geom "
             f"FROM {sql.table(entry)} AS t "
-            f"WHERE ST_Intersects(t.{GEOM_COLUMN}, ST_MakeEnvelope(%s, %s, %s, %s, 4326))"
-            ") AS q WHERE q.geom IS NOT NULL"
+            f"WHERE ST_Intersects(t.{GEOM_COLUMN}, ST_MakeEnvelope(%s, %s, %s, %s, 4326)) "
+            "OFFSET 0) AS q WHERE q.geom IS NOT NULL"
         )
         params = (entry.id, extent, *merc, extent, buffer, *lonlat)
         rows = sql.fetch(text, params, binary=True)
