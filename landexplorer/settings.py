@@ -158,6 +158,11 @@ class Settings(BaseSettings):
         return self.data_dir / "rasters"
 
     @property
+    def pyramid_dir(self) -> Path:
+        """Where the low-zoom tile pyramids of big layers are kept (tiles/pyramid.py)."""
+        return self.data_dir / "pyramids"
+
+    @property
     def tile_cache_path(self) -> Path:
         """The tile cache's folder: ``tile_cache_dir``, else ``data_dir/tilecache``."""
         return self.tile_cache_dir or (self.data_dir / "tilecache")

@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None, *, warm: bool = False) -> FastA
     # the tile service and its cache folder (beside the catalogue unless tile_cache_dir says
     # otherwise; cached tiles are answered before routing by CachedTiles, which reads the
     # same service)
-    app.state.tiles = TileService(store, settings.tile_cache_path)
+    app.state.tiles = TileService(store, settings.tile_cache_path, pyramid_dir=settings.pyramid_dir)
     # saved maps a client may create per minute (counted in this process)
     app.state.maps_rate = RateLimit(settings.maps_per_minute, 60.0)
     register_error_handlers(app)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+import numpy as np
 import pyarrow as pa
 
 from landexplorer.catalog.model import FID, GEOMETRY, BBox, LayerEntry
@@ -236,6 +237,15 @@ class Store(ABC):
         returns them (``fid``, the columns, WKB ``geometry``), read the store's fastest way;
         no filters, order or paging. The default is ``read_arrow``."""
         return self.read_arrow(layer_id, Query(bbox=bbox, columns=columns))
+
+    def feature_centres(self, entry: LayerEntry) -> np.ndarray:
+        """The centre of each feature's bounds (lon, lat; an n x 2 array), for planning
+        tiles. The default reads every geometry; stores with an index read only that."""
+        import shapely
+
+        table = self.read_arrow(entry, Query(columns=[]))
+        b = shapely.bounds(shapely.from_wkb(table.column(GEOMETRY).to_numpy(zero_copy_only=False)))
+        return np.column_stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2])
 
     def read_frame(self, layer_id: str, query: Query | None = None) -> gpd.GeoDataFrame:
         """Features as a GeoDataFrame in EPSG:4326, indexed by ``fid``."""

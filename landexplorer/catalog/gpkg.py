@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import shapely
 
@@ -836,6 +837,15 @@ class GeoPackageStore(Store):
             return entry.feature_count
         source, where, params = self._where(entry, query)
         return int(self._fetch(f"SELECT count(*) FROM {source}{where}", params)[0][0])
+
+    def feature_centres(self, entry: LayerEntry) -> np.ndarray:
+        """From the R-tree alone (its bounds are rounded outwards to 32 bits)."""
+        rtree = quote_ident(f"rtree_{entry.storage}_{GEOM_COLUMN}")
+        rows = self._retrying(
+            lambda: self._fetch(f"SELECT (minx + maxx) / 2, (miny + maxy) / 2 FROM {rtree}", []),
+            entry,
+        )
+        return np.asarray(rows, dtype=np.float64).reshape(-1, 2)
 
     def table_name(self, layer_id: str) -> str:
         """The feature table of a layer's current version (for GDAL-level readers)."""

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
 
 from landexplorer import budget
@@ -699,6 +700,19 @@ class PostGISStore(Store):
             return int(self._fetch(sql, params)[0][0])
 
         return self._retrying(layer, run)  # type: ignore[no-any-return]
+
+    def feature_centres(self, entry: LayerEntry) -> np.ndarray:
+        """From each geometry's bounding box, worked out in the database."""
+
+        def run(e: LayerEntry) -> np.ndarray:
+            sql = (
+                f"SELECT (ST_XMin(t.{GEOM_COLUMN}) + ST_XMax(t.{GEOM_COLUMN})) / 2, "
+                f"(ST_YMin(t.{GEOM_COLUMN}) + ST_YMax(t.{GEOM_COLUMN})) / 2 "
+                f"FROM {quote_ident(e.storage)} AS t WHERE t.{GEOM_COLUMN} IS NOT NULL"
+            )
+            return np.asarray(self._fetch(sql, binary=True), dtype=np.float64).reshape(-1, 2)
+
+        return self._retrying(entry, run)  # type: ignore[no-any-return]
 
     def exact_count(self, layer_id: str) -> int:
         """The rows really in the layer's table (``count`` trusts the catalogue)."""

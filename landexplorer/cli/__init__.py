@@ -11,6 +11,7 @@ from landexplorer.cli import (
     layers_cmd,  # noqa: F401 - registers commands
     migrate_cmd,  # noqa: F401 - registers commands
     serve_cmd,  # noqa: F401 - registers commands
+    tiles_cmd,  # noqa: F401 - registers commands
 )
 from landexplorer.cli.app import app, err, state
 from landexplorer.errors import LandExplorerError

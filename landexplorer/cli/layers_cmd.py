@@ -239,6 +239,15 @@ def ingest_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the catalogue entry as JSON.")
     ] = False,
+    make_pyramid: Annotated[
+        bool,
+        typer.Option(
+            "--pyramid/--no-pyramid",
+            help="For a layer too big to draw zoomed out on request, make its low-zoom "
+            "tiles now (tippecanoe; minutes for millions of features). With --no-pyramid: "
+            "later, with `landexplorer tiles build`.",
+        ),
+    ] = True,
 ) -> None:
     """Load a file into the catalogue: CSV, GeoJSON, KML, zipped shapefile, GeoPackage,
     FlatGeobuf, GeoParquet, GeoTIFF or ASCII grid (zips of grid tiles are joined)."""
@@ -270,6 +279,14 @@ def ingest_command(
         entries = ingest(store, paths, options, progress=progress)
     for entry in entries:
         _audit("update" if replace else "upload", entry.id, entry.version, via="command line")
+    if make_pyramid:
+        from landexplorer.cli.tiles_cmd import build_pyramid
+        from landexplorer.tiles.pyramid import planned_max_zoom
+
+        for entry in entries:
+            top = planned_max_zoom(store, entry) if entry.data_type == "vector" else None
+            if top is not None:
+                build_pyramid(store, entry, top, say_to=err if as_json else out)
     if as_json:
         print_json([e.to_dict() for e in entries])
         return

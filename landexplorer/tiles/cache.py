@@ -218,6 +218,12 @@ class TileCache:
                     self.put(key, data)
         return data
 
+    def remember(self, key: TileKey, data: bytes, packed: bytes | None = None) -> None:
+        """Keep a tile (and its gzip copy) in memory only: for tiles kept on disk elsewhere."""
+        self._remember(key, data)
+        if packed is not None and _worth_packing(key, data):
+            self._remember(_packed_key(key), packed)
+
     def put(self, key: TileKey, data: bytes) -> None:
         """Keep a tile in memory and (atomically) on disk."""
         self._retire_older(key.layer_id, key.generation)

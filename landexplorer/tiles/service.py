@@ -8,6 +8,7 @@ restart.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,8 +19,12 @@ from landexplorer.errors import InputError, LayerNotFound
 from landexplorer.tiles import colormap, grid
 from landexplorer.tiles.cache import TileCache, TileKey, generation
 from landexplorer.tiles.edits import EditIndex
+from landexplorer.tiles.pyramid import Pyramids
 from landexplorer.tiles.raster import RasterSources, render_png
 from landexplorer.tiles.vector import TileOptions, check_properties, render_vector_tile
+
+#: The variant of tiles read from a layer's pyramid (all columns, no edit since it was made).
+PYRAMID_VARIANT = "pyramid"
 
 
 def _variant(prefix: str, *parts: object) -> str:
@@ -43,9 +48,17 @@ def layer_generation(entry: LayerEntry) -> str:
 class TileService:
     """Vector and raster tiles of catalogue layers, cached by layer version."""
 
-    def __init__(self, store: Store, cache_dir: Path | None, max_memory_mb: int = 128) -> None:
+    def __init__(
+        self,
+        store: Store,
+        cache_dir: Path | None,
+        max_memory_mb: int = 128,
+        pyramid_dir: Path | None = None,
+    ) -> None:
         self.store = store
         self.cache = TileCache(cache_dir, max_bytes=max_memory_mb * 2**20)
+        #: low-zoom tiles of big layers, made when they were written (tiles/pyramid.py)
+        self.pyramids = Pyramids(pyramid_dir)
         self.rasters = RasterSources(cache_dir or Path(".landexplorer-tiles"))
         #: which tiles feature edits touched, per layer (read from the history)
         self.edits = EditIndex(store)
@@ -87,9 +100,14 @@ class TileService:
         props = check_properties(entry, properties)
         variant = _variant("mvt", props)
         edited = self.edits.revision(entry, z, x, y)  # the latest edit that reached this tile
+        gen = layer_generation(entry)
         if edited:
             variant += f"-e{edited}"
-        key = TileKey(entry.id, layer_generation(entry), variant, z, x, y, "mvt")
+        elif props is None:
+            built = self.pyramids.find(entry, gen)
+            if built is not None and z <= built.max_zoom:
+                variant = PYRAMID_VARIANT  # made when the layer was written (tiles.pyramid)
+        key = TileKey(entry.id, gen, variant, z, x, y, "mvt")
         return key, props
 
     def cached(self, key: TileKey) -> bytes | None:
@@ -105,7 +123,15 @@ class TileService:
         pack: bool = False,
     ) -> bytes:
         """The tile for ``key``: drawn once (concurrent askers wait for it) and kept
-        (``pack``: for a client that takes gzip, kept compressed; ``TileCache.get_or_make``)."""
+        (``pack``: for a client that takes gzip, kept compressed; ``TileCache.get_or_make``).
+        A pyramid's tile is read from it and kept in memory only (it is on disk already)."""
+        if key.variant == PYRAMID_VARIANT:
+            built = self.pyramids.find(entry, key.generation)
+            if built is not None:
+                packed = self.pyramids.packed_tile(built, key.z, key.x, key.y)
+                data = gzip.decompress(packed) if packed else b""
+                self.cache.remember(key, data, packed or None)
+                return data
         return self.cache.get_or_make(
             key,
             lambda: render_vector_tile(

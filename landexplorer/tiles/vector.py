@@ -79,7 +79,7 @@ def _min_size(entry: LayerEntry, z: int, y: int) -> tuple[float, float] | None:
     if not ("polygon" in kind or "linestring" in kind) or "point" in kind or "collection" in kind:
         return None
     units_per_degree = 4096 * 2**z / 360.0  # of longitude, the same everywhere
-    edge = max(abs(grid.tile_bounds_lonlat(z, 0, row)[i]) for row in (y - 1, y + 1)
+    edge = max(abs(grid.tile_bounds_lonlat(z, 0, row)[i]) for row in (y - 1, y, y + 1)
                if 0 <= row < 2**z for i in (1, 3))  # fmt: skip
     stretch = 1.0 / math.cos(math.radians(min(edge, 89.9)))
     return TINY_UNITS / units_per_degree, TINY_UNITS / (units_per_degree * stretch)

@@ -40,6 +40,7 @@ from landexplorer.catalog import LayerEntry, check_layer_id, slugify
 from landexplorer.catalog.diskspace import disk_full, is_disk_full
 from landexplorer.catalog.model import KINDS, VISIBILITIES, normalise_licence, type_change_message
 from landexplorer.errors import InputError, LayerExists, TooLarge
+from landexplorer.tiles import pyramid
 
 router = APIRouter(tags=["Uploads and jobs"])
 _CHUNK = 1 << 20
@@ -392,6 +393,7 @@ def update_layer(
 def delete_layer(request: Request, store: StoreDep, entry: ManageCollection) -> Response:
     """Remove a layer and its data (its share links and grants go with it)."""
     store.delete(entry.id)
+    pyramid.remove(request.app.state.settings.pyramid_dir, entry.id)
     access = access_of(request)
     access.forget_layer(entry.id)
     access.audit(actor_of(request), "delete", entry.id, entry.version)

