@@ -40,7 +40,7 @@ def ingest(catalogue: Path, path: Path, layer_id: str, *extra: str) -> None:
         store.close()
     log(f"ingesting {path.name} as {layer_id} into {catalogue}")
     subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "landexplorer"), "--data-dir", str(catalogue), "ingest",
+        [str(ROOT / ".venv" / "bin" / "landexplorer"), "--data-dir", str(catalogue), "ingest", "--no-pyramid",
          str(path), "--id", layer_id, "--licence", "OGL-UK-3.0", *extra],
         check=True, stdout=subprocess.DEVNULL,
     )

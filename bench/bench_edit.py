@@ -91,7 +91,7 @@ def build(store: str, url: str | None) -> tuple[Path, str]:
     data = CAT / store / "data"
     shutil.rmtree(data.parent, ignore_errors=True)
     data.mkdir(parents=True)
-    cli(data, url, "ingest", str(GPKG), "--id", LAYER, "--licence", "OGL-UK-3.0",
+    cli(data, url, "ingest", "--no-pyramid", str(GPKG), "--id", LAYER, "--licence", "OGL-UK-3.0",
         "--attribution", "bench")  # fmt: skip
     cli(data, url, "users", "add", "editor", "--admin")
     said = cli(data, url, "users", "token", "editor", "--name", "bench", "--scope", "write")

@@ -242,7 +242,7 @@ def landexplorer_tool(src: Path, tag: str, expected: int, extent: list[float] | 
             str(LANDEXPLORER),
             "--data-dir",
             str(catdir),
-            "ingest",
+            "ingest", "--no-pyramid",
             str(src),
             "--id",
             "trees",
@@ -541,7 +541,7 @@ def main() -> None:
     ]
     n = noise.finish()
     result = {
-        "workload": "ingest",
+        "workload": "ingest", "--no-pyramid",
         "title": "Ingest: CSV and GeoJSON into the catalogue (fresh process per run)",
         "command": COMMAND + (" (BENCH_QUICK=1)" if QUICK else ""),
         "when": started,

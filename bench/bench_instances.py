@@ -92,7 +92,7 @@ def build(url: str) -> float:
     env = {**os.environ, "LANDEXPLORER_DATABASE_URL": url}
     t = time.perf_counter()
     subprocess.run(
-        [PY, "-m", "landexplorer.cli", "--data-dir", str(CAT / "a" / "data"), "ingest",
+        [PY, "-m", "landexplorer.cli", "--data-dir", str(CAT / "a" / "data"), "ingest", "--no-pyramid",
          str(GPKG), "--id", LAYER, "--licence", "OGL-UK-3.0", "--attribution", "bench"],
         check=True, capture_output=True, cwd=ROOT, env=env,
     )  # fmt: skip

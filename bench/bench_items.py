@@ -97,7 +97,7 @@ def ingest() -> float:
     (CAT / "data").mkdir(parents=True)
     t = time.perf_counter()
     subprocess.run(
-        [PY, "-m", "landexplorer.cli", "--data-dir", str(CAT / "data"), "ingest", str(GPKG),
+        [PY, "-m", "landexplorer.cli", "--data-dir", str(CAT / "data"), "ingest", "--no-pyramid", str(GPKG),
          "--id", "flood", "--licence", "OGL-UK-3.0", "--attribution", "bench"],
         check=True, capture_output=True, cwd=ROOT,
     )  # fmt: skip

@@ -86,7 +86,7 @@ def prepare() -> list[str]:
         CAT.mkdir(parents=True, exist_ok=True)
         cli("demo")
     if POLYS.exists():
-        cli("ingest", str(POLYS), "--id", "polys_100k", "--replace", "--licence", "OGL-UK-3.0")
+        cli("ingest", "--no-pyramid", str(POLYS), "--id", "polys_100k", "--replace", "--licence", "OGL-UK-3.0")
         layers.append("polys_100k")
     return layers
 

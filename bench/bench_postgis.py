@@ -163,7 +163,7 @@ def setup() -> None:
             (DATA / "S" / "alc_27700.gpkg", "s_alc"),
         ]:
             subprocess.run(
-                cli(store, "ingest", str(path), "--id", layer_id, "--licence", "OGL-UK-3.0"),
+                cli(store, "ingest", "--no-pyramid", str(path), "--id", layer_id, "--licence", "OGL-UK-3.0"),
                 env=env_for(store), check=True, capture_output=True,
             )  # fmt: skip
         subprocess.run(cli(store, "users", "add", "steward", "--admin"), env=env_for(store),
@@ -205,7 +205,7 @@ def bench_ingest() -> None:
             else:
                 store = "postgis" if "PostGIS" in tool else "gpkg"
                 replace = ["--replace"] if runs[tool] else []
-                cmd = cli(store, "ingest", str(POINTS), "--id", "trees", *replace,
+                cmd = cli(store, "ingest", "--no-pyramid", str(POINTS), "--id", "trees", *replace,
                           "--licence", "OGL-UK-3.0")  # fmt: skip
                 res = run_timed(cmd, env=env_for(store))
             if res["rc"] != 0:

@@ -110,7 +110,7 @@ def ingest_big(data: Path) -> None:
     """(Re-)ingest the 100k polygons: a new layer version, so no tile of it is cached."""
     import subprocess
 
-    cmd = [PY, "-m", "landexplorer.cli", "--data-dir", str(data), "ingest", str(POLYS),
+    cmd = [PY, "-m", "landexplorer.cli", "--data-dir", str(data), "ingest", "--no-pyramid", str(POLYS),
            "--id", BIG, "--replace", "--licence", "OGL-UK-3.0", "--attribution",
            "bench data derived from EA RoFRS"]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
