@@ -42,6 +42,11 @@ class Settings(BaseSettings):
         description="Where drawn tiles are kept as files (default data_dir/tilecache). "
         "Instances sharing a data folder may share it or keep one each (docs/deploy.md).",
     )
+    pyramids_after_upload: bool = Field(
+        default=True,
+        description="After an upload through the API, make the low-zoom tiles of a layer "
+        "too big to draw zoomed out on request (tippecanoe, in the background).",
+    )
     batch_size: int = Field(default=65_536, ge=1_000, le=1_000_000)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65_535)

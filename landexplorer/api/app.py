@@ -69,6 +69,9 @@ def create_app(settings: Settings | None = None, *, warm: bool = False) -> FastA
     app.state.auth = Authenticator(access, changes=store.changes())
     # upload jobs and upload folders that a stopped server left are finished first
     app.state.jobs = Jobs.start(settings.data_dir / "jobs", store)
+    # ... and the low-zoom tiles of big uploaded layers are made after their job
+    if settings.pyramids_after_upload:
+        app.state.jobs.pyramid_dir = settings.pyramid_dir
     # the tile service and its cache folder (beside the catalogue unless tile_cache_dir says
     # otherwise; cached tiles are answered before routing by CachedTiles, which reads the
     # same service)

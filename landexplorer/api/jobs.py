@@ -112,6 +112,12 @@ class Jobs:
         #: Final states that could not be written (full disk), answered from memory.
         self._unsaved: dict[str, Job] = {}
         self._lock = threading.Lock()
+        #: Where the low-zoom pyramids of big uploaded layers go (tiles/pyramid.py); None:
+        #: made by nobody here (``landexplorer tiles build`` makes them).
+        self.pyramid_dir: Path | None = None
+        self._pyramids: list[threading.Thread] = []
+        self._pyramid_turn = threading.Lock()  # one build at a time in this process
+        self._stopping = threading.Event()
 
     @classmethod
     def start(cls, folder: Path, store: Store) -> Jobs:
@@ -253,6 +259,43 @@ class Jobs:
             except (DiskFull, OSError) as exc:
                 log.warning("could not record how upload job %s ended: %s", job.id, exc)
                 self._unsaved[job.id] = job
+        if job.status == "successful" and self.pyramid_dir is not None:
+            self._pyramid_after(store, job.layers)
+
+    def _pyramid_after(self, store: Store, layer_ids: list[str]) -> None:
+        """Make the low-zoom tiles of the stored layers that need them, in the background
+        (the job has ended: the layer is served meanwhile, its low zooms drawn live), at a
+        low CPU priority, one build at a time; stopped with the server."""
+        from landexplorer.tiles import pyramid
+        from landexplorer.tiles.service import layer_generation
+
+        root = self.pyramid_dir
+        assert root is not None
+
+        def run() -> None:
+            with self._pyramid_turn:
+                for layer_id in layer_ids:
+                    if self._stopping.is_set():
+                        return
+                    try:
+                        entry = store.get(layer_id)
+                        if entry.data_type == "vector":
+                            pyramid.build_if_needed(
+                                store, entry, root, layer_generation(entry), self._stopping
+                            )
+                    except pyramid.Cancelled:
+                        return
+                    except Exception:  # the layer is served all the same, drawn live
+                        log.exception("making the low-zoom tiles of '%s' failed", layer_id)
+
+        thread = threading.Thread(target=run, name="le-pyramid", daemon=True)
+        self._pyramids = [t for t in self._pyramids if t.is_alive()] + [thread]
+        thread.start()
+
+    def wait_for_pyramids(self, timeout: float | None = None) -> None:
+        """Wait for the background pyramid builds started so far (tests, shutdown)."""
+        for thread in list(self._pyramids):
+            thread.join(timeout)
 
     # ----- recovery -----------------------------------------------------------------------
     def recover(self) -> list[Job]:
@@ -391,6 +434,8 @@ class Jobs:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=False)
+        self._stopping.set()  # a pyramid being made is stopped, nothing of it kept
+        self.wait_for_pyramids(timeout=30)
         with contextlib.suppress(OSError):  # this process's upload folder, when empty
             (self.uploads / _folder_name(self.owner)).rmdir()
 

@@ -23,6 +23,7 @@ flood polygons: a 47,000-feature z8 tile in ~0.6 s), so 20,000 features is about
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import shutil
@@ -40,6 +41,8 @@ import numpy as np
 from landexplorer.catalog.base import FID, GEOMETRY, Query, Store
 from landexplorer.catalog.model import LayerEntry
 from landexplorer.errors import InputError
+
+log = logging.getLogger("landexplorer.tiles.pyramid")
 
 #: Features a tile may hold and still be drawn on request (see the module's text).
 LIVE_MAX_FEATURES = 20_000
@@ -109,8 +112,16 @@ def pyramid_path(root: Path, layer_id: str, generation: str) -> Path:
     return pyramid_folder(root, layer_id) / f"{generation}.mbtiles"
 
 
+class Cancelled(Exception):
+    """A build stopped because its server is stopping (nothing of it is kept)."""
+
+
 def _export(
-    store: Store, entry: LayerEntry, folder: Path, say: Callable[[str], None]
+    store: Store,
+    entry: LayerEntry,
+    folder: Path,
+    say: Callable[[str], None],
+    cancel: threading.Event | None = None,
 ) -> list[Path]:
     """The layer's features as newline-delimited GeoJSON files of ``EXPORT_BATCH``
     features each (bounded memory), the fid as each feature's ``id``."""
@@ -120,6 +131,8 @@ def _export(
     files: list[Path] = []
     done = 0
     while True:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
         table = store.read_arrow(entry, Query(limit=EXPORT_BATCH, offset=done))
         if table.num_rows == 0:
             break
@@ -150,9 +163,11 @@ def build(
     generation: str,
     max_zoom: int,
     say: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> tuple[Pyramid, float]:
     """Make the layer version's pyramid (zooms 0..max_zoom) with tippecanoe; returns it and
-    the seconds it took. Older generations' pyramids of the layer are removed after."""
+    the seconds it took. Older generations' pyramids of the layer are removed after.
+    ``cancel`` set: the export or tippecanoe is stopped, nothing kept (``Cancelled``)."""
     say = say or (lambda _m: None)
     program = tippecanoe_program()
     if program is None:
@@ -165,7 +180,7 @@ def build(
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".pyramid-", dir=target.parent) as work:
         folder = Path(work)
-        files = _export(store, entry, folder, say)
+        files = _export(store, entry, folder, say, cancel)
         out = folder / "tiles.mbtiles"
         say(f"tippecanoe: zooms 0-{max_zoom} from {len(files)} file(s)")
         cmd = [
@@ -173,11 +188,20 @@ def build(
             "-Z0", f"-z{max_zoom}", "--drop-densest-as-needed",
             f"--buffer={BUFFER_PIXELS}", "-P", "-t", str(folder), *map(str, files),
         ]  # fmt: skip
-        done = subprocess.run(
-            cmd, capture_output=True, text=True, preexec_fn=_lower_priority, check=False
-        )
-        if done.returncode != 0 or not out.is_file():
-            raise RuntimeError(f"tippecanoe failed ({done.returncode}): {done.stderr[-2000:]}")
+        with (folder / "tippecanoe.log").open("w+") as said:
+            proc = subprocess.Popen(
+                cmd, stdout=subprocess.DEVNULL, stderr=said, preexec_fn=_lower_priority
+            )
+            while proc.poll() is None:
+                if cancel is not None and cancel.wait(0.5):
+                    proc.kill()
+                    proc.wait()
+                    raise Cancelled()
+                if cancel is None:
+                    proc.wait()
+            said.seek(0)
+            if proc.returncode != 0 or not out.is_file():
+                raise RuntimeError(f"tippecanoe failed ({proc.returncode}): {said.read()[-2000:]}")
         os.replace(out, target)
     _retire_others(target)
     return Pyramid(target, max_zoom), time.perf_counter() - started
@@ -192,6 +216,27 @@ def _retire_others(keep: Path) -> None:
     for other in keep.parent.glob("*.mbtiles"):
         if other != keep:
             other.unlink(missing_ok=True)
+
+
+def build_if_needed(
+    store: Store,
+    entry: LayerEntry,
+    root: Path,
+    generation: str,
+    cancel: threading.Event | None = None,
+) -> Pyramid | None:
+    """The pyramid of a layer that needs one, made now (None: not needed, or no
+    tippecanoe here, which is logged)."""
+    top = planned_max_zoom(store, entry)
+    if top is None:
+        return None
+    if tippecanoe_program() is None:
+        log.warning("'%s' needs low-zoom tiles made ahead, but tippecanoe is not installed: "
+                    "they are drawn on request", entry.id)  # fmt: skip
+        return None
+    built, seconds = build(store, entry, root, generation, top, cancel=cancel)
+    log.info("made the tiles of zooms 0-%d of '%s' in %.0f s", top, entry.id, seconds)
+    return built
 
 
 def remove(root: Path, layer_id: str) -> None:

@@ -212,3 +212,78 @@ def test_a_pyramid_tile_is_what_tippecanoe_stored(loaded: int, settings: Setting
     with TestClient(create_app(settings)) as client:
         r = client.get(f"/tiles/flood/{z}/{x}/{y}.mvt", headers={"Accept-Encoding": "gzip"})
         assert r.content == gzip.decompress(data)
+
+
+def _upload_flood(client: TestClient, token: str, real_data: Path) -> None:
+    import time
+
+    from tests.people import bearer
+
+    with (real_data / FLOOD).open("rb") as fh:
+        r = client.post("/collections", files={"file": ("flood.geojson", fh)},
+                        data={"id": "flood", "licence": "OGL-UK-3.0", "attribution": "test",
+                              "visibility": "public"}, headers=bearer(token))  # fmt: skip
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job = client.get(r.headers["location"], headers=bearer(token)).json()
+        if job["status"] in ("successful", "failed"):
+            break
+        time.sleep(0.1)
+    assert job["status"] == "successful", job
+
+
+def test_an_upload_through_the_api_gets_its_pyramid_after_the_job(
+    store: Store, settings: Settings, real_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.people import make_token
+
+    monkeypatch.setattr(pyramid, "LIVE_MAX_FEATURES", LIVE_MAX)
+    token = make_token(settings)
+    with TestClient(create_app(settings)) as client:
+        _upload_flood(client, token, real_data)
+        client.app.state.jobs.wait_for_pyramids(timeout=120)  # type: ignore[attr-defined]
+        assert list((settings.data_dir / "pyramids" / "flood").glob("*.mbtiles"))
+        z, x, y = _densest(store, 10)
+        assert "-pyramid-" in client.get(f"/tiles/flood/{z}/{x}/{y}.mvt").headers["etag"]
+
+
+def test_a_stopping_server_stops_a_pyramid_being_made(
+    store: Store,
+    settings: Settings,
+    real_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Shutting down does not wait for tippecanoe: the build is stopped, nothing kept."""
+    import time
+
+    from tests.people import make_token
+
+    slow = tmp_path / "slow-tippecanoe"
+    slow.write_text("#!/bin/sh\nsleep 120\n")
+    slow.chmod(0o755)
+    monkeypatch.setattr(pyramid, "LIVE_MAX_FEATURES", LIVE_MAX)
+    monkeypatch.setattr(pyramid, "tippecanoe_program", lambda: slow)
+    token = make_token(settings)
+    with TestClient(create_app(settings)) as client:
+        _upload_flood(client, token, real_data)
+        time.sleep(1.0)  # the build has started: the export, then the (slow) program
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 20
+    folder = settings.data_dir / "pyramids" / "flood"
+    assert not list(folder.rglob("*.mbtiles")) and not list(folder.glob(".pyramid-*"))
+
+
+def test_pyramids_after_upload_can_be_turned_off(
+    store: Store, settings: Settings, real_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.people import make_token
+
+    monkeypatch.setattr(pyramid, "LIVE_MAX_FEATURES", LIVE_MAX)
+    token = make_token(settings)
+    off = settings.model_copy(update={"pyramids_after_upload": False})
+    with TestClient(create_app(off)) as client:
+        _upload_flood(client, token, real_data)
+        client.app.state.jobs.wait_for_pyramids(timeout=120)  # type: ignore[attr-defined]
+    assert not (settings.data_dir / "pyramids").exists()
