@@ -178,6 +178,7 @@ def build(
     started = time.perf_counter()
     target = pyramid_path(root, entry.id, generation)
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_work(target.parent)
     with tempfile.TemporaryDirectory(prefix=".pyramid-", dir=target.parent) as work:
         folder = Path(work)
         files = _export(store, entry, folder, say, cancel)
@@ -189,9 +190,7 @@ def build(
             f"--buffer={BUFFER_PIXELS}", "-P", "-t", str(folder), *map(str, files),
         ]  # fmt: skip
         with (folder / "tippecanoe.log").open("w+") as said:
-            proc = subprocess.Popen(
-                cmd, stdout=subprocess.DEVNULL, stderr=said, preexec_fn=_lower_priority
-            )
+            proc = subprocess.Popen(_gently(cmd), stdout=subprocess.DEVNULL, stderr=said)
             while proc.poll() is None:
                 if cancel is not None and cancel.wait(0.5):
                     proc.kill()
@@ -207,9 +206,30 @@ def build(
     return Pyramid(target, max_zoom), time.perf_counter() - started
 
 
-def _lower_priority() -> None:  # pragma: no cover - runs in the child
-    with contextlib.suppress(OSError):
-        os.nice(10)  # serving requests comes first on a shared machine
+def _gently(cmd: list[str]) -> list[str]:
+    """``cmd`` at a low CPU priority (serving requests comes first on a shared machine) and,
+    on Linux, killed if the process that started it dies (never left running orphaned),
+    through ``nice`` and util-linux's ``setpriv`` where they are (no code between fork and
+    exec in a process with threads)."""
+    out = list(cmd)
+    nice = shutil.which("nice")
+    if nice:
+        out = [nice, "-n", "10", *out]
+    setpriv = shutil.which("setpriv")
+    if setpriv:
+        out = [setpriv, "--pdeathsig", "KILL", *out]
+    return out
+
+
+#: Work folders of builds older than this are left by a process that died: removed.
+STALE_WORK_S = 24 * 3600.0
+
+
+def _remove_stale_work(folder: Path) -> None:
+    for work in folder.glob(".pyramid-*"):
+        with contextlib.suppress(OSError):
+            if time.time() - work.stat().st_mtime > STALE_WORK_S:
+                shutil.rmtree(work, ignore_errors=True)
 
 
 def _retire_others(keep: Path) -> None:
