@@ -60,6 +60,11 @@ class EditIndex:
             return 0
         return int(np.asarray(edits.ids)[hits].max())
 
+    def latest(self, entry: LayerEntry) -> int:
+        """The id of the layer's latest feature edit since its table was written (0: none)."""
+        edits = self._current(entry)
+        return max(edits.ids) if edits.ids else 0
+
     def _current(self, entry: LayerEntry) -> _Edits:
         table = (entry.storage, entry.created)
         known = self._layers.get(entry.id)

@@ -50,6 +50,8 @@ LIVE_MAX_FEATURES = 20_000
 TOP_ZOOM = 14
 #: Features exported to tippecanoe per file (bounded memory, whatever the layer's size).
 EXPORT_BATCH = 200_000
+#: How a pyramid says which edits it holds (in its MBTiles ``description``).
+EDITS_KEY = "landexplorer-edits-included"
 #: Drawing buffer in tippecanoe's screen pixels (256 a tile): 16 = 256 of 4096 units, as
 #: the tiles drawn on request.
 BUFFER_PIXELS = 16
@@ -57,10 +59,14 @@ BUFFER_PIXELS = 16
 
 @dataclass(frozen=True)
 class Pyramid:
-    """One built pyramid: its file and the highest zoom it holds."""
+    """One built pyramid: its file, the highest zoom it holds, and the last feature edit
+    of the layer it holds (0: none; later edits' tiles are drawn live)."""
 
     path: Path
     max_zoom: int
+    edits_included: int = 0
+    #: the file's identity (inode, mtime): a pyramid made again is a new one
+    stamp: tuple[int, int] = (0, 0)
 
 
 def tippecanoe_program() -> Path | None:
@@ -176,6 +182,10 @@ def build(
             "every tile is drawn on request, slowly when zoomed out over a big layer."
         )
     started = time.perf_counter()
+    from landexplorer.tiles.edits import EditIndex
+
+    # the edits the export reads (made before it starts); later ones are drawn live
+    edits_included = EditIndex(store).latest(entry)
     target = pyramid_path(root, entry.id, generation)
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_work(target.parent)
@@ -190,6 +200,7 @@ def build(
             f"--buffer={BUFFER_PIXELS}", "-P", "-t", str(folder), *map(str, files),
         ]  # fmt: skip
         with (folder / "tippecanoe.log").open("w+") as said:
+            cmd[1:1] = ["--description", f"{EDITS_KEY}={edits_included}"]
             proc = subprocess.Popen(_gently(cmd), stdout=subprocess.DEVNULL, stderr=said)
             while proc.poll() is None:
                 if cancel is not None and cancel.wait(0.5):
@@ -203,7 +214,7 @@ def build(
                 raise RuntimeError(f"tippecanoe failed ({proc.returncode}): {said.read()[-2000:]}")
         os.replace(out, target)
     _retire_others(target)
-    return Pyramid(target, max_zoom), time.perf_counter() - started
+    return Pyramid(target, max_zoom, edits_included), time.perf_counter() - started
 
 
 def _gently(cmd: list[str]) -> list[str]:
@@ -270,41 +281,57 @@ class Pyramids:
     def __init__(self, root: Path | None) -> None:
         self.root = root
         self._local = threading.local()
-        self._zooms: dict[Path, int | None] = {}
+        self._known: dict[Path, Pyramid] = {}
 
     def find(self, entry: LayerEntry, generation: str) -> Pyramid | None:
+        """The layer version's pyramid, or None. A file made again (``tiles build``) is
+        read anew (its inode and time are part of what is kept)."""
         if self.root is None or entry.data_type != "vector":
             return None
         path = pyramid_path(self.root, entry.id, generation)
-        if not path.is_file():
-            self._zooms.pop(path, None)
+        try:
+            st = path.stat()
+        except OSError:
+            self._known.pop(path, None)
             return None
-        if path not in self._zooms:
-            try:
-                row = (
-                    self._connect(path)
-                    .execute("SELECT value FROM metadata WHERE name = 'maxzoom'")
-                    .fetchone()
-                )
-                self._zooms[path] = int(row[0]) if row else None
-            except (sqlite3.Error, ValueError):
-                self._zooms[path] = None
-        top = self._zooms[path]
-        return None if top is None else Pyramid(path, top)
+        stamp = (st.st_ino, st.st_mtime_ns)
+        known = self._known.get(path)
+        if known is None or known.stamp != stamp:
+            known = self._read_metadata(path, stamp)
+            self._known[path] = known
+        return known if known.max_zoom >= 0 else None
 
-    def _connect(self, path: Path) -> sqlite3.Connection:
-        conns: dict[Path, sqlite3.Connection] = getattr(self._local, "conns", None) or {}
+    def _read_metadata(self, path: Path, stamp: tuple[int, int]) -> Pyramid:
+        try:
+            conn = self._connect(path, stamp)
+            meta = dict(conn.execute("SELECT name, value FROM metadata").fetchall())
+            top = int(meta.get("maxzoom", -1))
+            edits = 0
+            for part in str(meta.get("description", "")).split():
+                key, _, value = part.partition("=")
+                if key == EDITS_KEY and value.isdigit():
+                    edits = int(value)
+            return Pyramid(path, top, edits, stamp)
+        except (sqlite3.Error, ValueError):
+            return Pyramid(path, -1, 0, stamp)
+
+    def _connect(self, path: Path, stamp: tuple[int, int]) -> sqlite3.Connection:
+        conns: dict[Path, tuple[tuple[int, int], sqlite3.Connection]]
+        conns = getattr(self._local, "conns", None) or {}
         self._local.conns = conns
-        conn = conns.get(path)
-        if conn is None:
-            conn = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True)
-            conns[path] = conn
+        held = conns.get(path)
+        if held is not None and held[0] == stamp:
+            return held[1]
+        if held is not None:
+            held[1].close()  # the file was made again
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True)
+        conns[path] = (stamp, conn)
         return conn
 
     def packed_tile(self, pyramid: Pyramid, z: int, x: int, y: int) -> bytes:
         """The tile as tippecanoe stored it (gzip), b"" when it holds nothing."""
         row = (
-            self._connect(pyramid.path)
+            self._connect(pyramid.path, pyramid.stamp)
             .execute(
                 "SELECT tile_data FROM tiles WHERE zoom_level = ? AND tile_column = ? "
                 "AND tile_row = ?",

@@ -101,12 +101,12 @@ class TileService:
         variant = _variant("mvt", props)
         edited = self.edits.revision(entry, z, x, y)  # the latest edit that reached this tile
         gen = layer_generation(entry)
-        if edited:
+        built = self.pyramids.find(entry, gen) if props is None else None
+        if built is not None and z <= built.max_zoom and edited <= built.edits_included:
+            # made ahead (tiles.pyramid), with every edit that reached this tile
+            variant = f"{PYRAMID_VARIANT}-{built.edits_included}-{built.stamp[1]}"
+        elif edited:
             variant += f"-e{edited}"
-        elif props is None:
-            built = self.pyramids.find(entry, gen)
-            if built is not None and z <= built.max_zoom:
-                variant = PYRAMID_VARIANT  # made when the layer was written (tiles.pyramid)
         key = TileKey(entry.id, gen, variant, z, x, y, "mvt")
         return key, props
 
@@ -125,7 +125,7 @@ class TileService:
         """The tile for ``key``: drawn once (concurrent askers wait for it) and kept
         (``pack``: for a client that takes gzip, kept compressed; ``TileCache.get_or_make``).
         A pyramid's tile is read from it and kept in memory only (it is on disk already)."""
-        if key.variant == PYRAMID_VARIANT:
+        if key.variant.startswith(PYRAMID_VARIANT):
             built = self.pyramids.find(entry, key.generation)
             if built is not None:
                 packed = self.pyramids.packed_tile(built, key.z, key.x, key.y)

@@ -131,7 +131,11 @@ def test_low_zooms_come_from_the_pyramid(loaded: int, store: Store, settings: Se
     assert built.is_file()
 
 
-def test_an_edited_tile_is_drawn_live(loaded: int, store: Store, settings: Settings) -> None:
+def test_an_edited_tile_is_drawn_live(
+    loaded: int, cli: Cli, store: Store, settings: Settings
+) -> None:
+    """... until the pyramid is made again: then the running server serves the new one,
+    which holds the edit."""
     top = loaded
     z, x, y = _densest(store, top)
     with TestClient(create_app(settings)) as client:
@@ -149,6 +153,13 @@ def test_an_edited_tile_is_drawn_live(loaded: int, store: Store, settings: Setti
         for dx in (-3, 3):
             far = client.get(f"/tiles/flood/{z}/{x + dx}/{y}.mvt")
             assert "-pyramid-" in far.headers["etag"]
+        code, out, err = cli("tiles", "build", "flood")
+        assert code == 0, out + err
+        again = client.get(f"/tiles/flood/{z}/{x}/{y}.mvt")
+        assert "-pyramid-" in again.headers["etag"]
+        assert again.headers["etag"] != before.headers["etag"]
+        ids = {f["id"] for f in mapbox_vector_tile.decode(again.content)["flood"]["features"]}
+        assert fid not in ids and ids
 
 
 def test_a_replaced_layer_never_gets_the_old_pyramid(
