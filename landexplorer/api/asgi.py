@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from landexplorer.api.app import create_app
 from landexplorer.api.limits import limit_allocator_arenas
+from landexplorer.api.supervised import end_with_supervisor
 from landexplorer.settings import Settings
 
 
@@ -19,5 +20,7 @@ def app_from_env() -> FastAPI:
     # (8 per core) lets memory that NumPy, GDAL and Arrow free sit in many arenas and the
     # resident size creep towards the memory ceiling.
     limit_allocator_arenas()
+    # a worker of `landexplorer serve` ends with the process that supervises it
+    end_with_supervisor()
     # a server process warms up before its first request (api/warmup.py)
     return create_app(Settings(), warm=True)

@@ -20,6 +20,7 @@ clear error, never quietly shared.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import sys
@@ -30,6 +31,7 @@ from uvicorn import Config
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Process
 
+from landexplorer.api.supervised import SUPERVISOR_ENV
 from landexplorer.errors import InputError
 
 log = logging.getLogger("uvicorn.error")
@@ -107,6 +109,8 @@ class Workers:
         self.stopping.set()
 
     def run(self, on_started: Callable[[], None] | None = None) -> None:
+        # the workers end with this process, however it ends (api/asgi.py reads this)
+        os.environ[SUPERVISOR_ENV] = str(os.getpid())
         previous = {
             sig: signal.signal(sig, self._on_signal)
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

@@ -195,3 +195,23 @@ def test_a_port_in_use_is_refused_in_words(tmp_path: Path) -> None:
     said = " ".join((done.stdout + done.stderr).split())
     assert f"Cannot listen on 127.0.0.1 port {port}" in said
     assert "choose another port with --port" in said
+
+
+def test_workers_end_with_a_supervisor_killed_outright(tmp_path: Path) -> None:
+    """SIGKILL to ``serve`` (the OOM killer, say): its workers end too, so the port is
+    free for the next start."""
+    port = free_port()
+    proc = _serve(tmp_path, port, 2)
+    workers = [c.pid for c in psutil.Process(proc.pid).children()
+               if b"spawn_main" in Path(f"/proc/{c.pid}/cmdline").read_bytes()]  # fmt: skip
+    assert len(workers) == 2
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    deadline = time.monotonic() + 30
+    while any(psutil.pid_exists(w) and psutil.Process(w).status() != psutil.STATUS_ZOMBIE
+              for w in workers) and time.monotonic() < deadline:  # fmt: skip
+        time.sleep(0.2)
+    assert not [w for w in workers if psutil.pid_exists(w)
+                and psutil.Process(w).status() != psutil.STATUS_ZOMBIE]  # fmt: skip
+    again = _serve(tmp_path, port, 2)  # the same port binds again
+    _stop(again)
