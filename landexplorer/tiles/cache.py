@@ -187,11 +187,7 @@ class TileCache:
         if not _worth_packing(key, data):
             return None
         packed_key = _packed_key(key)
-        packed = self._mem.get(packed_key)
-        if packed is None and self.root is not None:
-            packed = self._read(packed_key)
-            if packed is not None:
-                self._remember(packed_key, packed)
+        packed = self.get(packed_key)
         if packed is None:
             packed = gzip_bytes(data)
             self.put(packed_key, packed)
@@ -211,9 +207,8 @@ class TileCache:
             if data is None:
                 data = make()
                 if pack and _worth_packing(key, data):
-                    self._retire_older(key.layer_id, key.generation)
                     self._remember(key, data)
-                    self.put(_packed_key(key), gzip_bytes(data))
+                    self.put(_packed_key(key), gzip_bytes(data))  # retires older generations
                 else:
                     self.put(key, data)
         return data

@@ -41,6 +41,7 @@ import numpy as np
 from landexplorer.catalog.base import FID, GEOMETRY, Query, Store
 from landexplorer.catalog.model import LayerEntry
 from landexplorer.errors import InputError
+from landexplorer.tiles import grid
 
 log = logging.getLogger("landexplorer.tiles.pyramid")
 
@@ -88,7 +89,7 @@ def densest_counts(centres: np.ndarray, top_zoom: int = TOP_ZOOM) -> dict[int, i
     if len(centres) == 0:
         return {z: 0 for z in range(top_zoom + 1)}
     lon = np.clip(centres[:, 0], -180.0, 179.999999)
-    lat = np.clip(centres[:, 1], -85.05112, 85.05112)
+    lat = np.clip(centres[:, 1], -grid.MAX_LAT, grid.MAX_LAT)
     fx = (lon + 180.0) / 360.0
     fy = (1.0 - np.arcsinh(np.tan(np.radians(lat))) / math.pi) / 2.0
     out = {}

@@ -41,43 +41,26 @@ def _workers_of(pid: int) -> int:
 
 
 def test_serve_without_workers_starts_the_default(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    port = free_port()
-    log = tmp_path / "serve.log"
-    cmd = [sys.executable, "-m", "landexplorer.cli", "--data-dir", str(data), "serve",
-           "--port", str(port), "--log-level", "warning"]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    proc = _serve(tmp_path, free_port(), None)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/conformance", timeout=2).is_success:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
         want = default_workers()
-        assert f"with {want} worker" in log.read_text()
+        assert f"with {want} worker" in (tmp_path / "serve.log").read_text()
         if want > 1:
-            while _workers_of(proc.pid) < want and time.monotonic() < deadline:
-                time.sleep(0.1)
             assert _workers_of(proc.pid) == want
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
 
 
-def _serve(tmp_path: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+def _serve(tmp_path: Path, port: int, workers: int | None) -> subprocess.Popen[bytes]:
+    """``serve`` with ``workers`` (None: its default), once it answers and has them all."""
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
     cmd = [sys.executable, "-m", "landexplorer.cli", "--data-dir", str(data), "serve",
-           "--port", str(port), "--workers", str(workers), "--log-level", "warning"]  # fmt: skip
+           "--port", str(port), "--log-level", "warning"]  # fmt: skip
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
+    else:
+        workers = default_workers()
     with (tmp_path / "serve.log").open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -90,7 +73,7 @@ def _serve(tmp_path: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
         assert proc.poll() is None, (tmp_path / "serve.log").read_text()
         assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
         time.sleep(0.2)
-    while _workers_of(proc.pid) < workers and time.monotonic() < deadline:
+    while workers > 1 and _workers_of(proc.pid) < workers and time.monotonic() < deadline:
         time.sleep(0.1)
     return proc
 

@@ -21,7 +21,7 @@ from landexplorer.catalog import Store
 from landexplorer.catalog.editing import Edit
 from landexplorer.cli import main
 from landexplorer.settings import Settings
-from landexplorer.tiles import pyramid
+from landexplorer.tiles import grid, pyramid
 from landexplorer.tiles.vector import render_vector_tile
 
 with warnings.catch_warnings():
@@ -67,20 +67,11 @@ def loaded(cli: Cli, real_data: Path, store: Store) -> Iterator[int]:
     yield top
 
 
-def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
-    import math
-
-    n = 2**z
-    return (
-        int((lon + 180) / 360 * n),
-        int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n),
-    )
-
-
 def _densest(store: Store, z: int) -> tuple[int, int, int]:
     centres = store.feature_centres(store.get("flood"))
     lon, lat = centres[:, 0].mean(), centres[:, 1].mean()
-    return (z, *_tile_of(lon, lat, z))
+    x, y = grid.tiles_covering((lon, lat, lon, lat), z)[:2]
+    return z, x, y
 
 
 def test_the_plan_follows_the_densest_tile(store: Store, real_data: Path) -> None:

@@ -3,8 +3,6 @@ GeoPackage store: fewer rows read, the same tiles drawn."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import shapely
@@ -14,19 +12,13 @@ from landexplorer.tiles import grid, vector
 from landexplorer.tiles.vector import render_vector_tile
 
 
-def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
-    n = 2**z
-    x = int((lon + 180) / 360 * n)
-    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
-    return x, y
-
-
 def _tiles(store: Store, layer: str, zooms: tuple[int, ...]) -> list[tuple[int, int, int]]:
     """Every tile at these zooms around the layer's middle (3 x 3 at each)."""
     west, south, east, north = store.get(layer).bbox
     out = []
     for z in zooms:
-        cx, cy = _tile_of((west + east) / 2, (south + north) / 2, z)
+        lon, lat = (west + east) / 2, (south + north) / 2
+        cx, cy = grid.tiles_covering((lon, lat, lon, lat), z)[:2]
         out += [(z, cx + dx, cy + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
     return out
 
