@@ -47,6 +47,14 @@ class Settings(BaseSettings):
         description="After an upload through the API, make the low-zoom tiles of a layer "
         "too big to draw zoomed out on request (tippecanoe, in the background).",
     )
+    pyramid_refresh_after_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="After feature edits to a layer whose low-zoom tiles were made ahead, "
+        "make them again once no edit has come for this many seconds (0: never by itself; "
+        "'landexplorer tiles build' does it). Until then the tiles edits reached are drawn "
+        "on request.",
+    )
     batch_size: int = Field(default=65_536, ge=1_000, le=1_000_000)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65_535)

@@ -72,6 +72,8 @@ def create_app(settings: Settings | None = None, *, warm: bool = False) -> FastA
     # ... and the low-zoom tiles of big uploaded layers are made after their job
     if settings.pyramids_after_upload:
         app.state.jobs.pyramid_dir = settings.pyramid_dir
+    app.state.jobs.refresh_dir = settings.pyramid_dir  # made again after feature edits
+    app.state.jobs.refresh_after_s = settings.pyramid_refresh_after_s
     # the tile service and its cache folder (beside the catalogue unless tile_cache_dir says
     # otherwise; cached tiles are answered before routing by CachedTiles, which reads the
     # same service)

@@ -53,6 +53,25 @@ INTERRUPTED = "The server stopped while this upload ran; nothing was stored, ple
 _LEGACY_UPLOAD_AGE_S = 24 * 3600
 
 
+TILES_NO_PROGRAM = (
+    "This layer is big enough to need its low-zoom tiles made ahead, but tippecanoe is not "
+    "installed on the server: they are drawn on request, more slowly."
+)
+
+
+def tiles_stopped(layer_ids: list[str]) -> str:
+    """What a job says of low-zoom tiles its server stopped before they were made."""
+    commands = " and ".join(f"'landexplorer tiles build {i}'" for i in layer_ids) or "it"
+    return (
+        "The server stopped before the low-zoom tiles were made; they are drawn on request "
+        f"until {commands} makes them."
+    )
+
+
+def _tiles_pending(job: Job) -> bool:
+    return any(state.get("status") == "making" for state in job.tiles.values())
+
+
 def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
@@ -81,6 +100,9 @@ class Job:
     layers: list[str] = field(default_factory=list)
     error: dict[str, str] | None = None
     user: str = ""  # the account that asked for it (who may follow it)
+    #: per stored layer that needs low-zoom tiles made ahead (tiles/pyramid.py), after the
+    #: job: {"status": making | ready | failed | stopped, "zooms": "0-N", "message": ...}
+    tiles: dict[str, dict[str, str]] = field(default_factory=dict)
     # ---- for recovery (not shown to clients)
     owner: str = ""  # the process that runs it (catalog.owners tag)
     started: str = ""  # when the ingest began
@@ -118,6 +140,12 @@ class Jobs:
         self._pyramids: list[threading.Thread] = []
         self._pyramid_turn = threading.Lock()  # one build at a time in this process
         self._stopping = threading.Event()
+        #: Where pyramids are made again after feature edits (None: never here), and after
+        #: how many seconds without an edit to the layer (``refresh_pyramid``).
+        self.refresh_dir: Path | None = None
+        self.refresh_after_s = 300.0
+        self._refresh_due: dict[str, float] = {}  # layer id -> when to make it again
+        self._refresher: threading.Thread | None = None
 
     @classmethod
     def start(cls, folder: Path, store: Store) -> Jobs:
@@ -161,6 +189,10 @@ class Jobs:
             # its process is gone (a worker crashed while this one runs): finish it now
             self.recover()
             job = self._load(self._path(job_id)) or job
+        if job is not None and _tiles_pending(job) and self._orphaned(job):
+            for state in job.tiles.values():  # the server making them stopped
+                if state.get("status") == "making":
+                    state.update(status="stopped", message=tiles_stopped(job.layers))
         return job
 
     def _orphaned(self, job: Job) -> bool:
@@ -260,12 +292,22 @@ class Jobs:
                 log.warning("could not record how upload job %s ended: %s", job.id, exc)
                 self._unsaved[job.id] = job
         if job.status == "successful" and self.pyramid_dir is not None:
-            self._pyramid_after(store, job.layers)
+            self._pyramid_after(store, job)
 
-    def _pyramid_after(self, store: Store, layer_ids: list[str]) -> None:
+    def _tiles_state(self, job: Job, layer_id: str, status: str, zooms: str, message: str) -> None:
+        """Say in the job's record how the low-zoom tiles of one of its layers stand."""
+        job.tiles[layer_id] = {"status": status, "zooms": zooms, "message": message}
+        try:
+            self.save(job)
+        except (DiskFull, OSError) as exc:  # the tiles are made all the same
+            log.warning("could not record the tiles of upload job %s: %s", job.id, exc)
+            self._unsaved[job.id] = job
+
+    def _pyramid_after(self, store: Store, job: Job) -> None:
         """Make the low-zoom tiles of the stored layers that need them, in the background
         (the job has ended: the layer is served meanwhile, its low zooms drawn live), at a
-        low CPU priority, one build at a time; stopped with the server."""
+        low CPU priority, one build at a time; stopped with the server. The job's record
+        says how each stands (``Job.tiles``)."""
         from landexplorer.tiles import pyramid
         from landexplorer.tiles.service import layer_generation
 
@@ -274,28 +316,129 @@ class Jobs:
 
         def run() -> None:
             with self._pyramid_turn:
-                for layer_id in layer_ids:
+                for layer_id in job.layers:
                     if self._stopping.is_set():
-                        return
+                        break
+                    zooms = ""
                     try:
                         entry = store.get(layer_id)
-                        if entry.data_type == "vector":
-                            pyramid.build_if_needed(
-                                store, entry, root, layer_generation(entry), self._stopping
-                            )
+                        top = pyramid.planned_max_zoom(store, entry)
+                        if top is None:
+                            continue  # every tile can be drawn on request
+                        zooms = f"0-{top}"
+                        if pyramid.tippecanoe_program() is None:
+                            self._tiles_state(job, layer_id, "failed", zooms, TILES_NO_PROGRAM)
+                            continue
+                        self._tiles_state(
+                            job, layer_id, "making", zooms,
+                            f"Making the tiles of zooms {zooms} ahead, for maps zoomed out "
+                            "over the whole layer. Until they are ready those zooms are "
+                            "drawn on request, more slowly.",
+                        )  # fmt: skip
+                        _, seconds = pyramid.build(
+                            store, entry, root, layer_generation(entry), top,
+                            cancel=self._stopping,
+                        )  # fmt: skip
+                        log.info("made the tiles of zooms %s of '%s' in %.0f s",
+                                 zooms, layer_id, seconds)  # fmt: skip
+                        self._tiles_state(
+                            job,
+                            layer_id,
+                            "ready",
+                            zooms,
+                            f"The tiles of zooms {zooms} were made in {seconds:.0f} s.",
+                        )
                     except pyramid.Cancelled:
-                        return
+                        self._tiles_state(job, layer_id, "stopped", zooms,
+                                          tiles_stopped([layer_id]))  # fmt: skip
+                        break
                     except Exception:  # the layer is served all the same, drawn live
                         log.exception("making the low-zoom tiles of '%s' failed", layer_id)
+                        self._tiles_state(
+                            job,
+                            layer_id,
+                            "failed",
+                            zooms,
+                            "Making the low-zoom tiles failed (the server's log says why). "
+                            "The layer is served all the same, drawn on request; "
+                            f"'landexplorer tiles build {layer_id}' makes them again.",
+                        )
 
         thread = threading.Thread(target=run, name="le-pyramid", daemon=True)
         self._pyramids = [t for t in self._pyramids if t.is_alive()] + [thread]
         thread.start()
 
     def wait_for_pyramids(self, timeout: float | None = None) -> None:
-        """Wait for the background pyramid builds started so far (tests, shutdown)."""
-        for thread in list(self._pyramids):
-            thread.join(timeout)
+        """Wait for the background pyramid builds started so far, those after edits
+        included (tests, shutdown)."""
+        for thread in [*self._pyramids, self._refresher]:
+            if thread is not None:
+                thread.join(timeout)
+
+    # ----- pyramids made again after feature edits ---------------------------------------------
+    def refresh_pyramid(self, store: Store, layer_id: str) -> None:
+        """A feature of ``layer_id`` was edited: if its current version has a pyramid, make
+        it again once ``refresh_after_s`` have passed with no further edit (each edit puts
+        it off). Until then the tiles an edit reached are drawn on request, with the edit.
+        Several processes may be asked for the same layer: one makes it (a lock file in the
+        layer's pyramid folder), the others find it holds their edits and do nothing."""
+        if self.refresh_dir is None or self.refresh_after_s <= 0 or self._stopping.is_set():
+            return
+        with self._lock:
+            self._refresh_due[layer_id] = time.monotonic() + self.refresh_after_s
+            if self._refresher is None or not self._refresher.is_alive():
+                self._refresher = threading.Thread(
+                    target=self._refresh_loop, args=(store,), name="le-pyramid-refresh",
+                    daemon=True,
+                )  # fmt: skip
+                self._refresher.start()
+
+    def _refresh_loop(self, store: Store) -> None:
+        from landexplorer.tiles import pyramid
+
+        while not self._stopping.is_set():
+            with self._lock:
+                if not self._refresh_due:
+                    self._refresher = None
+                    return
+                layer_id, due = min(self._refresh_due.items(), key=lambda item: item[1])
+                wait = due - time.monotonic()
+                if wait <= 0:
+                    del self._refresh_due[layer_id]
+            if wait > 0:
+                self._stopping.wait(min(wait, 1.0))  # an edit meanwhile puts it off again
+                continue
+            try:
+                self._refresh(store, layer_id)
+            except pyramid.Cancelled:
+                return
+            except LayerNotFound:
+                continue  # deleted meanwhile
+            except Exception:  # the edited tiles are drawn on request all the same
+                log.exception("making the low-zoom tiles of '%s' again failed", layer_id)
+
+    def _refresh(self, store: Store, layer_id: str) -> None:
+        from landexplorer.tiles import pyramid
+        from landexplorer.tiles.edits import EditIndex
+        from landexplorer.tiles.service import layer_generation
+
+        root = self.refresh_dir
+        assert root is not None
+        entry = store.get(layer_id)
+        generation = layer_generation(entry)
+        if not pyramid.pyramid_path(root, layer_id, generation).is_file():
+            return  # this version has none (replaced since, or never made)
+        with self._pyramid_turn, pyramid.build_lock(root, layer_id, self._stopping):
+            built = pyramid.Pyramids(root).find(entry, generation)
+            if built is None or built.edits_included >= EditIndex(store).latest(entry):
+                return  # made again meanwhile (by another process), with every edit
+            top = pyramid.planned_max_zoom(store, entry)
+            _, seconds = pyramid.build(
+                store, entry, root, generation, top if top is not None else built.max_zoom,
+                cancel=self._stopping,
+            )  # fmt: skip
+            log.info("made the tiles of zooms 0-%d of '%s' again after edits, in %.0f s",
+                     built.max_zoom if top is None else top, layer_id, seconds)  # fmt: skip
 
     # ----- recovery -----------------------------------------------------------------------
     def recover(self) -> list[Job]:

@@ -105,15 +105,14 @@ class TileCache:
         self.hits = self.misses = 0
 
     def _path(self, key: TileKey) -> Path:
+        return Path(self._name(key))
+
+    def _name(self, key: TileKey) -> str:
+        """The tile's file (a string: a miss costs one failed open, not a Path's making)."""
         assert self.root is not None
         return (
-            self.root
-            / key.layer_id
-            / key.generation
-            / key.variant
-            / str(key.z)
-            / str(key.x)
-            / f"{key.y}.{key.ext}"
+            f"{self.root}/{key.layer_id}/{key.generation}/{key.variant}/{key.z}/{key.x}/"
+            f"{key.y}.{key.ext}"
         )
 
     def get(self, key: TileKey) -> bytes | None:
@@ -142,7 +141,8 @@ class TileCache:
 
     def _read(self, key: TileKey) -> bytes | None:
         try:
-            return self._path(key).read_bytes()
+            with open(self._name(key), "rb") as fh:
+                return fh.read()
         except OSError:
             return None
 
@@ -225,13 +225,17 @@ class TileCache:
         self._remember(key, data)
         if self.root is None:
             return
-        path = self._path(key)
+        name = self._name(key)
+        folder = os.path.dirname(name)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, tmp = tempfile.mkstemp(prefix=".t-", dir=path.parent)
+            try:
+                handle, tmp = tempfile.mkstemp(prefix=".t-", dir=folder)
+            except FileNotFoundError:  # the first tile of its column
+                os.makedirs(folder, exist_ok=True)
+                handle, tmp = tempfile.mkstemp(prefix=".t-", dir=folder)
             with os.fdopen(handle, "wb") as fh:
                 fh.write(data)
-            os.replace(tmp, path)
+            os.replace(tmp, name)
         except OSError:
             pass  # a cache that cannot write still serves from memory
 

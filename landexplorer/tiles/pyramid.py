@@ -15,14 +15,18 @@ until the pyramid is made again: ``landexplorer tiles build``), or a tile of onl
 the columns (``properties=``; drawn live). A replaced layer is a new generation: drawn
 live until its own pyramid is made, never from the old one.
 
-``LIVE_MAX_FEATURES``: this renderer costs 10-15 µs a feature in a tile (measured on the
-flood polygons: a 47,000-feature z8 tile in ~0.6 s), so 20,000 features is about the
+``LIVE_MAX_FEATURES``: drawn from pages SQLite has in memory, this renderer costs
+10-15 µs a feature in a tile (the flood polygons: a 9,871-feature z10 tile of the
+5,000,000-polygon national layer in ~100 ms). A first tile of a big layer also reads its
+pages from the disk: the national layer's z10 tiles, first drawn by a fresh server, took
+up to 604 ms for 9,871 features, about 60 µs a feature. 5,000 features is then about the
 300 ms a first tile may take.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import math
 import os
@@ -32,7 +36,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +50,7 @@ from landexplorer.tiles import grid
 log = logging.getLogger("landexplorer.tiles.pyramid")
 
 #: Features a tile may hold and still be drawn on request (see the module's text).
-LIVE_MAX_FEATURES = 20_000
+LIVE_MAX_FEATURES = 5_000
 #: The highest zoom a pyramid is ever made for (above it tiles are small enough anywhere).
 TOP_ZOOM = 14
 #: Features exported to tippecanoe per file (bounded memory, whatever the layer's size).
@@ -250,25 +254,30 @@ def _retire_others(keep: Path) -> None:
             other.unlink(missing_ok=True)
 
 
-def build_if_needed(
-    store: Store,
-    entry: LayerEntry,
-    root: Path,
-    generation: str,
-    cancel: threading.Event | None = None,
-) -> Pyramid | None:
-    """The pyramid of a layer that needs one, made now (None: not needed, or no
-    tippecanoe here, which is logged)."""
-    top = planned_max_zoom(store, entry)
-    if top is None:
-        return None
-    if tippecanoe_program() is None:
-        log.warning("'%s' needs low-zoom tiles made ahead, but tippecanoe is not installed: "
-                    "they are drawn on request", entry.id)  # fmt: skip
-        return None
-    built, seconds = build(store, entry, root, generation, top, cancel=cancel)
-    log.info("made the tiles of zooms 0-%d of '%s' in %.0f s", top, entry.id, seconds)
-    return built
+@contextlib.contextmanager
+def build_lock(root: Path, layer_id: str, cancel: threading.Event | None = None) -> Iterator[None]:
+    """Hold the right to make a layer's pyramid across processes (an ``flock`` on
+    ``.build.lock`` in its folder); waits for another holder, or until ``cancel`` is set
+    (``Cancelled``)."""
+    folder = pyramid_folder(root, layer_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".build.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if cancel is not None and cancel.wait(0.5):
+                    raise Cancelled() from None
+                if cancel is None:
+                    time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def remove(root: Path, layer_id: str) -> None:

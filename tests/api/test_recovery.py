@@ -96,6 +96,12 @@ def test_jobs_a_stopped_server_left_get_their_final_state(
         legacy = _record(jobs, layer_id="old", status="running")  # from before owners
         running = _record(jobs, layer_id="trees", status="running", owner=alive)
         done = _record(jobs, layer_id="x", status="failed", owner=dead, message="As it was.")
+        # stored, and its low-zoom tiles were being made when the server died
+        making = {"status": "making", "zooms": "0-9", "message": "Making the tiles."}
+        tiles_dead = _record(jobs, layer_id="sites", status="successful", owner=dead,
+                             layers=["sites"], tiles={"sites": dict(making)})  # fmt: skip
+        tiles_alive = _record(jobs, layer_id="trees", status="successful", owner=alive,
+                              layers=["trees"], tiles={"trees": dict(making)})  # fmt: skip
         dead_folder = _upload_folder(uploads, dead)
         live_folder = _upload_folder(uploads, alive)
         half_record = jobs / f".{lost.id}~{dead.replace(':', '+')}.tmp"
@@ -119,6 +125,10 @@ def test_jobs_a_stopped_server_left_get_their_final_state(
                 assert doc["error"] == {"code": "interrupted", "description": INTERRUPTED}
             assert status(running)["status"] == "running"  # its process still runs
             assert status(done)["message"] == "As it was."
+            tiles = status(tiles_dead)["tiles"]["sites"]
+            assert tiles["status"] == "stopped", tiles
+            assert "'landexplorer tiles build sites'" in tiles["message"]
+            assert status(tiles_alive)["tiles"]["trees"]["status"] == "making"  # still at it
             assert not dead_folder.exists() and not dead_folder.parent.exists()
             assert live_folder.exists()
             assert not half_record.exists()

@@ -216,7 +216,8 @@ def test_a_pyramid_tile_is_what_tippecanoe_stored(loaded: int, settings: Setting
         assert r.content == gzip.decompress(data)
 
 
-def _upload_flood(client: TestClient, token: str, real_data: Path) -> None:
+def _upload_flood(client: TestClient, token: str, real_data: Path) -> str:
+    """Upload the flood layer through the API; returns its job's address."""
     import time
 
     from tests.people import bearer
@@ -233,21 +234,28 @@ def _upload_flood(client: TestClient, token: str, real_data: Path) -> None:
             break
         time.sleep(0.1)
     assert job["status"] == "successful", job
+    return str(r.headers["location"])
 
 
 def test_an_upload_through_the_api_gets_its_pyramid_after_the_job(
     store: Store, settings: Settings, real_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.people import make_token
+    from tests.people import bearer, make_token
 
     monkeypatch.setattr(pyramid, "LIVE_MAX_FEATURES", LIVE_MAX)
     token = make_token(settings)
     with TestClient(create_app(settings)) as client:
-        _upload_flood(client, token, real_data)
+        job_url = _upload_flood(client, token, real_data)
         client.app.state.jobs.wait_for_pyramids(timeout=120)  # type: ignore[attr-defined]
         assert list((settings.data_dir / "pyramids" / "flood").glob("*.mbtiles"))
         z, x, y = _densest(store, 10)
         assert "-pyramid-" in client.get(f"/tiles/flood/{z}/{x}/{y}.mvt").headers["etag"]
+        # the job's record says they were made, and which zooms
+        tiles = client.get(job_url, headers=bearer(token)).json()["tiles"]
+        top = pyramid.planned_max_zoom(store, store.get("flood"))
+        assert tiles["flood"]["status"] == "ready", tiles
+        assert tiles["flood"]["zooms"] == f"0-{top}"
+        assert "were made in" in tiles["flood"]["message"]
 
 
 def test_a_stopping_server_stops_a_pyramid_being_made(
@@ -260,7 +268,7 @@ def test_a_stopping_server_stops_a_pyramid_being_made(
     """Shutting down does not wait for tippecanoe: the build is stopped, nothing kept."""
     import time
 
-    from tests.people import make_token
+    from tests.people import bearer, make_token
 
     slow = tmp_path / "slow-tippecanoe"
     slow.write_text("#!/bin/sh\nsleep 120\n")
@@ -269,23 +277,89 @@ def test_a_stopping_server_stops_a_pyramid_being_made(
     monkeypatch.setattr(pyramid, "tippecanoe_program", lambda: slow)
     token = make_token(settings)
     with TestClient(create_app(settings)) as client:
-        _upload_flood(client, token, real_data)
+        job_url = _upload_flood(client, token, real_data)
         time.sleep(1.0)  # the build has started: the export, then the (slow) program
+        making = client.get(job_url, headers=bearer(token)).json()["tiles"]["flood"]
         stopping = time.monotonic()
     assert time.monotonic() - stopping < 20
     folder = settings.data_dir / "pyramids" / "flood"
     assert not list(folder.rglob("*.mbtiles")) and not list(folder.glob(".pyramid-*"))
+    # while it ran the job said so; the next server's answer says it stopped, and what to do
+    assert making["status"] == "making", making
+    with TestClient(create_app(settings)) as client:
+        stopped = client.get(job_url, headers=bearer(token)).json()["tiles"]["flood"]
+    assert stopped["status"] == "stopped", stopped
+    assert "landexplorer tiles build flood" in stopped["message"]
 
 
 def test_pyramids_after_upload_can_be_turned_off(
     store: Store, settings: Settings, real_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.people import make_token
+    from tests.people import bearer, make_token
 
     monkeypatch.setattr(pyramid, "LIVE_MAX_FEATURES", LIVE_MAX)
     token = make_token(settings)
     off = settings.model_copy(update={"pyramids_after_upload": False})
     with TestClient(create_app(off)) as client:
-        _upload_flood(client, token, real_data)
+        job_url = _upload_flood(client, token, real_data)
         client.app.state.jobs.wait_for_pyramids(timeout=120)  # type: ignore[attr-defined]
+        assert "tiles" not in client.get(job_url, headers=bearer(token)).json()
     assert not (settings.data_dir / "pyramids").exists()
+
+
+def _delete_feature(client: TestClient, auth: dict[str, str], fid: int) -> None:
+    """Delete a feature through the API, as a client does (read it, then If-Match)."""
+    item = f"/collections/flood/items/{fid}"
+    etag = client.get(item, headers=auth).headers["etag"]
+    r = client.delete(item, headers={**auth, "If-Match": etag})
+    assert r.status_code == 204, r.text
+
+
+def test_edits_through_the_api_get_the_pyramid_made_again_when_they_pause(
+    loaded: int, store: Store, settings: Settings
+) -> None:
+    """An edit's tiles are drawn live at first; once no edit has come for
+    ``pyramid_refresh_after_s`` the server makes the pyramid again by itself, holding the
+    edit, and the tiles come from it again."""
+    from tests.people import bearer, make_token
+
+    top = loaded
+    z, x, y = _densest(store, top)
+    token = make_token(settings)
+    quick = settings.model_copy(update={"pyramid_refresh_after_s": 1.0})
+    with TestClient(create_app(quick)) as client:
+        before = client.get(f"/tiles/flood/{z}/{x}/{y}.mvt")
+        assert "-pyramid-" in before.headers["etag"]
+        features = mapbox_vector_tile.decode(before.content)["flood"]["features"]
+        fid = min(features, key=lambda f: shape(f["geometry"]).area)["id"]
+        _delete_feature(client, bearer(token), fid)
+        live = client.get(f"/tiles/flood/{z}/{x}/{y}.mvt")
+        assert "-pyramid-" not in live.headers["etag"]  # drawn with the edit meanwhile
+        client.app.state.jobs.wait_for_pyramids(timeout=120)  # type: ignore[attr-defined]
+        again = client.get(f"/tiles/flood/{z}/{x}/{y}.mvt")
+        assert "-pyramid-" in again.headers["etag"], again.headers["etag"]
+        assert again.headers["etag"] != before.headers["etag"]
+        ids = {f["id"] for f in mapbox_vector_tile.decode(again.content)["flood"]["features"]}
+        assert fid not in ids and ids
+    # one pyramid kept, and nothing of the work left
+    folder = settings.data_dir / "pyramids" / "flood"
+    assert len(list(folder.glob("*.mbtiles"))) == 1 and not list(folder.glob(".pyramid-*"))
+
+
+def test_no_pyramid_is_made_again_when_the_setting_is_0(
+    loaded: int, store: Store, settings: Settings
+) -> None:
+    from tests.people import bearer, make_token
+
+    z, x, y = _densest(store, loaded)
+    (built,) = (settings.data_dir / "pyramids" / "flood").glob("*.mbtiles")
+    stamp = built.stat().st_mtime_ns
+    token = make_token(settings)
+    never = settings.model_copy(update={"pyramid_refresh_after_s": 0.0})
+    with TestClient(create_app(never)) as client:
+        tile = client.get(f"/tiles/flood/{z}/{x}/{y}.mvt")
+        fid = mapbox_vector_tile.decode(tile.content)["flood"]["features"][0]["id"]
+        _delete_feature(client, bearer(token), fid)
+        client.app.state.jobs.wait_for_pyramids(timeout=120)  # type: ignore[attr-defined]
+        assert "-pyramid-" not in client.get(f"/tiles/flood/{z}/{x}/{y}.mvt").headers["etag"]
+    assert built.stat().st_mtime_ns == stamp

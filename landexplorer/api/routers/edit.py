@@ -241,6 +241,8 @@ async def run_edit(request: Request, entry: LayerEntry, edit: Edit) -> EditResul
     except FeatureChanged as exc:
         return changed_response(entry, exc)
     edited(request.app)  # live feeds of this process read the history now
+    # a layer with low-zoom tiles made ahead gets them made again when the edits pause
+    request.app.state.jobs.refresh_pyramid(store, entry.id)
     await run_in_threadpool(
         access_of(request).audit,
         actor,

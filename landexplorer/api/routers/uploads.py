@@ -68,6 +68,8 @@ def _job_doc(request: Request, job: Job) -> dict[str, Any]:
     }
     if job.error:
         doc["error"] = job.error
+    if job.tiles:  # low-zoom tiles made ahead after the job (tiles/pyramid.py)
+        doc["tiles"] = job.tiles
     for layer in job.layers:
         doc["links"].append(
             {"rel": "item", "type": "application/json", "href": f"{root}/collections/{layer}"}
