@@ -11,8 +11,12 @@ under 500 KB; they are kept in an MBTiles file per layer version,
 drawn on request as ever.
 
 What a pyramid tile is not: a tile one of the layer's feature edits reached (drawn live
-until the pyramid is made again: ``landexplorer tiles build``), or a tile of only some of
-the columns (``properties=``; drawn live). A replaced layer is a new generation: drawn
+until the pyramid is made again: ``landexplorer tiles build``, or the server after the
+edits pause), or a tile of only some of the columns (``properties=``; drawn live). The
+exception: a tile that holds more than ``LIVE_MAX_FEATURES`` features itself (listed in
+the pyramid, ``heavy_tiles``) is served from the pyramid even after an edit reached it,
+until the pyramid is made again: drawn live it would take seconds of the server's time for
+every visitor zoomed out over the layer. A replaced layer is a new generation: drawn
 live until its own pyramid is made, never from the old one.
 
 ``LIVE_MAX_FEATURES``: drawn from pages SQLite has in memory, this renderer costs
@@ -72,6 +76,8 @@ class Pyramid:
     edits_included: int = 0
     #: the file's identity (inode, mtime): a pyramid made again is a new one
     stamp: tuple[int, int] = (0, 0)
+    #: its tiles too big to draw on request (z, x, y): served from it even after an edit
+    heavy: frozenset[tuple[int, int, int]] = frozenset()
 
 
 def tippecanoe_program() -> Path | None:
@@ -88,10 +94,8 @@ def tippecanoe_program() -> Path | None:
     return Path(on_path) if on_path else None
 
 
-def densest_counts(centres: np.ndarray, top_zoom: int = TOP_ZOOM) -> dict[int, int]:
-    """The most features whose bounds' centre falls in one tile, at each zoom 0..top."""
-    if len(centres) == 0:
-        return {z: 0 for z in range(top_zoom + 1)}
+def _tile_counts(centres: np.ndarray, top_zoom: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per zoom 0..top: the tiles (x * 2**z + y) holding bounds' centres, and how many."""
     lon = np.clip(centres[:, 0], -180.0, 179.999999)
     lat = np.clip(centres[:, 1], -grid.MAX_LAT, grid.MAX_LAT)
     fx = (lon + 180.0) / 360.0
@@ -101,7 +105,27 @@ def densest_counts(centres: np.ndarray, top_zoom: int = TOP_ZOOM) -> dict[int, i
         n = 2**z
         x = np.minimum((fx * n).astype(np.int64), n - 1)
         y = np.minimum((fy * n).astype(np.int64), n - 1)
-        out[z] = int(np.unique(x * n + y, return_counts=True)[1].max())
+        out[z] = np.unique(x * n + y, return_counts=True)
+    return out
+
+
+def densest_counts(centres: np.ndarray, top_zoom: int = TOP_ZOOM) -> dict[int, int]:
+    """The most features whose bounds' centre falls in one tile, at each zoom 0..top."""
+    if len(centres) == 0:
+        return {z: 0 for z in range(top_zoom + 1)}
+    return {z: int(counts.max()) for z, (_, counts) in _tile_counts(centres, top_zoom).items()}
+
+
+def heavy_tiles(centres: np.ndarray, top_zoom: int) -> list[tuple[int, int, int]]:
+    """The tiles of zooms 0..top holding more than ``LIVE_MAX_FEATURES`` features (by their
+    bounds' centres): those a pyramid serves even after an edit reached them."""
+    if len(centres) == 0:
+        return []
+    out = []
+    for z, (keys, counts) in _tile_counts(centres, top_zoom).items():
+        for key in keys[counts > LIVE_MAX_FEATURES]:
+            x, y = divmod(int(key), 2**z)
+            out.append((z, x, y))
     return out
 
 
@@ -217,9 +241,23 @@ def build(
             said.seek(0)
             if proc.returncode != 0 or not out.is_file():
                 raise RuntimeError(f"tippecanoe failed ({proc.returncode}): {said.read()[-2000:]}")
+        heavy = heavy_tiles(store.feature_centres(entry), max_zoom)
+        _note_heavy(out, heavy)
         os.replace(out, target)
     _retire_others(target)
-    return Pyramid(target, max_zoom, edits_included), time.perf_counter() - started
+    built = Pyramid(target, max_zoom, edits_included, heavy=frozenset(heavy))
+    return built, time.perf_counter() - started
+
+
+#: The table of a pyramid's tiles too big to draw on request (``heavy_tiles``), beside
+#: tippecanoe's own tables in its MBTiles file (z, x, y with y from the top, as served).
+HEAVY_TABLE = "landexplorer_heavy_tiles"
+
+
+def _note_heavy(mbtiles: Path, heavy: list[tuple[int, int, int]]) -> None:
+    with contextlib.closing(sqlite3.connect(mbtiles)) as conn, conn:
+        conn.execute(f"CREATE TABLE {HEAVY_TABLE} (z INTEGER, x INTEGER, y INTEGER)")
+        conn.executemany(f"INSERT INTO {HEAVY_TABLE} VALUES (?, ?, ?)", heavy)
 
 
 def _gently(cmd: list[str]) -> list[str]:
@@ -321,7 +359,13 @@ class Pyramids:
                 key, _, value = part.partition("=")
                 if key == EDITS_KEY and value.isdigit():
                     edits = int(value)
-            return Pyramid(path, top, edits, stamp)
+            heavy: frozenset[tuple[int, int, int]] = frozenset()
+            if conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (HEAVY_TABLE,)
+            ).fetchone():  # made before there was such a table: none
+                rows = conn.execute(f"SELECT z, x, y FROM {HEAVY_TABLE}").fetchall()
+                heavy = frozenset((int(z), int(x), int(y)) for z, x, y in rows)
+            return Pyramid(path, top, edits, stamp, heavy)
         except (sqlite3.Error, ValueError):
             return Pyramid(path, -1, 0, stamp)
 

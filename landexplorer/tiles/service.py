@@ -102,8 +102,13 @@ class TileService:
         edited = self.edits.revision(entry, z, x, y)  # the latest edit that reached this tile
         gen = layer_generation(entry)
         built = self.pyramids.find(entry, gen) if props is None else None
-        if built is not None and z <= built.max_zoom and edited <= built.edits_included:
-            # made ahead (tiles.pyramid), with every edit that reached this tile
+        if (
+            built is not None
+            and z <= built.max_zoom
+            and (edited <= built.edits_included or (z, x, y) in built.heavy)
+        ):
+            # made ahead (tiles.pyramid), with every edit that reached this tile; or a tile
+            # too big to draw on request, which shows later edits once it is made again
             variant = f"{PYRAMID_VARIANT}-{built.edits_included}-{built.stamp[1]}"
         elif edited:
             variant += f"-e{edited}"

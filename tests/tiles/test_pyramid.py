@@ -74,6 +74,27 @@ def _densest(store: Store, z: int) -> tuple[int, int, int]:
     return z, x, y
 
 
+def _built(store: Store, settings: Settings) -> pyramid.Pyramid:
+    from landexplorer.tiles.service import layer_generation
+
+    entry = store.get("flood")
+    built = pyramid.Pyramids(settings.pyramid_dir).find(entry, layer_generation(entry))
+    assert built is not None
+    return built
+
+
+def _light_tile(store: Store, settings: Settings, z: int) -> tuple[int, int, int]:
+    """The fullest tile of zoom ``z`` that is not too big to draw on request."""
+    heavy = _built(store, settings).heavy
+    centres = store.feature_centres(store.get("flood"))
+    keys, counts = pyramid._tile_counts(centres, z)[z]
+    light = [(int(n), int(k)) for k, n in zip(keys, counts, strict=True)
+             if (z, *divmod(int(k), 2**z)) not in heavy]  # fmt: skip
+    _, key = max(light)
+    x, y = divmod(key, 2**z)
+    return z, x, y
+
+
 def test_the_plan_follows_the_densest_tile(store: Store, real_data: Path) -> None:
     from landexplorer.layers.ingest import IngestOptions, ingest
 
@@ -128,7 +149,7 @@ def test_an_edited_tile_is_drawn_live(
     """... until the pyramid is made again: then the running server serves the new one,
     which holds the edit."""
     top = loaded
-    z, x, y = _densest(store, top)
+    z, x, y = _light_tile(store, settings, top)
     with TestClient(create_app(settings)) as client:
         before = client.get(f"/tiles/flood/{z}/{x}/{y}.mvt")
         assert "-pyramid-" in before.headers["etag"]
@@ -324,7 +345,7 @@ def test_edits_through_the_api_get_the_pyramid_made_again_when_they_pause(
     from tests.people import bearer, make_token
 
     top = loaded
-    z, x, y = _densest(store, top)
+    z, x, y = _light_tile(store, settings, top)
     token = make_token(settings)
     quick = settings.model_copy(update={"pyramid_refresh_after_s": 1.0})
     with TestClient(create_app(quick)) as client:
@@ -351,7 +372,7 @@ def test_no_pyramid_is_made_again_when_the_setting_is_0(
 ) -> None:
     from tests.people import bearer, make_token
 
-    z, x, y = _densest(store, loaded)
+    z, x, y = _light_tile(store, settings, loaded)
     (built,) = (settings.data_dir / "pyramids" / "flood").glob("*.mbtiles")
     stamp = built.stat().st_mtime_ns
     token = make_token(settings)
@@ -363,3 +384,33 @@ def test_no_pyramid_is_made_again_when_the_setting_is_0(
         client.app.state.jobs.wait_for_pyramids(timeout=120)  # type: ignore[attr-defined]
         assert "-pyramid-" not in client.get(f"/tiles/flood/{z}/{x}/{y}.mvt").headers["etag"]
     assert built.stat().st_mtime_ns == stamp
+
+
+def test_a_tile_too_big_to_draw_live_stays_in_the_pyramid_after_an_edit(
+    loaded: int, cli: Cli, store: Store, settings: Settings
+) -> None:
+    """A tile holding more than ``LIVE_MAX_FEATURES`` features is not drawn on request
+    after an edit reached it (seconds of work for every visitor zoomed out): it is served
+    from the pyramid until that is made again, which then shows the edit."""
+    top = loaded
+    built = _built(store, settings)
+    # the pyramid lists its heavy tiles: every one at the top zoom holds more than the limit
+    assert built.heavy and {z for z, _, _ in built.heavy} >= {0, top}
+    assert built.heavy == set(pyramid.heavy_tiles(store.feature_centres(store.get("flood")), top))
+    z, x, y = max(t for t in built.heavy if t[0] == top)
+    with TestClient(create_app(settings)) as client:
+        before = client.get(f"/tiles/flood/{z}/{x}/{y}.mvt")
+        features = mapbox_vector_tile.decode(before.content)["flood"]["features"]
+        fid = max(features, key=lambda f: shape(f["geometry"]).area)["id"]
+        store.edit_feature("flood", Edit("delete", make=lambda _current: None, fid=fid))
+        after = client.get(f"/tiles/flood/{z}/{x}/{y}.mvt")
+        assert after.headers["etag"] == before.headers["etag"]  # the pyramid's, as it was
+        assert after.content == before.content
+        code, out, err = cli("tiles", "build", "flood")
+        assert code == 0, out + err
+        again = client.get(f"/tiles/flood/{z}/{x}/{y}.mvt")
+        assert (
+            "-pyramid-" in again.headers["etag"] and again.headers["etag"] != before.headers["etag"]
+        )
+        ids = {f["id"] for f in mapbox_vector_tile.decode(again.content)["flood"]["features"]}
+        assert fid not in ids and ids
