@@ -69,10 +69,10 @@ def create_app(settings: Settings | None = None, *, warm: bool = False) -> FastA
     app.state.auth = Authenticator(access, changes=store.changes())
     # upload jobs and upload folders that a stopped server left are finished first
     app.state.jobs = Jobs.start(settings.data_dir / "jobs", store)
-    # ... and the low-zoom tiles of big uploaded layers are made after their job
-    if settings.pyramids_after_upload:
-        app.state.jobs.pyramid_dir = settings.pyramid_dir
-    app.state.jobs.refresh_dir = settings.pyramid_dir  # made again after feature edits
+    # ... and the low-zoom tiles of big layers are made after an upload's job, and again
+    # when feature edits pause
+    app.state.jobs.pyramid_dir = settings.pyramid_dir
+    app.state.jobs.pyramids_after_upload = settings.pyramids_after_upload
     app.state.jobs.refresh_after_s = settings.pyramid_refresh_after_s
     # the tile service and its cache folder (beside the catalogue unless tile_cache_dir says
     # otherwise; cached tiles are answered before routing by CachedTiles, which reads the

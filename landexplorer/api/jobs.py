@@ -134,16 +134,16 @@ class Jobs:
         #: Final states that could not be written (full disk), answered from memory.
         self._unsaved: dict[str, Job] = {}
         self._lock = threading.Lock()
-        #: Where the low-zoom pyramids of big uploaded layers go (tiles/pyramid.py); None:
-        #: made by nobody here (``landexplorer tiles build`` makes them).
+        #: Where the low-zoom pyramids of big layers are kept (tiles/pyramid.py); None:
+        #: made by nobody here (``landexplorer tiles build`` makes them). They are made
+        #: after an upload's job (``pyramids_after_upload``) and again after feature edits
+        #: pause for ``refresh_after_s`` (0: never; ``refresh_pyramid``).
         self.pyramid_dir: Path | None = None
+        self.pyramids_after_upload = True
+        self.refresh_after_s = 300.0
         self._pyramids: list[threading.Thread] = []
         self._pyramid_turn = threading.Lock()  # one build at a time in this process
         self._stopping = threading.Event()
-        #: Where pyramids are made again after feature edits (None: never here), and after
-        #: how many seconds without an edit to the layer (``refresh_pyramid``).
-        self.refresh_dir: Path | None = None
-        self.refresh_after_s = 300.0
         self._refresh_due: dict[str, float] = {}  # layer id -> when to make it again
         self._refresher: threading.Thread | None = None
 
@@ -291,7 +291,7 @@ class Jobs:
             except (DiskFull, OSError) as exc:
                 log.warning("could not record how upload job %s ended: %s", job.id, exc)
                 self._unsaved[job.id] = job
-        if job.status == "successful" and self.pyramid_dir is not None:
+        if job.status == "successful" and self.pyramid_dir and self.pyramids_after_upload:
             self._pyramid_after(store, job)
 
     def _tiles_state(self, job: Job, layer_id: str, status: str, zooms: str, message: str) -> None:
@@ -382,7 +382,7 @@ class Jobs:
         it off). Until then the tiles an edit reached are drawn on request, with the edit.
         Several processes may be asked for the same layer: one makes it (a lock file in the
         layer's pyramid folder), the others find it holds their edits and do nothing."""
-        if self.refresh_dir is None or self.refresh_after_s <= 0 or self._stopping.is_set():
+        if self.pyramid_dir is None or self.refresh_after_s <= 0 or self._stopping.is_set():
             return
         with self._lock:
             self._refresh_due[layer_id] = time.monotonic() + self.refresh_after_s
@@ -422,7 +422,7 @@ class Jobs:
         from landexplorer.tiles.edits import EditIndex
         from landexplorer.tiles.service import layer_generation
 
-        root = self.refresh_dir
+        root = self.pyramid_dir
         assert root is not None
         entry = store.get(layer_id)
         generation = layer_generation(entry)
@@ -433,12 +433,10 @@ class Jobs:
             if built is None or built.edits_included >= EditIndex(store).latest(entry):
                 return  # made again meanwhile (by another process), with every edit
             top = pyramid.planned_max_zoom(store, entry)
-            _, seconds = pyramid.build(
-                store, entry, root, generation, top if top is not None else built.max_zoom,
-                cancel=self._stopping,
-            )  # fmt: skip
+            top = built.max_zoom if top is None else top  # the zooms it has, when unsure
+            _, seconds = pyramid.build(store, entry, root, generation, top, cancel=self._stopping)
             log.info("made the tiles of zooms 0-%d of '%s' again after edits, in %.0f s",
-                     built.max_zoom if top is None else top, layer_id, seconds)  # fmt: skip
+                     top, layer_id, seconds)  # fmt: skip
 
     # ----- recovery -----------------------------------------------------------------------
     def recover(self) -> list[Job]:

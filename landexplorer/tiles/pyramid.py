@@ -157,13 +157,15 @@ def _export(
     folder: Path,
     say: Callable[[str], None],
     cancel: threading.Event | None = None,
-) -> list[Path]:
+) -> tuple[list[Path], np.ndarray]:
     """The layer's features as newline-delimited GeoJSON files of ``EXPORT_BATCH``
-    features each (bounded memory), the fid as each feature's ``id``."""
+    features each (bounded memory), the fid as each feature's ``id``; and the centres of
+    their bounds (for ``heavy_tiles``, from the geometries read for the export)."""
     import orjson
     import shapely
 
     files: list[Path] = []
+    centres: list[np.ndarray] = []
     done = 0
     while True:
         if cancel is not None and cancel.is_set():
@@ -171,8 +173,10 @@ def _export(
         table = store.read_arrow(entry, Query(limit=EXPORT_BATCH, offset=done))
         if table.num_rows == 0:
             break
-        wkb = table.column(GEOMETRY).to_numpy(zero_copy_only=False)
-        shapes = shapely.to_geojson(shapely.from_wkb(wkb))
+        geoms = shapely.from_wkb(table.column(GEOMETRY).to_numpy(zero_copy_only=False))
+        shapes = shapely.to_geojson(geoms)
+        b = shapely.bounds(geoms[~shapely.is_missing(geoms)])
+        centres.append(np.column_stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2]))
         fids = table.column(FID).to_pylist()
         rows = table.drop_columns([FID, GEOMETRY]).to_pylist()
         path = folder / f"part-{len(files):05d}.geojsonl"
@@ -188,7 +192,7 @@ def _export(
         say(f"exported {done:,} of {entry.feature_count:,} features")
         if table.num_rows < EXPORT_BATCH:
             break
-    return files
+    return files, np.concatenate(centres) if centres else np.zeros((0, 2))
 
 
 def build(
@@ -220,16 +224,16 @@ def build(
     _remove_stale_work(target.parent)
     with tempfile.TemporaryDirectory(prefix=".pyramid-", dir=target.parent) as work:
         folder = Path(work)
-        files = _export(store, entry, folder, say, cancel)
+        files, centres = _export(store, entry, folder, say, cancel)
         out = folder / "tiles.mbtiles"
         say(f"tippecanoe: zooms 0-{max_zoom} from {len(files)} file(s)")
         cmd = [
-            str(program), "-o", str(out), "-f", "-q", "-l", entry.id,
+            str(program), "--description", f"{EDITS_KEY}={edits_included}",
+            "-o", str(out), "-f", "-q", "-l", entry.id,
             "-Z0", f"-z{max_zoom}", "--drop-densest-as-needed",
             f"--buffer={BUFFER_PIXELS}", "-P", "-t", str(folder), *map(str, files),
         ]  # fmt: skip
         with (folder / "tippecanoe.log").open("w+") as said:
-            cmd[1:1] = ["--description", f"{EDITS_KEY}={edits_included}"]
             proc = subprocess.Popen(_gently(cmd), stdout=subprocess.DEVNULL, stderr=said)
             while proc.poll() is None:
                 if cancel is not None and cancel.wait(0.5):
@@ -241,7 +245,7 @@ def build(
             said.seek(0)
             if proc.returncode != 0 or not out.is_file():
                 raise RuntimeError(f"tippecanoe failed ({proc.returncode}): {said.read()[-2000:]}")
-        heavy = heavy_tiles(store.feature_centres(entry), max_zoom)
+        heavy = heavy_tiles(centres, max_zoom)
         _note_heavy(out, heavy)
         os.replace(out, target)
     _retire_others(target)

@@ -395,7 +395,7 @@ def update_layer(
 def delete_layer(request: Request, store: StoreDep, entry: ManageCollection) -> Response:
     """Remove a layer and its data (its share links and grants go with it)."""
     store.delete(entry.id)
-    pyramid.remove(request.app.state.settings.pyramid_dir, entry.id)
+    pyramid.remove(settings_of(request).pyramid_dir, entry.id)
     access = access_of(request)
     access.forget_layer(entry.id)
     access.audit(actor_of(request), "delete", entry.id, entry.version)
