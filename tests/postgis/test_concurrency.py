@@ -186,3 +186,29 @@ def test_postgis_pool_exhausted_gives_store_busy(pg_url: str, tmp_path: Path) ->
     assert [e.id for e in store.list_layers()] == ["slow"]
     assert store.exact_count("slow") == 1
     store.close()
+
+
+def test_postgis_pool_hands_out_the_connection_used_last(pg_url: str, tmp_path: Path) -> None:
+    """After a burst has opened several connections, one visitor's requests in a row all
+    run on the same PostgreSQL backend (warm, its statements prepared), not on each of
+    the pool's connections in turn; under load the others are still used."""
+    from landexplorer.catalog.postgis import PostGISStore
+
+    store = PostGISStore(pg_url, tmp_path / "rasters", pool_size=4)
+    held = threading.Barrier(4)
+    pids: set[int] = set()
+
+    def burst() -> None:  # four at once: the pool grows to four connections
+        with store._connection() as conn:
+            pids.add(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+            held.wait(30)
+
+    threads = [threading.Thread(target=burst) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(pids) == 4
+    in_a_row = {store._fetch("SELECT pg_backend_pid()")[0][0] for _ in range(12)}
+    assert len(in_a_row) == 1 and in_a_row <= pids
+    store.close()
