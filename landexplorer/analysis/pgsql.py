@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from landexplorer.catalog import FID, BBox, LayerEntry, Query, SqlRunner, check_bbox
+from landexplorer.catalog.pgquery import touches_box
 from landexplorer.catalog.sql import GEOM_COLUMN
 from landexplorer.errors import InputError
 
@@ -102,8 +103,8 @@ def _covers(outer: BBox, inner: Any) -> bool:
 def _where_box(alias: str, bbox: BBox | None) -> tuple[str, list[Any]]:
     if bbox is None:
         return "", []
-    clause = f"ST_Intersects({alias}.{GEOM_COLUMN}, ST_MakeEnvelope(%s, %s, %s, %s, 4326))"
-    return clause, list(bbox)
+    clause, params = touches_box(f"{alias}.{GEOM_COLUMN}", bbox)
+    return clause, list(params)
 
 
 def _vector_or_none(sql: SqlRunner, layer_id: str, columns: list[str]) -> LayerEntry | None:

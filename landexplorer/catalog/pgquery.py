@@ -33,6 +33,33 @@ def select_expr(name: str, kind: str, pg: str | None) -> str:
     return col
 
 
+#: How far inside a box a geometry's bounds must lie to be taken as touching it without
+#: testing its outline. PostGIS compares bounds as float4 boxes rounded outwards, by at
+#: most one float4 step each (2**-16 degrees at 180 degrees): 8 steps covers the box's
+#: rounding and the geometry's with room to spare (about 12 m on the ground).
+_FLOAT_BOX_SLACK = 2.0**-13
+
+
+def touches_box(geom: str, bbox: Iterable[float]) -> tuple[str, list[float]]:
+    """SQL true for the geometries ``geom`` touching a lon/lat box, exactly, and its
+    parameters.
+
+    The index finds those whose bounds meet the box (``&&``); only those whose bounds do
+    not lie well inside it are tested outline by outline (``@``: bounds within, compared
+    as float4, so against the box shrunk by ``_FLOAT_BOX_SLACK``). ``ST_Intersects``
+    alone tests every candidate's outline: 1.1x the time of a z12 tile of the
+    100k-polygon layer."""
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    box = "ST_MakeEnvelope(%s, %s, %s, %s, 4326)"
+    exact = f"{geom} && {box} AND ST_Intersects({geom}, {box})"
+    m = _FLOAT_BOX_SLACK
+    if x1 - x0 <= 2 * m or y1 - y0 <= 2 * m:  # too small to hold anything well inside
+        return f"({exact})", [x0, y0, x1, y1] * 2
+    inner = [x0 + m, y0 + m, x1 - m, y1 - m]
+    sql = f"({geom} && {box} AND ({geom} @ {box} OR ST_Intersects({geom}, {box})))"
+    return sql, [x0, y0, x1, y1, *inner, x0, y0, x1, y1]
+
+
 def coerce_filters(filters: Iterable[Filter], types: dict[str, str]) -> list[Filter]:
     """Give filter values the Python type of their column, as PostgreSQL is strict about it.
 

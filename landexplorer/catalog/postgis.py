@@ -54,7 +54,12 @@ from landexplorer.catalog.gpkg import now_iso, remove_stale_incoming
 from landexplorer.catalog.history import Change
 from landexplorer.catalog.model import Column, LayerEntry, check_layer_id, merge_replaced
 from landexplorer.catalog.pgcopy import fill_table
-from landexplorer.catalog.pgquery import coerce_filters, redact, select_expr
+from landexplorer.catalog.pgquery import (
+    coerce_filters,
+    redact,
+    select_expr,
+    touches_box,
+)
 from landexplorer.catalog.sql import (
     GEOM_COLUMN,
     catalog_upsert,
@@ -647,8 +652,9 @@ class PostGISStore(Store):
         clauses = [c.replace(" LIKE %s", " ILIKE %s") for c in clauses]
         if query.bbox is not None:
             x0, y0, x1, y1 = check_bbox(query.bbox)
-            clauses.insert(0, f"ST_Intersects({geom}, ST_MakeEnvelope(%s, %s, %s, %s, 4326))")
-            params = [x0, y0, x1, y1, *params]
+            touching, box = touches_box(geom, (x0, y0, x1, y1))
+            clauses.insert(0, touching)
+            params = [*box, *params]
         if query.fids is not None:
             clauses.append(f"{alias}.{FID} = ANY(%s)")
             params.append([int(f) for f in query.fids])

@@ -54,6 +54,25 @@ def test_bbox_reads_agree(pair: Pair) -> None:
             assert gpkg.count(layer_id, q) == pg.count(layer_id, q) == len(fa)
 
 
+def test_bbox_edges_exact(pair: Pair) -> None:
+    """A box whose edge runs a hair (1e-7 degrees, 1 cm) inside or outside a tree, or a
+    polygon's corner: both stores agree on which features it touches. PostGIS compares
+    bounds as rounded float4 boxes, so bounds alone would take features a hair outside."""
+    gpkg, pg = pair
+    for layer_id in ("trees", "flood"):
+        table = gpkg.read_arrow(layer_id, Query(columns=[]))
+        geoms = shapely.from_wkb(table.column("geometry").to_pylist()[:40])
+        for g in geoms:
+            west, south, east, north = g.bounds
+            for eps in (1e-7, -1e-7):
+                # the feature lies just right of, or just across, the box's east edge
+                box = (west - 0.01, south - 0.01, west - eps, north + 0.01)
+                q = Query(bbox=box, columns=[])
+                fa = gpkg.read_arrow(layer_id, q).column("fid").to_pylist()
+                fb = pg.read_arrow(layer_id, q).column("fid").to_pylist()
+                assert fa == fb, (layer_id, box)
+
+
 @pytest.mark.parametrize(
     ("layer_id", "flt"),
     [
