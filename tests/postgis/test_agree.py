@@ -63,7 +63,7 @@ def test_bbox_edges_exact(pair: Pair) -> None:
         table = gpkg.read_arrow(layer_id, Query(columns=[]))
         geoms = shapely.from_wkb(table.column("geometry").to_pylist()[:40])
         for g in geoms:
-            west, south, east, north = g.bounds
+            west, south, _, north = g.bounds
             for eps in (1e-7, -1e-7):
                 # the feature lies just right of, or just across, the box's east edge
                 box = (west - 0.01, south - 0.01, west - eps, north + 0.01)
