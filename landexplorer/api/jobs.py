@@ -335,10 +335,13 @@ class Jobs:
                             "over the whole layer. Until they are ready those zooms are "
                             "drawn on request, more slowly.",
                         )  # fmt: skip
-                        _, seconds = pyramid.build(
-                            store, entry, root, layer_generation(entry), top,
-                            cancel=self._stopping,
-                        )  # fmt: skip
+                        # behind another process making this layer's tiles (a refresh
+                        # after edits, ``landexplorer tiles build``)
+                        with pyramid.build_lock(root, layer_id, self._stopping):
+                            _, seconds = pyramid.build(
+                                store, entry, root, layer_generation(entry), top,
+                                cancel=self._stopping,
+                            )  # fmt: skip
                         log.info("made the tiles of zooms %s of '%s' in %.0f s",
                                  zooms, layer_id, seconds)  # fmt: skip
                         self._tiles_state(

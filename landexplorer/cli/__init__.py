@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         signal.signal(signal.SIGINT, previous)
+        state.close_store()
     return 0
 
 

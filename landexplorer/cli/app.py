@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -44,6 +45,13 @@ class State:
             assert self.settings is not None
             self._store = open_store(self.settings)
         return self._store
+
+    def close_store(self) -> None:
+        """Close the store this run opened, if any (PostGIS: its connection pool)."""
+        store, self._store = self._store, None
+        if store is not None:
+            with contextlib.suppress(Exception):  # the command's own outcome stands
+                store.close()
 
 
 state = State()

@@ -7,6 +7,7 @@ layer loaded with ``--no-pyramid``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -50,19 +51,31 @@ def build_pyramid(
         f"({entry.feature_count:,} features; tippecanoe drops the densest where a tile "
         "would pass 500 KB)..."
     )
-    built, seconds = pyramid.build(
-        store,
-        entry,
-        settings.pyramid_dir,
-        layer_generation(entry),
-        top,
-        say=lambda message: err.print(f"  {message}", highlight=False),
-    )
+    # one maker at a time per layer: a server may be making its tiles again after edits
+    with pyramid.build_lock(settings.pyramid_dir, entry.id, waiting=_say_waiting(entry.id)):
+        built, seconds = pyramid.build(
+            store,
+            entry,
+            settings.pyramid_dir,
+            layer_generation(entry),
+            top,
+            say=lambda message: err.print(f"  {message}", highlight=False),
+        )
     size = built.path.stat().st_size / 2**20
     say_to.print(
         f"[green]Made[/] the tiles of zooms 0-{top} of [bold]{entry.id}[/] in {seconds:.0f} s "
         f"({size:,.1f} MB); higher zooms are drawn on request."
     )
+
+
+def _say_waiting(layer_id: str) -> Callable[[], None]:
+    def say() -> None:
+        err.print(
+            f"  Another process (a server, after edits) is making the tiles of '{layer_id}'; "
+            "waiting for it to finish..."
+        )
+
+    return say
 
 
 @tiles_app.command("build")

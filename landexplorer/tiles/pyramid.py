@@ -297,10 +297,16 @@ def _retire_others(keep: Path) -> None:
 
 
 @contextlib.contextmanager
-def build_lock(root: Path, layer_id: str, cancel: threading.Event | None = None) -> Iterator[None]:
+def build_lock(
+    root: Path,
+    layer_id: str,
+    cancel: threading.Event | None = None,
+    waiting: Callable[[], None] | None = None,
+) -> Iterator[None]:
     """Hold the right to make a layer's pyramid across processes (an ``flock`` on
-    ``.build.lock`` in its folder); waits for another holder, or until ``cancel`` is set
-    (``Cancelled``)."""
+    ``.build.lock`` in its folder); waits for another holder (``waiting`` is called once
+    if so), or until ``cancel`` is set (``Cancelled``). Not re-entrant: ``build`` does not
+    take it, its callers do."""
     folder = pyramid_folder(root, layer_id)
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / ".build.lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -310,6 +316,9 @@ def build_lock(root: Path, layer_id: str, cancel: threading.Event | None = None)
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if waiting is not None:
+                    waiting()
+                    waiting = None
                 if cancel is not None and cancel.wait(0.5):
                     raise Cancelled() from None
                 if cancel is None:

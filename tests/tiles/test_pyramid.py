@@ -193,6 +193,35 @@ def test_a_replaced_layer_never_gets_the_old_pyramid(
     assert len(list((settings.data_dir / "pyramids" / "flood").glob("*.mbtiles"))) == 1
 
 
+def test_tiles_build_waits_for_another_maker_of_the_same_layer(
+    loaded: int, cli: Cli, settings: Settings
+) -> None:
+    """While another process holds the layer's build lock (a server making its tiles again
+    after edits), ``tiles build`` says it waits and makes them after, instead of removing
+    the other's work folder under it."""
+    import threading
+    import time
+
+    held = threading.Event()
+
+    def other_maker() -> None:  # holds the lock for 2 s
+        with pyramid.build_lock(settings.pyramid_dir, "flood"):
+            held.set()
+            time.sleep(2)
+
+    other = threading.Thread(target=other_maker)
+    other.start()
+    assert held.wait(30)
+    started = time.monotonic()
+    code, out, err = cli("tiles", "build", "flood")  # the CLI wants the main thread
+    waited = time.monotonic() - started
+    other.join(30)
+    assert code == 0, out + err
+    assert waited >= 1.5
+    assert "waiting for it to finish" in err
+    assert f"Made the tiles of zooms 0-{loaded} of flood" in out
+
+
 def test_deleting_the_layer_removes_its_pyramid(
     loaded: int, store: Store, settings: Settings
 ) -> None:
