@@ -167,6 +167,29 @@ def _last_used_first() -> Any:
     return LastUsedFirst
 
 
+_SET_TIMEOUT = "SELECT set_config('statement_timeout', %s, true)"
+
+
+def _pipelined(conn: Any, cur: Any, sql: str, params: list[Any], timeout: list[str]) -> None:
+    """Run ``sql`` on ``cur`` in a transaction of its own whose statement_timeout is
+    ``timeout``: BEGIN, the timeout, the query and COMMIT sent together and answered in one
+    round trip (psycopg's pipeline mode; four round trips one by one cost ~0.6 ms against
+    ~0.25 ms on one machine). A failure rolls the transaction back before it is raised."""
+    psycopg = _psycopg()
+    with conn.cursor() as side:
+        try:
+            with conn.pipeline():
+                side.execute("BEGIN")
+                side.execute(_SET_TIMEOUT, timeout)
+                cur.execute(sql, params)
+                side.execute("COMMIT")
+        except BaseException:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                with contextlib.suppress(psycopg.Error):
+                    conn.rollback()
+            raise
+
+
 class PostGISStore(Store):
     """The catalogue and its layers in a PostgreSQL database with PostGIS."""
 
@@ -300,14 +323,20 @@ class PostGISStore(Store):
             # of it (statement_timeout, local to this one transaction).
             budget.check()
             psycopg = _psycopg()
+            timeout = [f"{max(1, math.ceil(left * 1000))}ms"]
             try:
-                with conn.transaction():
-                    cur.execute(
-                        "SELECT set_config('statement_timeout', %s, true)",
-                        [f"{max(1, math.ceil(left * 1000))}ms"],
-                    )
-                    cur.execute(sql, list(params))
-                    return list(cur.fetchall())
+                if (
+                    conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+                    or not psycopg.Pipeline.is_supported()
+                ):
+                    # within a transaction already open: a savepoint (and set_config's
+                    # local timeout lasts to that transaction's end)
+                    with conn.transaction():
+                        cur.execute(_SET_TIMEOUT, timeout)
+                        cur.execute(sql, list(params))
+                        return list(cur.fetchall())
+                _pipelined(conn, cur, sql, list(params), timeout)
+                return list(cur.fetchall())
             except psycopg.errors.QueryCanceled as exc:
                 budget.check()
                 if "statement timeout" in str(exc):

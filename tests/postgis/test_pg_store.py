@@ -13,7 +13,7 @@ import shapely
 
 from landexplorer import budget
 from landexplorer.catalog import LayerEntry, Query
-from landexplorer.catalog.postgis import MIGRATIONS, PostGISStore
+from landexplorer.catalog.postgis import MIGRATIONS, PostGISStore, _pipelined
 from landexplorer.errors import LandExplorerError, TimeBudgetExceeded
 from landexplorer.layers.ingest import IngestOptions, ingest
 
@@ -137,3 +137,46 @@ def test_a_query_stopped_by_the_time_budget_is_the_budget_error(pg_store: PostGI
         with budget.limit(0.0302 + 0.0007 * k), pytest.raises(TimeBudgetExceeded):
             pg_store._fetch("SELECT pg_sleep(5)")
     assert pg_store._fetch("SELECT 1") == [(1,)]  # the connection went back to the pool usable
+
+
+def test_a_budgeted_query_leaves_its_connection_as_it_found_it(pg_store: PostGISStore) -> None:
+    """A query within a budget runs in a transaction of its own (sent in one round trip);
+    answered or stopped, its timeout ends with it: the pooled connection goes back idle,
+    and a query without a budget afterwards runs without a timeout."""
+    with budget.limit(5.0):
+        assert pg_store._fetch("SELECT %s::int + 1", [41]) == [(42,)]
+        assert pg_store._fetch("SELECT 'x'::bytea", binary=True) == [(b"x",)]
+    with budget.limit(0.05), pytest.raises(TimeBudgetExceeded):
+        pg_store._fetch("SELECT pg_sleep(5)")
+    with budget.limit(5.0), pytest.raises(psycopg.errors.DivisionByZero):
+        pg_store._fetch("SELECT 1 / 0")
+    with pg_store._connection() as conn:
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert pg_store._fetch("SHOW statement_timeout") == [("0",)]
+    assert pg_store._fetch("SELECT 1 FROM pg_sleep(0.2)") == [(1,)]
+
+
+def test_a_budgeted_query_inside_an_open_transaction_keeps_it(pg_store: PostGISStore) -> None:
+    """Inside a transaction already open, the budgeted query takes a savepoint of it: the
+    transaction's own work is neither committed early nor lost."""
+    with pg_store.transaction() as conn:
+        conn.execute("CREATE TEMP TABLE budget_probe (v int) ON COMMIT DROP")
+        conn.execute("INSERT INTO budget_probe VALUES (7)")
+        with budget.limit(5.0):
+            assert pg_store._fetch("SELECT v FROM budget_probe") == [(7,)]
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        assert conn.execute("SELECT count(*) FROM budget_probe").fetchone() == (1,)
+
+
+def test_a_failed_pipelined_query_rolls_its_transaction_back(pg_url: str) -> None:
+    """On a bare connection (no pool to reset it), a query that fails in the pipeline leaves
+    the connection idle, its timeout gone, and usable for the next query."""
+    with psycopg.connect(pg_url) as conn:
+        with conn.cursor() as cur, pytest.raises(psycopg.errors.DivisionByZero):
+            _pipelined(conn, cur, "SELECT 1 / %s", [0], ["5000ms"])
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        with conn.cursor() as cur:
+            _pipelined(conn, cur, "SELECT current_setting('statement_timeout')", [], ["1234ms"])
+            assert cur.fetchall() == [("1234ms",)]
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("0",)
