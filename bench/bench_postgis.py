@@ -37,6 +37,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
@@ -516,7 +517,13 @@ def bench_http() -> None:
 # ----- 4b. tile rendering without the cache --------------------------------------------------
 def bench_tile_render() -> None:
     """The server answers repeat tiles from its version-keyed cache; this is the cost of a
-    miss: the store's ST_AsMVT push-down against the same query typed by hand (psycopg)."""
+    miss: the store's ST_AsMVT push-down against the query typed by hand (psycopg), twice:
+    exact (``ST_Intersects``: the features landexplorer draws, the same answer) and by
+    bounds only (``&&``: less testing, and also the features whose bounds alone reach the
+    tile). The goal is on the faster of the two, bounds only (the peer at its best: the
+    exact query as typed tests every candidate's outline, where landexplorer tests only the
+    outlines of features whose bounds reach past the tile's edge, so against it landexplorer
+    looks twice as fast); the exact ratio is reported beside it."""
     import psycopg
 
     from landexplorer.catalog.postgis import PostGISStore
@@ -524,11 +531,14 @@ def bench_tile_render() -> None:
 
     pg = PostGISStore(PG_URL, DIRS["postgis"] / "rasters")
     table = pg.table_name("flood")
-    hand_sql = (
+    hand_head = (
         "SELECT ST_AsMVT(q, 'flood', 4096, 'geom', 'fid') FROM (SELECT fid, prob_4band, "
         "ST_AsMVTGeom(ST_Transform(geom, 3857), ST_TileEnvelope(%s, %s, %s), 4096, 256, true) "
-        f"AS geom FROM {table} WHERE geom && ST_Transform(ST_TileEnvelope(%s, %s, %s), 4326)) q"
+        f"AS geom FROM {table} WHERE "
     )
+    envelope = "ST_Transform(ST_TileEnvelope(%s, %s, %s), 4326)"
+    hand_exact = f"{hand_head}ST_Intersects(geom, {envelope})) q WHERE q.geom IS NOT NULL"
+    hand_bounds = f"{hand_head}geom && {envelope}) q"
     conn = psycopg.connect(PG_URL, autocommit=True)
     q = json.loads((DATA / "L" / "queries.json").read_text())
 
@@ -538,13 +548,19 @@ def bench_tile_render() -> None:
         tile = vector_tile_sql(pg.sql(), entry, t["z"], t["x"], t["y"], properties=["prob_4band"])
         return len(tile)
 
-    def hand(t: dict) -> int:
-        args = (t["z"], t["x"], t["y"]) * 2
-        return len(conn.execute(hand_sql, args).fetchone()[0] or b"")
+    def hand(text: str) -> Callable[[dict], int]:
+        def run(t: dict) -> int:
+            args = (t["z"], t["x"], t["y"]) * 2
+            return len(conn.execute(text, args).fetchone()[0] or b"")
 
-    tools = {"landexplorer PostGIS tiles.pgtiles given the layer entry (no cache; exact "
-             "ST_Intersects, where the hand query takes bounds only)": le,
-             "hand SQL ST_AsMVT (psycopg)": hand}  # fmt: skip
+        return run
+
+    tools = {"landexplorer PostGIS tiles.pgtiles given the layer entry (no cache; the "
+             "features touching the tile, exactly)": le,
+             "hand SQL ST_AsMVT, exact: ST_Intersects (psycopg, one warm connection)":
+                 hand(hand_exact),
+             "hand SQL ST_AsMVT, bounds only: && (psycopg, one warm connection)":
+                 hand(hand_bounds)}  # fmt: skip
     for z in ("12", "14"):
         tiles = q["tiles"][z]
         times: dict[str, list[float]] = {t: [] for t in tools}
@@ -563,8 +579,13 @@ def bench_tile_render() -> None:
                 note=f"{len(xs)} tiles timed; mean tile {sizes[name] / len(xs) / 1024:.1f} KiB",
             )  # fmt: skip
         names = list(tools)
-        add_ratio(f"tile render z{z}: landexplorer push-down / hand ST_AsMVT (median latency)",
-                  med[names[0]] / med[names[1]], "<= 1.1")  # fmt: skip
+        add_ratio(f"tile render z{z}: landexplorer push-down / hand ST_AsMVT by bounds only "
+                  "(the fastest hand query; it also draws features whose bounds alone reach "
+                  "the tile; median latency)", med[names[0]] / med[names[2]],
+                  "<= 1.1")  # fmt: skip
+        add_ratio(f"tile render z{z}: landexplorer push-down / hand ST_AsMVT exact, "
+                  "ST_Intersects on every candidate (the same features; median latency)",
+                  med[names[0]] / med[names[1]], "report")  # fmt: skip
     conn.close()
     pg.close()
 
